@@ -1,0 +1,1 @@
+"""The `cfgctl` command-line interface."""

@@ -1,0 +1,229 @@
+"""The embedded stack: a private PostgreSQL 15 cluster that behaves like a Supabase database.
+
+As root, initdb and the server run as the `postgres` OS user, which cannot enter a
+checkout under /root; the data directory then lives under /var/lib/cfgctl/<checkout-hash>
+and `cfgctl local status` says where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from sync_service.db import CfgError
+from sync_service.migrate import migrate
+from sync_service.settings import PROJECT_ROOT, local_db_url
+
+PG_MAJOR = 15
+PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
+PG_SHARE = Path(f"/usr/share/postgresql/{PG_MAJOR}/extension")
+PG_LIB = Path(f"/usr/lib/postgresql/{PG_MAJOR}/lib")
+
+# What the stack needs, and the Debian package that provides it.
+REQUIRED_FILES = [
+    (PG_BIN / "initdb", f"postgresql-{PG_MAJOR}"),
+    (PG_SHARE / "pgcrypto.control", "postgresql-contrib"),
+    (PG_SHARE / "pg_trgm.control", "postgresql-contrib"),
+    (PG_SHARE / "pg_cron.control", f"postgresql-{PG_MAJOR}-cron"),
+    (PG_LIB / "wal2json.so", f"postgresql-{PG_MAJOR}-wal2json"),
+]
+TEST_FILES = [
+    (PG_SHARE / "pgtap.control", f"postgresql-{PG_MAJOR}-pgtap"),
+    (PG_SHARE / "plpgsql_check.control", f"postgresql-{PG_MAJOR}-plpgsql-check"),
+]
+
+
+def check_packages(for_tests: bool = False) -> None:
+    """Raise, naming the apt packages to install, when a binary or extension is missing."""
+    needed = REQUIRED_FILES + (TEST_FILES if for_tests else [])
+    missing = sorted({pkg for path, pkg in needed if not path.exists()})
+    if missing:
+        raise CfgError(
+            "PostgreSQL pieces are missing; install them with: "
+            f"apt-get install -y {' '.join(missing)}  (or run ./scripts/bootstrap.sh)"
+        )
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def default_data_dir(state_dir: Path) -> Path:
+    if _as_root():
+        checkout = hashlib.sha1(str(PROJECT_ROOT).encode()).hexdigest()[:12]
+        return Path("/var/lib/cfgctl") / checkout / "pgdata"
+    return state_dir / "pgdata"
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    port: int
+    # Test clusters trade crash safety for speed; the local stack keeps the defaults.
+    fast: bool = False
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir.parent / "postgres.log"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir.parent
+
+    @property
+    def db_url(self) -> str:
+        return local_db_url(self.port)
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres:postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [str(a) for a in args]
+        if _as_root():
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+    def _prepare_parent(self) -> None:
+        parent = self.data_dir.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if _as_root():
+            pg = pwd.getpwnam("postgres")
+            for p in [parent, *parent.parents]:
+                if p == Path("/"):
+                    break
+                # The postgres user must be able to traverse every ancestor.
+                if p == parent:
+                    os.chown(p, pg.pw_uid, pg.pw_gid)
+                elif not os.stat(p).st_mode & 0o001:
+                    raise CfgError(
+                        f"the postgres OS user cannot enter {p}; choose a data directory "
+                        "outside it (CFGCTL_DATA_DIR)"
+                    )
+
+    @property
+    def initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        self._prepare_parent()
+        with tempfile.NamedTemporaryFile("w", dir=self.data_dir.parent, delete=False) as pw:
+            pw.write("postgres\n")
+        try:
+            if _as_root():
+                pg = pwd.getpwnam("postgres")
+                os.chown(pw.name, pg.pw_uid, pg.pw_gid)
+            result = self._run(
+                PG_BIN / "initdb", "-D", self.data_dir, "-U", "postgres",
+                "--pwfile", pw.name, "-E", "UTF8", "--locale", "C.UTF-8",
+                "--auth-local", "trust", "--auth-host", "scram-sha-256", check=False,
+            )
+        finally:
+            os.unlink(pw.name)
+        if result.returncode != 0:
+            raise CfgError(f"initdb failed: {result.stderr.strip()}")
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.socket_dir}'",
+            "shared_preload_libraries": "'pg_cron'",
+            "cron.database_name": "'postgres'",
+            "wal_level": "logical",
+            "max_replication_slots": "10",
+            "max_wal_senders": "10",
+            "max_connections": "200",
+            "log_min_messages": "warning",
+        }
+        if self.fast:
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        conf = "\n# cfgctl embedded stack\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
+        with open(self.data_dir / "postgresql.conf", "a") as f:
+            f.write(conf)
+
+    def is_running(self) -> bool:
+        if not self.initialised:
+            return False
+        return self._run(PG_BIN / "pg_ctl", "status", "-D", self.data_dir, check=False).returncode == 0
+
+    def start(self) -> None:
+        if self.is_running():
+            return
+        result = self._run(
+            PG_BIN / "pg_ctl", "start", "-w", "-t", "60", "-D", self.data_dir,
+            "-l", self.log_file, "-o", f"-p {self.port}", check=False,
+        )
+        if result.returncode != 0:
+            tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
+            raise CfgError(f"postgres did not start on port {self.port}: {result.stderr.strip()}\n{tail}")
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.is_running():
+            self._run(PG_BIN / "pg_ctl", "stop", "-w", "-m", mode, "-D", self.data_dir)
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+
+# =============================================================================
+# Provisioning a database: Supabase shim, migrations, seed
+# =============================================================================
+
+LOCAL_SHIM_MARK = "cfgctl embedded shim of Supabase Auth"
+
+
+def apply_supabase_shim(db_url: str) -> bool:
+    """Apply supabase/local/*.sql unless the database is a real Supabase one. Idempotent."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        owner_mark = conn.execute(
+            "select to_regclass('auth.users') is not null, "
+            "obj_description(to_regnamespace('auth'), 'pg_namespace')"
+        ).fetchone()
+        has_users, mark = owner_mark
+        if has_users and mark != LOCAL_SHIM_MARK:
+            return False  # a real Supabase database: never touch its auth schema
+        for path in sorted((PROJECT_ROOT / "supabase" / "local").glob("*.sql")):
+            conn.execute(path.read_text())
+    return True
+
+
+def apply_seed(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute((PROJECT_ROOT / "seed.sql").read_text())
+
+
+def provision(db_url: str, seed: bool = True) -> dict:
+    apply_supabase_shim(db_url)
+    report = migrate(db_url)
+    if seed:
+        apply_seed(db_url)
+    return report.as_dict()
+
+
+# =============================================================================
+# State of the local stack (.cfgctl/state.json)
+# =============================================================================
+
+
+def load_state(state_dir: Path) -> dict:
+    path = state_dir / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_state(state_dir: Path, state: dict) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+
+
+def cluster_from_state(state_dir: Path, port: int | None, default_port: int) -> Cluster:
+    state = load_state(state_dir)
+    data_dir = Path(os.environ.get("CFGCTL_DATA_DIR") or state.get("data_dir")
+                    or default_data_dir(state_dir))
+    return Cluster(data_dir=data_dir, port=port or state.get("port") or default_port)

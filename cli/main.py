@@ -1,0 +1,35 @@
+"""The `cfgctl` entry point: one Typer app, one sub-app per concept."""
+
+from __future__ import annotations
+
+import psycopg
+import typer
+
+from sync_service.db import CfgError
+
+from .audit import audit_app
+from .common import fail
+from .stack import db_app, local_app
+from .tenancy import automation_app, member_app, org_app, user_app
+
+app = typer.Typer(
+    help="cfgctl: config management on Supabase.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(local_app, name="local")
+app.add_typer(db_app, name="db")
+app.add_typer(org_app, name="org")
+app.add_typer(member_app, name="member")
+app.add_typer(user_app, name="user")
+app.add_typer(automation_app, name="automation")
+app.add_typer(audit_app, name="audit")
+
+
+def main() -> None:
+    try:
+        app()
+    except CfgError as error:
+        fail(error)
+    except psycopg.Error as error:
+        fail(CfgError.from_psycopg(error))

@@ -1,0 +1,114 @@
+"""`cfgctl local …` (the embedded stack) and `cfgctl db …` (migrations)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sync_service import migrate as migrator
+from sync_service.settings import get_settings
+
+from . import local
+from .common import DbUrlOpt, JsonOpt, console, db_url, render, to_json
+
+local_app = typer.Typer(help="The embedded Supabase-compatible PostgreSQL stack.", no_args_is_help=True)
+db_app = typer.Typer(help="Schema migrations.", no_args_is_help=True)
+
+PortOpt = Annotated[
+    int | None,
+    typer.Option("--port", help="Port to listen on (default 54322, or CFGCTL_PG_PORT)."),
+]
+
+
+def _cluster(port: int | None) -> local.Cluster:
+    settings = get_settings()
+    return local.cluster_from_state(settings.state_dir, port, settings.pg_port)
+
+
+def _status(cluster: local.Cluster) -> dict:
+    return {
+        "running": cluster.is_running(),
+        "db_url": cluster.db_url,
+        "port": cluster.port,
+        "data_dir": str(cluster.data_dir),
+        "log_file": str(cluster.log_file),
+    }
+
+
+@local_app.command("start")
+def local_start(
+    port: PortOpt = None,
+    seed: Annotated[bool, typer.Option("--seed/--no-seed", help="Load seed.sql demo data.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the stack (creating it on first use), migrate, and load the demo seed."""
+    local.check_packages()
+    settings = get_settings()
+    cluster = _cluster(port)
+    if not cluster.initialised:
+        console.print(f"initialising a PostgreSQL {local.PG_MAJOR} cluster in {cluster.data_dir}")
+        cluster.init()
+    cluster.start()
+    local.save_state(settings.state_dir, {"data_dir": str(cluster.data_dir), "port": cluster.port})
+    report = local.provision(cluster.db_url, seed=seed)
+    status = _status(cluster) | {"migrations": report}
+    if as_json:
+        print(to_json(status))
+    else:
+        applied = len(report["applied"])
+        console.print(f"[green]running[/green] {cluster.db_url}  ({applied} schema files applied)")
+
+
+@local_app.command("stop")
+def local_stop() -> None:
+    """Stop the stack; data is kept."""
+    cluster = _cluster(None)
+    cluster.stop()
+    console.print("stopped")
+
+
+@local_app.command("status")
+def local_status(as_json: JsonOpt = False) -> None:
+    """Whether the stack runs, its URL and where its data lives."""
+    status = _status(_cluster(None))
+    if as_json:
+        print(to_json(status))
+        return
+    state = "[green]running[/green]" if status["running"] else "[yellow]stopped[/yellow]"
+    console.print(f"{state}\ndb_url:   {status['db_url']}\ndata_dir: {status['data_dir']}\n"
+                  f"log_file: {status['log_file']}")
+    raise typer.Exit(0 if status["running"] else 1)
+
+
+@local_app.command("reset")
+def local_reset(
+    port: PortOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Destroy the stack's data and rebuild it from scratch."""
+    cluster = _cluster(port)
+    if not yes:
+        typer.confirm(f"Delete all data in {cluster.data_dir}?", abort=True)
+    cluster.destroy()
+    local_start(port=port, seed=True, as_json=False)
+
+
+@db_app.command("migrate")
+def db_migrate(url: DbUrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Apply pending migrations, then changed functions/ and policies/."""
+    report = migrator.migrate(db_url(url))
+    if as_json:
+        print(to_json(report.as_dict()))
+    elif report.applied:
+        for name in report.applied:
+            console.print(f"applied {name}")
+    else:
+        console.print("up to date")
+
+
+@db_app.command("status")
+def db_status(url: DbUrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Each schema file and whether it is applied, pending or changed."""
+    rows = migrator.status(db_url(url))
+    render(rows, ["kind", "name", "state", "applied_at"], as_json)

@@ -1,0 +1,205 @@
+"""`cfgctl org | member | user | automation` — tenancy as a signed-in user would see it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sync_service.db import CfgError
+from sync_service.users import user_directory
+
+from .common import (
+    AsOpt,
+    DbUrlOpt,
+    JsonOpt,
+    ServiceOpt,
+    console,
+    db_url,
+    render,
+    render_one,
+    resolve_automation,
+    resolve_org,
+    session,
+)
+
+org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
+member_app = typer.Typer(help="Members of an organisation and their roles.", no_args_is_help=True)
+user_app = typer.Typer(help="Users (Supabase Auth).", no_args_is_help=True)
+automation_app = typer.Typer(help="Automations: services, cron jobs, gateways.", no_args_is_help=True)
+
+ORG_COLUMNS = ["slug", "name", "role", "id", "created_at"]
+AUTOMATION_COLUMNS = ["slug", "name", "type", "status", "tags", "updated_at", "id"]
+Role = Annotated[str, typer.Option("--role", help="viewer | editor | admin")]
+
+
+@org_app.command("create")
+def org_create(
+    name: str, slug: Annotated[str, typer.Option("--slug", help="URL name, e.g. acme")],
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Create an organisation; you become its first admin."""
+    with session(as_user, service) as (cur, _):
+        cur.execute("select * from cfg.create_org(%s, %s)", (name, slug))
+        org = cur.fetchone()
+    render_one(org, as_json)
+
+
+@org_app.command("list")
+def org_list(as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False) -> None:
+    """Organisations you belong to, with your role."""
+    with session(as_user, service) as (cur, _):
+        cur.execute(
+            "select o.slug, o.name, cfg_private.org_role(o.id) as role, o.id, o.created_at "
+            "from cfg.orgs o order by o.slug"
+        )
+        rows = cur.fetchall()
+    render(rows, ORG_COLUMNS, as_json)
+
+
+def _member_user_id(cur, org_id, email: str):
+    cur.execute("select user_id from cfg.list_members(%s) where lower(email) = lower(%s)",
+                (org_id, email))
+    row = cur.fetchone()
+    if row is None:
+        raise CfgError(f"{email} is not a member of this organisation", "PT404")
+    return row["user_id"]
+
+
+@member_app.command("list")
+def member_list(org: str, as_user: AsOpt = None, service: ServiceOpt = False,
+                as_json: JsonOpt = False) -> None:
+    """Members of ORG with their roles."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute("select * from cfg.list_members(%s)", (org_row["id"],))
+        rows = cur.fetchall()
+    render(rows, ["email", "role", "user_id", "created_at"], as_json)
+
+
+@member_app.command("add")
+def member_add(org: str, email: str, role: Role = "viewer", as_user: AsOpt = None,
+               service: ServiceOpt = False, as_json: JsonOpt = False) -> None:
+    """Add the user with EMAIL to ORG (admins only)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute("select * from cfg.add_member(%s, %s, %s::cfg.org_role)",
+                    (org_row["id"], email, role))
+        row = cur.fetchone()
+    render_one(row, as_json)
+
+
+@member_app.command("set-role")
+def member_set_role(org: str, email: str, role: Annotated[str, typer.Argument(help="viewer | editor | admin")],
+                    as_user: AsOpt = None, service: ServiceOpt = False,
+                    as_json: JsonOpt = False) -> None:
+    """Change a member's role (admins only; the last admin cannot be demoted)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        user_id = _member_user_id(cur, org_row["id"], email)
+        cur.execute("select * from cfg.set_member_role(%s, %s, %s::cfg.org_role)",
+                    (org_row["id"], user_id, role))
+        row = cur.fetchone()
+    render_one(row, as_json)
+
+
+@member_app.command("remove")
+def member_remove(org: str, email: str, as_user: AsOpt = None, service: ServiceOpt = False,
+                  as_json: JsonOpt = False) -> None:
+    """Remove a member (admins only; the last admin cannot be removed)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        user_id = _member_user_id(cur, org_row["id"], email)
+        cur.execute("select * from cfg.remove_member(%s, %s)", (org_row["id"], user_id))
+        row = cur.fetchone()
+    render_one(row, as_json)
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    password: Annotated[str, typer.Option("--password", prompt=True, hide_input=True)],
+    url: DbUrlOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create a user who can sign in with email and password."""
+    user = user_directory(db_url(url)).create_user(email, password)
+    if as_json:
+        render_one(user, True)
+    else:
+        console.print(f"created {user['email']} ({user['id']})")
+
+
+@automation_app.command("create")
+def automation_create(
+    org: str, name: str,
+    slug: Annotated[str, typer.Option("--slug", help="Unique within the org, e.g. billing-api")],
+    type_: Annotated[str, typer.Option("--type", help="service | cron_job | api_gateway | worker | other")] = "service",
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Repeat for several tags.")] = None,
+    description: Annotated[str, typer.Option("--description")] = "",
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Create an automation in ORG (editors and admins)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute(
+            "select * from cfg.create_automation(%s, %s, %s, %s::cfg.automation_type, %s, %s)",
+            (org_row["id"], name, slug, type_, tag or [], description),
+        )
+        row = cur.fetchone()
+    render_one(row, as_json)
+
+
+@automation_app.command("list")
+def automation_list(org: str, as_user: AsOpt = None, service: ServiceOpt = False,
+                    as_json: JsonOpt = False) -> None:
+    """Automations of ORG."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute("select * from cfg.automations where org_id = %s order by slug", (org_row["id"],))
+        rows = cur.fetchall()
+    render(rows, AUTOMATION_COLUMNS, as_json)
+
+
+@automation_app.command("show")
+def automation_show(ref: Annotated[str, typer.Argument(help="ORG/SLUG or id")],
+                    as_user: AsOpt = None, service: ServiceOpt = False,
+                    as_json: JsonOpt = False) -> None:
+    """One automation with its sections and entries (secret values masked)."""
+    with session(as_user, service) as (cur, _):
+        row = resolve_automation(cur, None, ref)
+        cur.execute(
+            """
+            select s.name as section, e.key,
+                   case when e.is_secret then '"********"'::jsonb else e.value end as value,
+                   e.is_secret
+            from cfg.config_sections s
+            join cfg.config_entries e on e.section_id = s.id
+            where s.automation_id = %s
+            order by s.position, s.name, e.key
+            """,
+            (row["id"],),
+        )
+        entries = cur.fetchall()
+    if as_json:
+        render_one(row | {"entries": entries}, True)
+        return
+    render_one(row, False)
+    render(entries, ["section", "key", "value", "is_secret"], False, title="entries")
+
+
+@automation_app.command("delete")
+def automation_delete(ref: Annotated[str, typer.Argument(help="ORG/SLUG or id")],
+                      yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
+                      as_user: AsOpt = None, service: ServiceOpt = False,
+                      as_json: JsonOpt = False) -> None:
+    """Delete an automation and its config (admins only)."""
+    with session(as_user, service) as (cur, _):
+        row = resolve_automation(cur, None, ref)
+        if not yes:
+            typer.confirm(f"Delete automation {row['slug']} and all its config?", abort=True)
+        cur.execute("select * from cfg.delete_automation(%s)", (row["id"],))
+        deleted = cur.fetchone()
+    if as_json:
+        render_one(deleted, True)
+    else:
+        console.print(f"deleted {deleted['slug']}")

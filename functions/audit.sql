@@ -1,0 +1,186 @@
+-- =============================================================================
+-- Audit log: one row per changed row in cfg, written by cfg_private.audit_row().
+-- =============================================================================
+
+-- Who is acting: the JWT's user, the service key, or the database role (DBA work).
+create or replace function cfg_private.current_actor(out actor_id uuid, out actor_email text, out actor_role text)
+language sql stable
+set search_path = ''
+as $$
+    select
+        (select auth.uid()),
+        (select auth.email()),
+        coalesce((select auth.role()), current_user::text)
+$$;
+revoke execute on function cfg_private.current_actor() from public, anon;
+grant execute on function cfg_private.current_actor() to authenticated, service_role;
+
+-- Trigger arguments name columns whose values are always redacted (secrets).
+-- A config entry marked is_secret has its value redacted too.
+-- security definer: audit_log accepts no writes from API roles.
+create or replace function cfg_private.audit_row()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    old_row jsonb := case when tg_op <> 'INSERT' then to_jsonb(old) end;
+    new_row jsonb := case when tg_op <> 'DELETE' then to_jsonb(new) end;
+    any_row jsonb := coalesce(new_row, old_row);
+    old_values jsonb;
+    new_values jsonb;
+    secret_column text;
+    actor record;
+begin
+    if tg_op = 'UPDATE' then
+        -- Keep only what changed; updated_at changes on every write and says nothing.
+        select jsonb_object_agg(n.key, o.value), jsonb_object_agg(n.key, n.value)
+        into old_values, new_values
+        from jsonb_each(new_row) as n
+        join jsonb_each(old_row) as o on o.key = n.key
+        where n.value is distinct from o.value and n.key <> 'updated_at';
+        if new_values is null then
+            return null;
+        end if;
+    else
+        old_values := old_row;
+        new_values := new_row;
+    end if;
+
+    foreach secret_column in array coalesce(tg_argv, '{}'::text []) loop
+        if old_values ? secret_column then
+            old_values := old_values || jsonb_build_object(secret_column, '[redacted]');
+        end if;
+        if new_values ? secret_column then
+            new_values := new_values || jsonb_build_object(secret_column, '[redacted]');
+        end if;
+    end loop;
+
+    actor := cfg_private.current_actor();
+    insert into cfg.audit_log (
+        org_id, automation_id, actor_id, actor_email, actor_role,
+        table_name, row_id, operation, old_values, new_values
+    )
+    values (
+        coalesce(any_row ->> 'org_id', any_row ->> 'id')::uuid,
+        case
+            when tg_table_name = 'automations' then any_row ->> 'id'
+            else any_row ->> 'automation_id'
+        end::uuid,
+        actor.actor_id, actor.actor_email, actor.actor_role,
+        tg_table_name, (any_row ->> 'id')::uuid, tg_op, old_values, new_values
+    );
+    return null;
+end
+$$;
+
+-- Every table in cfg is audited. entry_secrets' value is always redacted;
+-- config_entries' value is null for secrets (see divert_secret_value).
+create or replace trigger audit after insert or update or delete on cfg.orgs
+for each row execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.org_members
+for each row execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.environments
+for each row execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.automations
+for each row execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.config_sections
+for each row execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.config_entries
+for each row execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.entry_secrets
+for each row execute function cfg_private.audit_row('value');
+
+-- =============================================================================
+-- Append-only: no update, delete or truncate, whatever the role. Only the
+-- retention function below may delete, and only rows older than its cutoff.
+-- =============================================================================
+
+create or replace function cfg_private.forbid_audit_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if tg_op = 'DELETE' and current_setting('cfgctl.audit_retention', true) = 'on' then
+        return old;
+    end if;
+    raise exception 'the audit log is append-only'
+        using errcode = 'PT403',
+              hint = 'Old rows are removed only by cfg_private.purge_audit_log(keep interval).';
+end
+$$;
+
+create or replace trigger append_only before update or delete on cfg.audit_log
+for each row execute function cfg_private.forbid_audit_change();
+create or replace trigger append_only_truncate before truncate on cfg.audit_log
+for each statement execute function cfg_private.forbid_audit_change();
+
+-- Deletes audit rows older than `keep`; returns how many. Scheduled by pg_cron.
+-- security definer: no API role may delete from the audit log.
+create or replace function cfg_private.purge_audit_log(keep interval)
+returns bigint
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    removed bigint;
+begin
+    if keep is null or keep < interval '1 day' then
+        raise exception 'audit retention must keep at least one day'
+            using errcode = 'PT422', detail = jsonb_build_object('keep', keep::text)::text;
+    end if;
+    perform set_config('cfgctl.audit_retention', 'on', true);
+    delete from cfg.audit_log as a where a.created_at < now() - keep;
+    get diagnostics removed = row_count;
+    perform set_config('cfgctl.audit_retention', 'off', true);
+    return removed;
+end
+$$;
+revoke execute on function cfg_private.purge_audit_log(interval) from public, anon, authenticated;
+grant execute on function cfg_private.purge_audit_log(interval) to service_role;
+
+-- =============================================================================
+-- Reading the log: RLS limits rows to the caller's orgs (editors and admins).
+-- =============================================================================
+
+create or replace function cfg.audit_events(
+    org_id uuid,
+    automation_id uuid default null,
+    actor text default null,
+    since timestamptz default null,
+    until timestamptz default null,
+    max_rows integer default 100
+)
+returns setof cfg.audit_log
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    if max_rows is null or max_rows not between 1 and 10000 then
+        raise exception 'max_rows must be between 1 and 10000'
+            using errcode = 'PT422', detail = jsonb_build_object('max_rows', max_rows)::text;
+    end if;
+    perform cfg_private.require_role(audit_events.org_id, 'editor', 'reading the audit log');
+    return query
+    select a.*
+    from cfg.audit_log as a
+    where a.org_id = audit_events.org_id
+        and (audit_events.automation_id is null or a.automation_id = audit_events.automation_id)
+        and (
+            audit_events.actor is null
+            or a.actor_email = lower(audit_events.actor)
+            or a.actor_id::text = audit_events.actor
+            or a.actor_role = audit_events.actor
+        )
+        and (since is null or a.created_at >= since)
+        and (until is null or a.created_at < until)
+    order by a.created_at desc, a.id desc
+    limit max_rows;
+end
+$$;
+revoke execute on function cfg.audit_events(uuid, uuid, text, timestamptz, timestamptz, integer) from public, anon;
+grant execute on function cfg.audit_events(uuid, uuid, text, timestamptz, timestamptz, integer)
+to authenticated, service_role;

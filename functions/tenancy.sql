@@ -1,0 +1,449 @@
+-- =============================================================================
+-- Tenancy: role helpers for policies, row stamping, org and member RPCs,
+-- the custom access token hook.
+-- =============================================================================
+
+-- Orgs where the current user holds at least min_role. Policies call it as
+-- `org_id in (select cfg_private.orgs_with_role('editor'))` so it runs once per
+-- statement (an init plan), not once per row.
+-- security definer: it reads cfg.org_members, whose own policies call it.
+create or replace function cfg_private.orgs_with_role(min_role cfg.org_role)
+returns setof uuid
+language sql stable security definer
+set search_path = ''
+as $$
+    select m.org_id
+    from cfg.org_members as m
+    where m.user_id = (select auth.uid()) and m.role >= min_role
+$$;
+revoke execute on function cfg_private.orgs_with_role(cfg.org_role) from public, anon;
+grant usage on schema cfg_private to authenticated;
+grant execute on function cfg_private.orgs_with_role(cfg.org_role) to authenticated, service_role;
+
+-- The current user's role in one org, or null. security definer for the same reason.
+create or replace function cfg_private.org_role(org_id uuid)
+returns cfg.org_role
+language sql stable security definer
+set search_path = ''
+as $$
+    select m.role
+    from cfg.org_members as m
+    where m.org_id = org_role.org_id and m.user_id = (select auth.uid())
+$$;
+revoke execute on function cfg_private.org_role(uuid) from public, anon;
+grant execute on function cfg_private.org_role(uuid) to authenticated, service_role;
+
+-- Raise PT403 unless the caller holds min_role in org_id (service_role always passes).
+-- Also PT404 when the caller cannot see the org at all, so ids of other orgs leak nothing.
+create or replace function cfg_private.require_role(org_id uuid, min_role cfg.org_role, action text)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    actual cfg.org_role;
+begin
+    if (select auth.role()) = 'service_role' or current_user = 'service_role' then
+        return;
+    end if;
+    actual := cfg_private.org_role(org_id);
+    if actual is null then
+        raise exception 'organisation not found'
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('org_id', org_id)::text;
+    end if;
+    if actual < min_role then
+        raise exception '% requires the % role; you are %', action, min_role, actual
+            using errcode = 'PT403',
+                  detail = jsonb_build_object(
+                      'org_id', org_id, 'required_role', min_role, 'role', actual
+                  )::text;
+    end if;
+end
+$$;
+revoke execute on function cfg_private.require_role(uuid, cfg.org_role, text) from public, anon;
+grant execute on function cfg_private.require_role(uuid, cfg.org_role, text) to authenticated, service_role;
+
+-- =============================================================================
+-- Row stamping
+-- =============================================================================
+
+-- updated_at on every write; org_id can never move a row to another tenant.
+create or replace function cfg_private.touch_row()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if tg_op = 'UPDATE' then
+        if to_jsonb(new) ->> 'org_id' is distinct from to_jsonb(old) ->> 'org_id' then
+            raise exception 'org_id cannot be changed'
+                using errcode = 'PT422',
+                      detail = jsonb_build_object('table', tg_table_name)::text;
+        end if;
+    end if;
+    new.updated_at := now();
+    return new;
+end
+$$;
+
+-- created_by/updated_by come from the JWT, never from the client.
+create or replace function cfg_private.stamp_author()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+    actor uuid := (select auth.uid());
+begin
+    if tg_op = 'INSERT' then
+        new.created_by := coalesce(actor, new.created_by);
+    else
+        new.created_by := old.created_by;
+    end if;
+    new.updated_by := coalesce(actor, new.updated_by);
+    return new;
+end
+$$;
+
+create or replace trigger touch_row before insert or update on cfg.orgs
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg.org_members
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg.environments
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg.automations
+for each row execute function cfg_private.touch_row();
+create or replace trigger stamp_author before insert or update on cfg.automations
+for each row execute function cfg_private.stamp_author();
+create or replace trigger touch_row before insert or update on cfg.config_sections
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg.config_entries
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg.entry_secrets
+for each row execute function cfg_private.touch_row();
+
+-- A secret entry's value is moved to cfg.entry_secrets before the row is written,
+-- so it never reaches config_entries, its WAL stream or its realtime subscribers.
+-- security invoker: the caller's own rights on cfg.entry_secrets apply.
+create or replace function cfg_private.divert_secret_value()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if new.is_secret and new.value is not null then
+        insert into cfg.entry_secrets as s (id, org_id, value)
+        values (new.id, new.org_id, new.value)
+        on conflict (id) do update set value = excluded.value;
+        new.value := null;
+    elsif tg_op = 'UPDATE' and old.is_secret and not new.is_secret then
+        if new.value is null then
+            raise exception 'entry % stops being secret: give it a plain value', new.key
+                using errcode = 'PT422',
+                      detail = jsonb_build_object('entry_id', new.id, 'key', new.key)::text;
+        end if;
+        delete from cfg.entry_secrets as s where s.id = new.id;
+    end if;
+    return new;
+end
+$$;
+
+create or replace trigger divert_secret_value before insert or update on cfg.config_entries
+for each row execute function cfg_private.divert_secret_value();
+
+-- The last admin of an org cannot leave or be demoted: someone must manage it.
+create or replace function cfg_private.keep_one_admin()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if old.role = 'admin'
+        and exists (select 1 from cfg.orgs as o where o.id = old.org_id)
+        and not exists (
+            select 1 from cfg.org_members as m
+            where m.org_id = old.org_id and m.role = 'admin'
+        ) then
+        raise exception 'cannot remove or demote the last admin of the organisation'
+            using errcode = 'PT409',
+                  detail = jsonb_build_object('org_id', old.org_id, 'user_id', old.user_id)::text,
+                  hint = 'Make another member admin first.';
+    end if;
+    return null;
+end
+$$;
+
+-- A constraint trigger sees the final state of the statement, so swaps still work.
+drop trigger if exists keep_one_admin on cfg.org_members;
+create constraint trigger keep_one_admin after update or delete on cfg.org_members
+for each row execute function cfg_private.keep_one_admin();
+
+-- =============================================================================
+-- Org RPCs
+-- =============================================================================
+
+-- Creates an org with the caller as its first admin and the default pipeline.
+-- security definer: the caller is not a member yet, so no policy could admit it.
+create or replace function cfg.create_org(name text, slug text)
+returns cfg.orgs
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    creator uuid := (select auth.uid());
+    created cfg.orgs;
+begin
+    if creator is null then
+        raise exception 'creating an organisation needs a signed-in user'
+            using errcode = 'PT403';
+    end if;
+    if slug is null or slug !~ '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$' then
+        raise exception 'invalid organisation slug %: use 1-63 lowercase letters, digits and inner hyphens',
+            coalesce(quote_literal(slug), 'null')
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('field', 'slug', 'value', left(slug, 100))::text;
+    end if;
+    if exists (select 1 from cfg.orgs as o where o.slug = create_org.slug) then
+        raise exception 'an organisation with slug % already exists', quote_literal(slug)
+            using errcode = 'PT409',
+                  detail = jsonb_build_object('field', 'slug', 'value', slug)::text;
+    end if;
+
+    insert into cfg.orgs (name, slug, created_by)
+    values (btrim(create_org.name), create_org.slug, creator)
+    returning * into created;
+
+    insert into cfg.org_members (org_id, user_id, role, invited_by)
+    values (created.id, creator, 'admin', creator);
+
+    insert into cfg.environments (org_id, name, slug, position, requires_approval)
+    values
+        (created.id, 'Development', 'dev', 0, false),
+        (created.id, 'Staging', 'staging', 1, false),
+        (created.id, 'Production', 'prod', 2, true);
+    return created;
+end
+$$;
+revoke execute on function cfg.create_org(text, text) from public, anon;
+grant execute on function cfg.create_org(text, text) to authenticated, service_role;
+
+-- Adds a user, by email, to an org. Admins only.
+-- security definer: it resolves the email in auth.users, which API roles cannot read.
+create or replace function cfg.add_member(org_id uuid, email text, role cfg.org_role)
+returns cfg.org_members
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    member_id uuid;
+    added cfg.org_members;
+begin
+    perform cfg_private.require_role(add_member.org_id, 'admin', 'adding members');
+    select u.id into member_id from auth.users as u where lower(u.email) = lower(btrim(add_member.email));
+    if member_id is null then
+        raise exception 'no user with email %', quote_literal(email)
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('email', left(email, 320))::text,
+                  hint = 'The user must sign up (or be invited) first.';
+    end if;
+    insert into cfg.org_members (org_id, user_id, role, invited_by)
+    values (add_member.org_id, member_id, add_member.role, (select auth.uid()))
+    on conflict on constraint org_members_org_user_key do nothing
+    returning * into added;
+    if added.id is null then
+        raise exception '% is already a member', quote_literal(email)
+            using errcode = 'PT409',
+                  detail = jsonb_build_object('org_id', org_id, 'user_id', member_id)::text;
+    end if;
+    return added;
+end
+$$;
+revoke execute on function cfg.add_member(uuid, text, cfg.org_role) from public, anon;
+grant execute on function cfg.add_member(uuid, text, cfg.org_role) to authenticated, service_role;
+
+-- The member row of (org_id, user_id) after checking the caller is an admin there.
+create or replace function cfg_private.member_for_admin(org_id uuid, user_id uuid, action text)
+returns cfg.org_members
+language plpgsql
+set search_path = ''
+as $$
+declare
+    found cfg.org_members;
+begin
+    perform cfg_private.require_role(member_for_admin.org_id, 'admin', action);
+    select * into found from cfg.org_members as m
+    where m.org_id = member_for_admin.org_id and m.user_id = member_for_admin.user_id;
+    if found.id is null then
+        raise exception 'user is not a member of this organisation'
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('org_id', org_id, 'user_id', user_id)::text;
+    end if;
+    return found;
+end
+$$;
+revoke execute on function cfg_private.member_for_admin(uuid, uuid, text) from public, anon;
+grant execute on function cfg_private.member_for_admin(uuid, uuid, text) to authenticated, service_role;
+
+create or replace function cfg.set_member_role(org_id uuid, user_id uuid, role cfg.org_role)
+returns cfg.org_members
+language plpgsql
+set search_path = ''
+as $$
+declare
+    member cfg.org_members;
+begin
+    member := cfg_private.member_for_admin(set_member_role.org_id, set_member_role.user_id, 'changing roles');
+    update cfg.org_members as m set role = set_member_role.role
+    where m.id = member.id
+    returning * into member;
+    return member;
+end
+$$;
+revoke execute on function cfg.set_member_role(uuid, uuid, cfg.org_role) from public, anon;
+grant execute on function cfg.set_member_role(uuid, uuid, cfg.org_role) to authenticated, service_role;
+
+create or replace function cfg.remove_member(org_id uuid, user_id uuid)
+returns cfg.org_members
+language plpgsql
+set search_path = ''
+as $$
+declare
+    member cfg.org_members;
+begin
+    member := cfg_private.member_for_admin(remove_member.org_id, remove_member.user_id, 'removing members');
+    delete from cfg.org_members as m where m.id = member.id;
+    return member;
+end
+$$;
+revoke execute on function cfg.remove_member(uuid, uuid) from public, anon;
+grant execute on function cfg.remove_member(uuid, uuid) to authenticated, service_role;
+
+-- Deletes an automation with its sections and entries. Admins only.
+create or replace function cfg.delete_automation(automation_id uuid)
+returns cfg.automations
+language plpgsql
+set search_path = ''
+as $$
+declare
+    target cfg.automations;
+begin
+    select * into target from cfg.automations as a where a.id = delete_automation.automation_id;
+    if target.id is null then
+        raise exception 'automation not found'
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('automation_id', automation_id)::text;
+    end if;
+    perform cfg_private.require_role(target.org_id, 'admin', 'deleting automations');
+    delete from cfg.automations as a where a.id = target.id;
+    return target;
+end
+$$;
+revoke execute on function cfg.delete_automation(uuid) from public, anon;
+grant execute on function cfg.delete_automation(uuid) to authenticated, service_role;
+
+-- =============================================================================
+-- Custom access token hook (supabase/config.toml): puts {org_id: role} into the
+-- JWT as `org_roles` for the UI. Policies never trust it: membership is the truth.
+-- security definer: GoTrue calls it as supabase_auth_admin, which has no table rights.
+-- =============================================================================
+
+create or replace function cfg_private.custom_access_token_hook(event jsonb)
+returns jsonb
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+declare
+    roles jsonb;
+begin
+    select coalesce(jsonb_object_agg(m.org_id::text, m.role), '{}'::jsonb)
+    into roles
+    from cfg.org_members as m
+    where m.user_id = (event ->> 'user_id')::uuid;
+    return jsonb_set(
+        event, '{claims}',
+        coalesce(event -> 'claims', '{}'::jsonb) || jsonb_build_object('org_roles', roles)
+    );
+end
+$$;
+grant usage on schema cfg_private to supabase_auth_admin;
+revoke execute on function cfg_private.custom_access_token_hook(jsonb) from public, anon, authenticated;
+grant execute on function cfg_private.custom_access_token_hook(jsonb) to supabase_auth_admin, service_role;
+
+-- Members with their emails. security definer: emails live in auth.users, which
+-- API roles cannot read; require_role limits it to the org's own members.
+create or replace function cfg.list_members(org_id uuid)
+returns table (user_id uuid, email text, role cfg.org_role, created_at timestamptz)
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+begin
+    perform cfg_private.require_role(list_members.org_id, 'viewer', 'listing members');
+    return query
+    select m.user_id, u.email::text, m.role, m.created_at
+    from cfg.org_members as m
+    join auth.users as u on u.id = m.user_id
+    where m.org_id = list_members.org_id
+    order by u.email;
+end
+$$;
+revoke execute on function cfg.list_members(uuid) from public, anon;
+grant execute on function cfg.list_members(uuid) to authenticated, service_role;
+
+-- =============================================================================
+-- Automations
+-- =============================================================================
+
+-- Creates an automation with clear errors (the table's constraints and policies
+-- still apply: this is security invoker).
+create or replace function cfg.create_automation(
+    org_id uuid,
+    name text,
+    slug text,
+    type cfg.automation_type default 'service',
+    tags text [] default '{}',
+    description text default ''
+)
+returns cfg.automations
+language plpgsql
+set search_path = ''
+as $$
+declare
+    created cfg.automations;
+begin
+    perform cfg_private.require_role(create_automation.org_id, 'editor', 'creating automations');
+    if slug is null or slug !~ '^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$' then
+        raise exception 'invalid automation slug %: use 1-80 lowercase letters, digits and inner hyphens',
+            coalesce(quote_literal(slug), 'null')
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('field', 'slug', 'value', left(slug, 100))::text;
+    end if;
+    if name is null or length(btrim(name)) not between 1 and 200 then
+        raise exception 'automation name must be 1-200 characters'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'name')::text;
+    end if;
+    if exists (
+        select 1 from cfg.automations as a
+        where a.org_id = create_automation.org_id and a.slug = create_automation.slug
+    ) then
+        raise exception 'an automation with slug % already exists in this organisation', quote_literal(slug)
+            using errcode = 'PT409',
+                  detail = jsonb_build_object('field', 'slug', 'value', slug)::text;
+    end if;
+    insert into cfg.automations (org_id, name, slug, type, tags, description)
+    values (
+        create_automation.org_id, btrim(create_automation.name), create_automation.slug,
+        coalesce(create_automation.type, 'service'), coalesce(tags, '{}'), coalesce(description, '')
+    )
+    returning * into created;
+    return created;
+end
+$$;
+revoke execute on function cfg.create_automation(uuid, text, text, cfg.automation_type, text [], text)
+from public, anon;
+grant execute on function cfg.create_automation(uuid, text, text, cfg.automation_type, text [], text)
+to authenticated, service_role;
