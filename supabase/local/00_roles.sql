@@ -26,8 +26,7 @@ begin
     if not exists (select 1 from pg_roles where rolname = 'supabase_realtime_admin') then
         create role supabase_realtime_admin nologin noinherit;
     end if;
+    grant anon, authenticated, service_role to authenticator;
+    grant anon, authenticated, service_role to postgres;
 end
 $roles$;
-
-grant anon, authenticated, service_role to authenticator;
-grant anon, authenticated, service_role to postgres;

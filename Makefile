@@ -1,0 +1,30 @@
+# The two commands the README opens with: `make up` and `make test`.
+BIN := .venv/bin
+SQL_DIRS := migrations functions policies supabase/local seed.sql
+
+.PHONY: up test bootstrap lint down bench
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+## Start the embedded stack (PostgreSQL 15 + Supabase shim + schema + seed) and run the sync service.
+up: bootstrap
+	$(BIN)/cfgctl local start
+	$(BIN)/cfgctl serve
+
+## Stop the embedded stack.
+down: bootstrap
+	$(BIN)/cfgctl local stop
+
+## Static checks: ruff over the Python, sqlfluff over the SQL.
+lint: bootstrap
+	$(BIN)/ruff check cli sync_service tests bench
+	$(BIN)/sqlfluff lint --disable-progress-bar --nocolor $(SQL_DIRS)
+
+## Every test: lint, then pytest (which starts a throwaway cluster and runs the pgTAP files too).
+test: lint
+	$(BIN)/pytest
+
+## Benchmarks (not part of the test suite).
+bench: bootstrap
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
