@@ -11,7 +11,8 @@ create or replace function cfg_private.emit_event(
     subject_type text,
     subject_id uuid,
     automation_id uuid,
-    payload jsonb
+    payload jsonb,
+    environment_id uuid default null
 )
 returns bigint
 language plpgsql
@@ -23,19 +24,21 @@ declare
     event_id bigint;
 begin
     insert into cfg_private.events (
-        org_id, type, subject_type, subject_id, automation_id, payload, actor_id, actor_email
+        org_id, type, subject_type, subject_id, automation_id, environment_id, payload,
+        actor_id, actor_email
     )
     values (
         emit_event.org_id, event_type, emit_event.subject_type, emit_event.subject_id,
-        emit_event.automation_id, coalesce(payload, '{}'::jsonb), actor.actor_id, actor.actor_email
+        emit_event.automation_id, emit_event.environment_id, coalesce(payload, '{}'::jsonb),
+        actor.actor_id, actor.actor_email
     )
     returning id into event_id;
     perform pg_notify('cfgctl_events', event_id::text);
     return event_id;
 end
 $$;
-revoke execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb) from public, anon;
-grant execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb)
+revoke execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb, uuid) from public, anon;
+grant execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb, uuid)
 to authenticated, service_role;
 
 create or replace function cfg_private.automation_event()

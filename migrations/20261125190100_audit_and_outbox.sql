@@ -44,6 +44,8 @@ create table cfg_private.events (
     subject_type text not null,
     subject_id uuid,
     automation_id uuid,
+    -- Set for environment-scoped events (promotions), so webhooks can filter on it.
+    environment_id uuid,
     -- Never holds a secret value.
     payload jsonb not null default '{}'::jsonb,
     actor_id uuid,
