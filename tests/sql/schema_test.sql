@@ -3,7 +3,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 
-select plan(18);
+select plan(19);
 
 -- Supabase's roles and their attributes.
 select has_role('anon');
