@@ -141,6 +141,10 @@ class Cluster:
             "max_connections": "200",
             "log_min_messages": "warning",
         }
+        # This build gates logical decoding plugins; Supabase Realtime's wal2json must be allowed.
+        sample = PG_SHARE.parent / "postgresql.conf.sample"
+        if sample.exists() and "output_plugin_libraries" in sample.read_text():
+            settings["output_plugin_libraries"] = "'pgoutput, test_decoding, wal2json'"
         if self.fast:
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         conf = "\n# cfgctl embedded stack\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
