@@ -230,4 +230,6 @@ def cluster_from_state(state_dir: Path, port: int | None, default_port: int) -> 
     state = load_state(state_dir)
     data_dir = Path(os.environ.get("CFGCTL_DATA_DIR") or state.get("data_dir")
                     or default_data_dir(state_dir))
-    return Cluster(data_dir=data_dir, port=port or state.get("port") or default_port)
+    # --port, then CFGCTL_PG_PORT, then the port the stack last ran on, then 54322.
+    env_port = os.environ.get("CFGCTL_PG_PORT")
+    return Cluster(data_dir=data_dir, port=port or (env_port and int(env_port)) or state.get("port") or default_port)

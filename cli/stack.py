@@ -10,7 +10,7 @@ from sync_service import migrate as migrator
 from sync_service.settings import get_settings
 
 from . import local
-from .common import DbUrlOpt, JsonOpt, console, db_url, render, to_json
+from .common import DbUrlOpt, JsonOpt, console, db_url, err_console, render, to_json
 
 local_app = typer.Typer(help="The embedded Supabase-compatible PostgreSQL stack.", no_args_is_help=True)
 db_app = typer.Typer(help="Schema migrations.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def local_start(
     settings = get_settings()
     cluster = _cluster(port)
     if not cluster.initialised:
-        console.print(f"initialising a PostgreSQL {local.PG_MAJOR} cluster in {cluster.data_dir}")
+        err_console.print(f"initialising a PostgreSQL {local.PG_MAJOR} cluster in {cluster.data_dir}")
         cluster.init()
     cluster.start()
     local.save_state(settings.state_dir, {"data_dir": str(cluster.data_dir), "port": cluster.port})

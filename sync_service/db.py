@@ -76,7 +76,7 @@ def act_as(cur: psycopg.Cursor, identity: Identity) -> None:
 def acting_as(conn: psycopg.Connection, identity: Identity) -> Iterator[psycopg.Cursor]:
     """One transaction as identity; database errors come out as CfgError."""
     try:
-        with conn.transaction(), conn.cursor() as cur:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             act_as(cur, identity)
             yield cur
     except psycopg.errors.DatabaseError as exc:
@@ -87,7 +87,7 @@ def acting_as(conn: psycopg.Connection, identity: Identity) -> Iterator[psycopg.
 
 def user_identity(conn: psycopg.Connection, email: str) -> Identity:
     """The identity of a user by email, with the claims the access token hook adds."""
-    with conn.transaction(), conn.cursor() as cur:
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         cur.execute("select id, email from auth.users where lower(email) = lower(%s)", (email,))
         row = cur.fetchone()
         if row is None:
