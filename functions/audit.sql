@@ -3,6 +3,8 @@
 -- =============================================================================
 
 -- Who is acting: the JWT's user, the service key, or the database role (DBA work).
+-- Not current_user: inside the security-definer audit trigger that is the function's
+-- owner. The `role` setting is what SET ROLE chose, else the login role is the actor.
 create or replace function cfg_private.current_actor(out actor_id uuid, out actor_email text, out actor_role text)
 language sql stable
 set search_path = ''
@@ -10,7 +12,11 @@ as $$
     select
         (select auth.uid()),
         (select auth.email()),
-        coalesce((select auth.role()), current_user::text)
+        coalesce(
+            (select auth.role()),
+            nullif(current_setting('role', true), 'none'),
+            session_user::text
+        )
 $$;
 revoke execute on function cfg_private.current_actor() from public, anon;
 grant execute on function cfg_private.current_actor() to authenticated, service_role;
@@ -65,9 +71,15 @@ begin
     values (
         coalesce(any_row ->> 'org_id', any_row ->> 'id')::uuid,
         case
-            when tg_table_name = 'automations' then any_row ->> 'id'
-            else any_row ->> 'automation_id'
-        end::uuid,
+            when tg_table_name = 'automations' then (any_row ->> 'id')::uuid
+            -- A secret value row has no automation_id of its own: its entry's. Entries
+            -- deleted by a cascade are gone by now; their own audit rows name it.
+            when tg_table_name = 'entry_secrets' then (
+                select e.automation_id from cfg.config_entries as e
+                where e.id = (any_row ->> 'id')::uuid
+            )
+            else (any_row ->> 'automation_id')::uuid
+        end,
         actor.actor_id, actor.actor_email, actor.actor_role,
         tg_table_name, (any_row ->> 'id')::uuid, tg_op, old_values, new_values
     );
@@ -171,7 +183,7 @@ begin
         and (audit_events.automation_id is null or a.automation_id = audit_events.automation_id)
         and (
             audit_events.actor is null
-            or a.actor_email = lower(audit_events.actor)
+            or lower(a.actor_email) = lower(audit_events.actor)
             or a.actor_id::text = audit_events.actor
             or a.actor_role = audit_events.actor
         )
