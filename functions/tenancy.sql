@@ -153,9 +153,12 @@ create or replace trigger divert_secret_value before insert or update on cfg.con
 for each row execute function cfg_private.divert_secret_value();
 
 -- The last admin of an org cannot leave or be demoted: someone must manage it.
+-- security definer: it must see the org and every membership whatever the caller's
+-- RLS says; an admin removing themselves no longer sees their org at this point.
 create or replace function cfg_private.keep_one_admin()
 returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 begin
