@@ -162,12 +162,18 @@ security definer
 set search_path = ''
 as $$
 begin
-    if old.role = 'admin'
-        and exists (select 1 from cfg.orgs as o where o.id = old.org_id)
-        and not exists (
-            select 1 from cfg.org_members as m
-            where m.org_id = old.org_id and m.role = 'admin'
-        ) then
+    if old.role <> 'admin' or (tg_op = 'UPDATE' and new.role = 'admin') then
+        return null;
+    end if;
+    -- Serialise admin changes per org: two transactions demoting each other would
+    -- each still see the other admin (write skew). With the org row locked the second
+    -- waits, and its check below (a new snapshot) sees what the first committed.
+    -- No row: the org itself is being deleted, and its members with it.
+    perform 1 from cfg.orgs as o where o.id = old.org_id for no key update;
+    if found and not exists (
+        select 1 from cfg.org_members as m
+        where m.org_id = old.org_id and m.role = 'admin'
+    ) then
         raise exception 'cannot remove or demote the last admin of the organisation'
             using errcode = 'PT409',
                   detail = jsonb_build_object('org_id', old.org_id, 'user_id', old.user_id)::text,
