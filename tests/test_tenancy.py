@@ -367,3 +367,34 @@ def test_a_secret_row_without_its_entry_is_refused_at_commit(conn, world):
     assert info.value.code == "23503"
     assert conn.execute("select count(*) from cfg.entry_secrets where id = %s", (stray,)
                         ).fetchone()["count"] == 0
+
+
+def test_two_admins_demoting_each_other_concurrently_leave_one_admin(conn, world, db_url):
+    """Write skew: each transaction alone keeps an admin; both together would leave none."""
+    import threading
+
+    with acting_as(conn, world["admin"]) as cur:
+        cur.execute("select cfg.set_member_role(%s, %s, 'admin')", (world.org_a, world["editor"].user_id))
+    outcome: dict[str, object] = {}
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        with acting_as(first, world["admin"]) as cur:
+            cur.execute("select cfg.set_member_role(%s, %s, 'editor')", (world.org_a, world["admin"].user_id))
+
+            def demote_other() -> None:
+                try:
+                    with acting_as(second, world["editor"]) as cur2:
+                        cur2.execute("select cfg.set_member_role(%s, %s, 'viewer')",
+                                     (world.org_a, world["editor"].user_id))
+                    outcome["second"] = "committed"
+                except CfgError as exc:
+                    outcome["second"] = exc.code
+
+            thread = threading.Thread(target=demote_other)
+            thread.start()
+            thread.join(timeout=1.0)
+            # The second demotion waits for the first to finish before checking.
+            assert thread.is_alive(), f"second demotion did not wait: {outcome}"
+        thread.join(timeout=10)
+    assert outcome == {"second": "PT409"}
+    roles = members(conn, world.org_a)
+    assert [email for email, role in roles.items() if role == "admin"] == ["editor@example.test"]
