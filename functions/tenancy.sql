@@ -44,6 +44,12 @@ declare
     actual cfg.org_role;
 begin
     if (select auth.role()) = 'service_role' or current_user = 'service_role' then
+        -- The service key skips the role check, not the existence check.
+        if not exists (select 1 from cfg.orgs as o where o.id = require_role.org_id) then
+            raise exception 'organisation not found'
+                using errcode = 'PT404',
+                      detail = jsonb_build_object('org_id', org_id)::text;
+        end if;
         return;
     end if;
     actual := cfg_private.org_role(org_id);
@@ -213,6 +219,10 @@ begin
             coalesce(quote_literal(slug), 'null')
             using errcode = 'PT422',
                   detail = jsonb_build_object('field', 'slug', 'value', left(slug, 100))::text;
+    end if;
+    if name is null or length(btrim(name)) not between 1 and 200 then
+        raise exception 'organisation name must be 1-200 characters'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'name')::text;
     end if;
     if exists (select 1 from cfg.orgs as o where o.slug = create_org.slug) then
         raise exception 'an organisation with slug % already exists', quote_literal(slug)
