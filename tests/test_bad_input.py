@@ -137,6 +137,15 @@ CASES: dict[str, Bad] = {
     "unknown-org-service-insert": Bad(
         "service", "insert into cfg.automations (org_id, name, slug) values (%s, 'M', 'm')",
         lambda w: (UNKNOWN_ORG,), "23503", "automations_org_id_fkey"),
+    # The service key skips the role check, not the existence check.
+    "unknown-org-service-create-automation": Bad("service", "select cfg.create_automation(%s, 'M', 'm')",
+                                                 lambda w: (UNKNOWN_ORG,), "PT404", "organisation not found"),
+    "unknown-org-service-add-member": Bad("service", "select cfg.add_member(%s, 'viewer@example.test', 'viewer')",
+                                          lambda w: (UNKNOWN_ORG,), "PT404", "organisation not found"),
+    "unknown-org-service-audit-events": Bad("service", "select cfg.audit_events(%s)", lambda w: (UNKNOWN_ORG,),
+                                            "PT404", "organisation not found"),
+    "unknown-org-service-list-members": Bad("service", "select cfg.list_members(%s)", lambda w: (UNKNOWN_ORG,),
+                                            "PT404", "organisation not found"),
     "unknown-automation-delete": Bad("admin", "select cfg.delete_automation(%s)", lambda w: (UNKNOWN_ORG,),
                                      "PT404", "automation not found"),
     # ---- values over 1 MiB ----
@@ -211,7 +220,11 @@ CASES: dict[str, Bad] = {
                                     lambda w: (w.org_a, "n" * 201), "PT422",
                                     "automation name must be 1-200 characters"),
     "org-name-blank": Bad("outsider", "select cfg.create_org('  ', 'blank')", lambda w: (),
-                          "23514", "orgs_name_length"),
+                          "PT422", "organisation name must be 1-200 characters"),
+    "org-name-null": Bad("outsider", "select cfg.create_org(null, 'blank')", lambda w: (),
+                         "PT422", "organisation name must be 1-200 characters"),
+    "org-name-too-long": Bad("outsider", "select cfg.create_org(%s, 'long')", lambda w: ("n" * 201,),
+                             "PT422", "organisation name must be 1-200 characters"),
     "description-too-long": Bad("editor", "select cfg.create_automation(%s, 'M', 'm', 'service', '{}', %s)",
                                 lambda w: (w.org_a, "d" * 10001), "23514", "automations_description_length"),
     "too-many-tags": Bad("editor", "select cfg.create_automation(%s, 'M', 'm', 'service', %s)",
