@@ -179,7 +179,7 @@ def test_automation_create_list_show_delete(cfgctl, world, conn):
     assert conn.execute("select count(*) from cfg.automations where slug = 'mailer'").fetchone()["count"] == 0
 
 
-@pytest.mark.parametrize("who", [A, E, V])
+@pytest.mark.parametrize("who", [A, E, V], ids=["admin", "editor", "viewer"])
 def test_automation_show_masks_secrets(cfgctl, world, who):
     shown = cfgctl("automation", "show", "org-a/billing", *who, "--json")
     assert shown.code == 0, shown.err
