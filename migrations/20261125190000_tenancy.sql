@@ -154,7 +154,8 @@ create table cfg.config_entries (
     constraint config_entries_value_max_1mib check (octet_length(value::text) <= 1048576),
     constraint config_entries_description_length check (length(description) <= 10000)
 );
-create index config_entries_org_automation_idx on cfg.config_entries (org_id, automation_id);
+-- Entries are read per automation (embedded selects, saves); org_id follows for RLS.
+create index config_entries_automation_org_idx on cfg.config_entries (automation_id, org_id);
 create index config_entries_automation_fk_idx on cfg.config_entries (section_id, automation_id, org_id);
 
 create table cfg.entry_secrets (

@@ -1,0 +1,54 @@
+"""Shared by the benchmarks: a throwaway migrated cluster and a uniform report line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cli import local  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A fresh cluster (crash safety off, as in the tests), migrated, no seed."""
+    base = Path(tempfile.mkdtemp(prefix="cfgctl-bench-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    cluster = local.Cluster(data_dir=base / "pg" / "data", port=_free_port(), fast=True)
+    cluster.init()
+    cluster.start()
+    try:
+        local.provision(cluster.db_url, seed=False)
+        yield cluster.db_url
+    finally:
+        cluster.destroy()
+
+
+def median_seconds(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def report(name: str, figure: float, baseline: float, unit: str, target: str) -> None:
+    ratio = figure / baseline
+    print(f"{name}: {figure:.2f} {unit} vs baseline {baseline:.2f} {unit} -> ratio {ratio:.2f}x (target {target})")
