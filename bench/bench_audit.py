@@ -28,15 +28,15 @@ set session_replication_role = origin;
 
 UPDATE = "update cfg.config_entries set value = to_jsonb(%s::int) where key = %s"
 
-SERVER_LOOP = f"""
+SERVER_LOOP = """
 do $$
 begin
-    for i in 1..{UPDATES} loop
+    for i in 1..10000 loop
         update cfg.config_entries set value = to_jsonb(i) where key = 'key_' || (i % 100 + 1);
     end loop;
 end
 $$;
-"""
+"""  # 10000 = UPDATES
 
 
 def client_updates(conn: psycopg.Connection) -> float:
