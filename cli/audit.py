@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -31,5 +32,22 @@ def audit_log(
             (org_row["id"], automation_id, actor, since, until, limit),
         )
         rows = cur.fetchall()
-    render(rows, ["created_at", "actor_email", "actor_role", "operation", "table_name",
-                  "row_id", "new_values"], as_json)
+    if not as_json:
+        rows = [row | {"actor": row["actor_email"] or row["actor_role"], "changes": summarize(row)}
+                for row in rows]
+    render(rows, ["created_at", "actor", "operation", "table_name", "changes"], as_json)
+
+
+def _short(value: object, width: int = 24) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def summarize(row: dict) -> str:
+    """One line a person can scan: what changed, or what was created or deleted."""
+    old, new = row["old_values"] or {}, row["new_values"] or {}
+    if row["operation"] == "UPDATE":
+        return "; ".join(f"{k}: {_short(old.get(k))} → {_short(new.get(k))}" for k in new)
+    values = new or old
+    label = next((values[k] for k in ("slug", "key", "name", "role") if values.get(k)), values.get("id"))
+    return f"{'+' if row['operation'] == 'INSERT' else '-'} {label}"
