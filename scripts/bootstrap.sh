@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES="postgresql-15 postgresql-contrib postgresql-15-cron postgresql-15-wal2json \
 postgresql-15-pgtap postgresql-15-plpgsql-check libtap-parser-sourcehandler-pgtap-perl git"
 
+PY=${PYTHON:-python3}
+# Debian's python3 needs python3-venv for `python3 -m venv`.
+if ! "$PY" -c "import ensurepip, venv" 2>/dev/null; then
+    APT_PACKAGES="$APT_PACKAGES python3-venv"
+fi
+
 missing=""
 for pkg in $APT_PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
@@ -22,7 +28,6 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
-PY=${PYTHON:-python3}
 stamp=.venv/.installed
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
