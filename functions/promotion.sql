@@ -43,8 +43,7 @@ language plpgsql stable
 set search_path = ''
 as $$
 begin
-    return coalesce((select auth.role()) = 'service_role', false)
-        or current_user = 'service_role'
+    return cfg_private.is_service()
         or coalesce(cfg_private.org_role(org_id) = 'admin', false);
 end
 $$;
@@ -68,6 +67,8 @@ create or replace function cfg.promote(
 returns jsonb
 language plpgsql
 security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -237,8 +238,7 @@ declare
 begin
     select * into found from cfg.promotion_requests as r where r.id = request_for.request_id;
     if found.id is null or (
-        (select auth.role()) is distinct from 'service_role'
-        and current_user <> 'service_role'
+        not cfg_private.is_service()
         and cfg_private.org_role(found.org_id) is null
     ) then
         raise exception 'promotion request not found'
@@ -432,6 +432,8 @@ returns table (
     pending_requests integer
 )
 language plpgsql stable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 begin

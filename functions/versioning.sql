@@ -11,6 +11,20 @@
 -- values themselves are kept in cfg_private.version_secrets for rollback and promotion.
 -- =============================================================================
 
+-- True when acting with the service key: the JWT role, or the SQL role even inside
+-- a security definer function (where current_user is the owner).
+create or replace function cfg_private.is_service()
+returns boolean
+language sql stable
+set search_path = ''
+as $$
+    select coalesce((select auth.role()) = 'service_role', false)
+        or current_user = 'service_role'
+        or current_setting('role', true) = 'service_role'
+$$;
+revoke execute on function cfg_private.is_service() from public, anon;
+grant execute on function cfg_private.is_service() to authenticated, service_role;
+
 -- Keyed digest of a secret value. security definer: the key lives in cfg_private.
 -- Never granted to API roles: it would be an oracle to guess secrets with.
 create or replace function cfg_private.secret_digest(value jsonb)
@@ -28,6 +42,8 @@ revoke execute on function cfg_private.secret_digest(jsonb) from public, anon, a
 create or replace function cfg_private.snapshot_live(automation_id uuid)
 returns jsonb
 language sql stable security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
     select jsonb_build_object('sections', coalesce(jsonb_object_agg(
@@ -78,6 +94,8 @@ grant execute on function cfg_private.snapshot_as_content(jsonb) to authenticate
 create or replace function cfg_private.content_problems(content jsonb)
 returns jsonb
 language plpgsql immutable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -206,6 +224,8 @@ grant execute on function cfg_private.require_valid_content(jsonb) to authentica
 create or replace function cfg_private.diff_contents(old_content jsonb, new_content jsonb)
 returns jsonb
 language sql immutable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
     with old_sections as (
@@ -332,8 +352,7 @@ declare
 begin
     select * into found from cfg.automations as a where a.id = automation_for.automation_id;
     if found.id is null or (
-        (select auth.role()) is distinct from 'service_role'
-        and current_user <> 'service_role'
+        not cfg_private.is_service()
         and cfg_private.org_role(found.org_id) is null
     ) then
         raise exception 'automation not found'
@@ -361,6 +380,8 @@ create or replace function cfg_private.apply_content(automation_id uuid, org_id 
 returns void
 language plpgsql
 security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -502,6 +523,8 @@ create or replace function cfg_private.record_version(
 returns jsonb
 language plpgsql
 security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -716,6 +739,8 @@ grant execute on function cfg.rollback(uuid, integer, text, integer) to authenti
 create or replace function cfg_private.version_content_with_secrets(version_id uuid)
 returns jsonb
 language sql stable security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
     select jsonb_build_object('sections', coalesce(jsonb_object_agg(
@@ -825,6 +850,8 @@ grant execute on function cfg.config_history(uuid, integer, integer) to authenti
 create or replace function cfg.diff_versions(from_version uuid, to_version uuid)
 returns jsonb
 language plpgsql stable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -868,6 +895,8 @@ create or replace function cfg.merge_config(base_version uuid, theirs_version uu
 returns jsonb
 language plpgsql stable
 security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -879,7 +908,7 @@ begin
     select * into theirs from cfg.config_versions as v where v.id = theirs_version;
     if base.id is null or theirs.id is null
         or (
-            (select auth.role()) is distinct from 'service_role' and current_user <> 'service_role'
+            not cfg_private.is_service()
             and cfg_private.org_role(base.org_id) is null
         ) then
         raise exception 'version not found'
