@@ -54,15 +54,19 @@ grant execute on function cfg_private.is_admin_of(uuid) to authenticated, servic
 -- Confirmed (dry_run => false): the target environment moves to the source's
 -- version, or, when it requires approval, a pending promotion request is created
 -- (superseding an older open one). Editors promote to the next environment only;
--- an admin may skip steps by giving a reason.
+-- an admin may skip steps by giving a reason. expected_version, when given, must be
+-- the version the source runs (so a confirmed preview promotes what it showed).
 -- security definer: deployments and requests accept no writes from API roles.
+-- The six-argument form of an earlier draft, replaced by the one below.
+drop function if exists cfg.promote(uuid, text, text, boolean, text, text);
 create or replace function cfg.promote(
     automation_id uuid,
     from_env text,
     to_env text,
     dry_run boolean default true,
     reason text default null,
-    message text default null
+    message text default null,
+    expected_version integer default null
 )
 returns jsonb
 language plpgsql
@@ -133,6 +137,15 @@ begin
         raise exception 'nothing to promote: no version is deployed in %', src.slug
             using errcode = 'PT409',
                   detail = jsonb_build_object('automation_id', target.id, 'environment', src.slug)::text;
+    end if;
+    -- A promotion confirmed after a preview promotes what the preview showed, or nothing.
+    if expected_version is not null and expected_version <> src_version.version then
+        raise exception '% moved on: it runs version %, not %', src.slug, src_version.version, expected_version
+            using errcode = 'PT409',
+                  detail = jsonb_build_object(
+                      'environment', src.slug, 'expected_version', expected_version,
+                      'current_version', src_version.version
+                  )::text;
     end if;
     select v.* into dst_version
     from cfg.deployments as d
@@ -222,8 +235,8 @@ begin
     return result || jsonb_build_object('dry_run', false, 'action', 'promoted');
 end
 $$;
-revoke execute on function cfg.promote(uuid, text, text, boolean, text, text) from public, anon;
-grant execute on function cfg.promote(uuid, text, text, boolean, text, text) to authenticated, service_role;
+revoke execute on function cfg.promote(uuid, text, text, boolean, text, text, integer) from public, anon;
+grant execute on function cfg.promote(uuid, text, text, boolean, text, text, integer) to authenticated, service_role;
 
 -- The request, checked for the caller's role (PT404 when they cannot see it) and
 -- locked together with its automation. security definer: see cfg.promote.

@@ -269,3 +269,13 @@ def test_promotion_payloads_never_carry_secret_values(conn, staged):
     promote(conn, world["editor"], world.automation_a, "staging", "prod")
     text = json.dumps(result) + json.dumps([e["payload"] for e in events(conn)])
     assert "rotated-secret-value" not in text and "sk_live_hunter2" not in text
+
+
+def test_a_confirmed_preview_promotes_only_the_version_it_showed(conn, staged):
+    world, a = staged, staged.automation_a
+    preview = promote(conn, world["editor"], a, "dev", "staging", dry_run=True)
+    bump(conn, world, 2, 7777)  # dev moves on between the preview and the confirmation
+    sql = "select cfg.promote(%s, 'dev', 'staging', false, null, null, %s)"
+    err = refused(conn, world["editor"], sql, (a, preview["from"]["version"]), "PT409")
+    assert err.detail == {"environment": "dev", "expected_version": 2, "current_version": 3}
+    assert rpc(conn, world["editor"], sql + " as r", (a, 3))["r"]["action"] == "promoted"
