@@ -324,10 +324,26 @@ grant execute on function cfg_private.diff_contents(jsonb, jsonb) to authenticat
 create or replace function cfg_private.changed_keys(old_content jsonb, new_content jsonb)
 returns jsonb
 language sql immutable
+set jit = off
 set search_path = ''
 as $$
-    select coalesce(jsonb_agg(c - 'old_value' - 'new_value' - 'old_description' - 'new_description' - 'fields'), '[]'::jsonb)
-    from jsonb_array_elements(cfg_private.diff_contents(old_content, new_content) -> 'changes') as c
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'section', coalesce(o.section, n.section),
+        'key', coalesce(o.key, n.key),
+        'change', case when o.entry is null then 'added' when n.entry is null then 'removed' else 'changed' end,
+        'secret', coalesce((n.entry -> 'secret')::boolean, (o.entry -> 'secret')::boolean, false)
+    ) order by coalesce(o.section, n.section), coalesce(o.key, n.key)), '[]'::jsonb)
+    from (
+        select s.key as section, e.key, e.value as entry
+        from jsonb_each(coalesce(old_content -> 'sections', '{}'::jsonb)) as s,
+            jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    ) as o
+    full join (
+        select s.key as section, e.key, e.value as entry
+        from jsonb_each(coalesce(new_content -> 'sections', '{}'::jsonb)) as s,
+            jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    ) as n on o.section = n.section and o.key = n.key
+    where o.entry is distinct from n.entry
 $$;
 revoke execute on function cfg_private.changed_keys(jsonb, jsonb) from public, anon;
 grant execute on function cfg_private.changed_keys(jsonb, jsonb) to authenticated, service_role;
@@ -408,6 +424,11 @@ begin
             using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
     end if;
 
+    -- These writes are versioned by the caller (record_version): the per-row audit and
+    -- direct-write triggers skip them (their WHEN clauses read this flag). The
+    -- version row's audit entry carries the whole content instead.
+    perform set_config('cfgctl.versioned_write', 'on', true);
+
     delete from cfg.config_sections as s
     where s.automation_id = apply_content.automation_id
         and not (content -> 'sections') ? s.name;
@@ -459,6 +480,8 @@ begin
         and not exists (
             select 1 from cfg.config_entries as e where e.section_id = s.id and e.key = n.key
         );
+
+    perform set_config('cfgctl.versioned_write', 'off', true);
 end
 $$;
 revoke execute on function cfg_private.apply_content(uuid, uuid, jsonb) from public, anon, authenticated, service_role;
@@ -1123,15 +1146,18 @@ revoke execute on function cfg_private.version_direct_write() from public, anon,
 drop trigger if exists version_direct_write on cfg.config_sections;
 create constraint trigger version_direct_write after insert or update or delete on cfg.config_sections
 deferrable initially deferred
-for each row execute function cfg_private.version_direct_write();
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.version_direct_write();
 drop trigger if exists version_direct_write on cfg.config_entries;
 create constraint trigger version_direct_write after insert or update or delete on cfg.config_entries
 deferrable initially deferred
-for each row execute function cfg_private.version_direct_write();
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.version_direct_write();
 drop trigger if exists version_direct_write on cfg.entry_secrets;
 create constraint trigger version_direct_write after insert or update or delete on cfg.entry_secrets
 deferrable initially deferred
-for each row execute function cfg_private.version_direct_write();
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.version_direct_write();
 
 -- =============================================================================
 -- Row stamping, immutability and audit of the versioning tables
@@ -1163,9 +1189,10 @@ for each row execute function cfg_private.touch_row();
 create or replace trigger touch_row before insert or update on cfg_private.version_secrets
 for each row execute function cfg_private.touch_row();
 
--- The snapshot is redacted from the audit trail: it is large and already immutable.
+-- The version row's audit entry holds the whole snapshot (secrets only as digests):
+-- it is the audit record of a save, whose section and entry writes are not audited row by row.
 create or replace trigger audit after insert or update or delete on cfg.config_versions
-for each row execute function cfg_private.audit_row('content');
+for each row execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.deployments
 for each row execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.deployment_history
