@@ -125,11 +125,29 @@ begin
         select k.key as path, 'unknown top-level field (only "sections")' as message
         from jsonb_object_keys(content) as k (key) where k.key <> 'sections'
         union all
-        select 'sections.' || s.name, 'section name must be 1-100 letters, digits, _ . -'
-        from sections as s where s.name !~ '^[A-Za-z0-9_.-]{1,100}$'
-        union all
-        select 'sections.' || s.name, 'a section must be an object {description?, position?, entries}'
-        from sections as s where jsonb_typeof(s.value) <> 'object'
+        -- One pass over the sections, one over the entries: each check is a row of VALUES.
+        select 'sections.' || s.name || c.suffix, c.message
+        from sections as s
+        cross join lateral (values
+            (s.name !~ '^[A-Za-z0-9_.-]{1,100}$', '', 'section name must be 1-100 letters, digits, _ . -'),
+            (jsonb_typeof(s.value) <> 'object', '', 'a section must be an object {description?, position?, entries}'),
+            (
+                jsonb_typeof(s.value -> 'description') is distinct from 'string' and s.value ? 'description'
+                or length(s.value ->> 'description') > 10000,
+                '.description', 'description must be a string of at most 10000 characters'
+            ),
+            (
+                s.value ? 'position' and (
+                    jsonb_typeof(s.value -> 'position') <> 'number' or (s.value ->> 'position') !~ '^[0-9]{1,9}$'
+                ),
+                '.position', 'position must be a whole number from 0'
+            ),
+            (
+                s.value ? 'entries' and jsonb_typeof(s.value -> 'entries') <> 'object',
+                '.entries', 'entries must be an object of entries by key'
+            )
+        ) as c (bad, suffix, message)
+        where c.bad
         union all
         select 'sections.' || s.name || '.' || k.key, 'unknown section field (description, position, entries)'
         from sections as s, jsonb_object_keys(case
@@ -137,28 +155,29 @@ begin
         end) as k (key)
         where k.key not in ('description', 'position', 'entries')
         union all
-        select 'sections.' || s.name || '.description', 'description must be a string of at most 10000 characters'
-        from sections as s
-        where jsonb_typeof(s.value) = 'object' and s.value ? 'description'
-            and (jsonb_typeof(s.value -> 'description') <> 'string' or length(s.value ->> 'description') > 10000)
-        union all
-        select 'sections.' || s.name || '.position', 'position must be a whole number from 0'
-        from sections as s
-        where jsonb_typeof(s.value) = 'object' and s.value ? 'position'
-            and (jsonb_typeof(s.value -> 'position') <> 'number'
-                or (s.value ->> 'position') !~ '^[0-9]{1,9}$')
-        union all
-        select 'sections.' || s.name || '.entries', 'entries must be an object of entries by key'
-        from sections as s
-        where jsonb_typeof(s.value) = 'object' and s.value ? 'entries'
-            and jsonb_typeof(s.value -> 'entries') <> 'object'
-        union all
-        select 'sections.' || e.section || '.entries.' || e.key, 'entry key must be 1-200 letters, digits, _ . -'
-        from entries as e where e.key !~ '^[A-Za-z0-9_.-]{1,200}$'
-        union all
-        select 'sections.' || e.section || '.entries.' || e.key,
-            'an entry must be an object {value, secret?, description?}'
-        from entries as e where jsonb_typeof(e.value) <> 'object'
+        select 'sections.' || e.section || '.entries.' || e.key || c.suffix, c.message
+        from entries as e
+        cross join lateral (values
+            (e.key !~ '^[A-Za-z0-9_.-]{1,200}$', '', 'entry key must be 1-200 letters, digits, _ . -'),
+            (jsonb_typeof(e.value) <> 'object', '', 'an entry must be an object {value, secret?, description?}'),
+            (
+                e.value ? 'secret' and jsonb_typeof(e.value -> 'secret') <> 'boolean',
+                '.secret', 'secret must be true or false'
+            ),
+            (
+                jsonb_typeof(e.value) = 'object' and not e.value ? 'value'
+                and (e.value -> 'secret') is distinct from 'true'::jsonb,
+                '.value', 'a plain entry needs a value'
+            ),
+            (octet_length((e.value -> 'value')::text) > 1048576, '.value', 'a value is at most 1 MiB'),
+            (
+                e.value ? 'description' and (
+                    jsonb_typeof(e.value -> 'description') <> 'string' or length(e.value ->> 'description') > 10000
+                ),
+                '.description', 'description must be a string of at most 10000 characters'
+            )
+        ) as c (bad, suffix, message)
+        where c.bad
         union all
         select 'sections.' || e.section || '.entries.' || e.key || '.' || k.key,
             'unknown entry field (value, secret, description)'
@@ -166,26 +185,6 @@ begin
             when jsonb_typeof(e.value) = 'object' then e.value else '{}'::jsonb
         end) as k (key)
         where k.key not in ('value', 'secret', 'description')
-        union all
-        select 'sections.' || e.section || '.entries.' || e.key || '.secret', 'secret must be true or false'
-        from entries as e
-        where jsonb_typeof(e.value) = 'object' and e.value ? 'secret'
-            and jsonb_typeof(e.value -> 'secret') <> 'boolean'
-        union all
-        select 'sections.' || e.section || '.entries.' || e.key || '.value', 'a plain entry needs a value'
-        from entries as e
-        where jsonb_typeof(e.value) = 'object' and not e.value ? 'value'
-            and (e.value -> 'secret') is distinct from 'true'::jsonb
-        union all
-        select 'sections.' || e.section || '.entries.' || e.key || '.value', 'a value is at most 1 MiB'
-        from entries as e
-        where jsonb_typeof(e.value) = 'object' and octet_length((e.value -> 'value')::text) > 1048576
-        union all
-        select 'sections.' || e.section || '.entries.' || e.key || '.description',
-            'description must be a string of at most 10000 characters'
-        from entries as e
-        where jsonb_typeof(e.value) = 'object' and e.value ? 'description'
-            and (jsonb_typeof(e.value -> 'description') <> 'string' or length(e.value ->> 'description') > 10000)
         union all
         select 'sections', 'at most 10000 entries per automation'
         where (select count(*) from entries) > 10000
@@ -424,9 +423,10 @@ begin
             using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
     end if;
 
-    -- These writes are versioned by the caller (record_version): the per-row audit and
-    -- direct-write triggers skip them (their WHEN clauses read this flag). The
-    -- version row's audit entry carries the whole content instead.
+    -- These writes are versioned by the caller (record_version, which also lands the
+    -- version in dev): the per-row audit and direct-write triggers skip them and the
+    -- dev deployment they cause (their WHEN clauses read this flag, which the caller
+    -- turns off again). The version row's audit entry carries the whole content instead.
     perform set_config('cfgctl.versioned_write', 'on', true);
 
     delete from cfg.config_sections as s
@@ -481,7 +481,6 @@ begin
             select 1 from cfg.config_entries as e where e.section_id = s.id and e.key = n.key
         );
 
-    perform set_config('cfgctl.versioned_write', 'off', true);
 end
 $$;
 revoke execute on function cfg_private.apply_content(uuid, uuid, jsonb) from public, anon, authenticated, service_role;
@@ -702,6 +701,7 @@ set search_path = ''
 as $$
 declare
     target cfg.automations;
+    result jsonb;
 begin
     target := cfg_private.automation_for(save_config.automation_id, 'editor', 'saving config', true);
     perform cfg_private.require_valid_content(content);
@@ -711,7 +711,9 @@ begin
     end if;
     perform cfg_private.require_current_version(target.id, expected_version);
     perform cfg_private.apply_content(target.id, target.org_id, content);
-    return cfg_private.record_version(target.id, target.org_id, message, 'save');
+    result := cfg_private.record_version(target.id, target.org_id, message, 'save');
+    perform set_config('cfgctl.versioned_write', 'off', true);
+    return result;
 end
 $$;
 revoke execute on function cfg.save_config(uuid, integer, jsonb, text) from public, anon;
@@ -733,6 +735,7 @@ declare
     target cfg.automations;
     restored cfg.config_versions;
     content jsonb;
+    result jsonb;
 begin
     target := cfg_private.automation_for(rollback.automation_id, 'editor', 'rolling back config', true);
     select * into restored
@@ -749,9 +752,11 @@ begin
     content := cfg_private.version_content_with_secrets(restored.id);
     perform cfg_private.require_valid_content(content);
     perform cfg_private.apply_content(target.id, target.org_id, content);
-    return cfg_private.record_version(
+    result := cfg_private.record_version(
         target.id, target.org_id, coalesce(message, 'rollback to version ' || restored.version), 'rollback', restored.version
     );
+    perform set_config('cfgctl.versioned_write', 'off', true);
+    return result;
 end
 $$;
 revoke execute on function cfg.rollback(uuid, integer, text, integer) from public, anon;
@@ -1194,8 +1199,10 @@ for each row execute function cfg_private.touch_row();
 create or replace trigger audit after insert or update or delete on cfg.config_versions
 for each row execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.deployments
-for each row execute function cfg_private.audit_row();
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.deployment_history
-for each row execute function cfg_private.audit_row();
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.promotion_requests
 for each row execute function cfg_private.audit_row();
