@@ -4,6 +4,8 @@ measured in the same run on the same throwaway cluster, and the ratio.
 (a) cfg.save_config of a 50-entry config (every value changed, as an editor, the way
     PostgREST calls it) against a plain multi-row insert of the same 50 rows into a
     table with the same columns and no triggers, RLS or versioning. Target ratio <= 2.
+    Also: a save changing one value, and a second baseline inserting the 50 rows into
+    cfg.config_entries as the editor with the foundation's RLS and triggers.
 (b) cfg.diff_versions of two 1,000-entry versions (300 changed, 50 removed, 50 added,
     10 secrets rotated). Target < 20 ms. Baseline: reading the two snapshots.
 (c) First page (50 rows) of cfg.config_history at 10,000 versions of one automation.
@@ -126,6 +128,34 @@ def bench_save(conn, editor: Identity, automation_id, section_id, org_id) -> Non
     one_key = statistics.median([rate(save_one_key, 2.0) for _ in range(2)])
     print(f"    save_config, 50 entries (one changed): {one_key:,.0f} saves/s; "
           f"ratio {insert_rate / one_key:.2f}x slower than the plain 50-row insert")
+
+    # Second baseline: the same 50 rows inserted into cfg.config_entries as the editor,
+    # through RLS and the foundation's triggers (touch, secret diversion, per-row audit),
+    # with versioning's own trigger switched off: what writing config cost before versioning.
+    foundation_section = conn.execute(
+        "insert into cfg.config_sections (org_id, automation_id, name) values (%s, %s, 'foundation') returning id",
+        (org_id, automation_id),
+    ).fetchone()["id"]
+    conn.execute("alter table cfg.config_entries disable trigger version_direct_write")
+    conn.commit()
+
+    def insert_foundation_once():
+        g = next(generation)
+        values = [json.dumps({"n": i, "generation": g, "name": f"value {i}"}) for i in range(50)]
+        call(conn, editor,
+             "insert into cfg.config_entries (org_id, automation_id, section_id, key, value) "
+             "select %s, %s, %s, 'key' || t.i || '-' || %s::text, t.v "
+             "from unnest(%s::jsonb[]) with ordinality as t (v, i)",
+             (org_id, automation_id, foundation_section, g, values))
+
+    try:
+        foundation = statistics.median([rate(insert_foundation_once, 2.0) for _ in range(2)])
+    finally:
+        conn.execute("alter table cfg.config_entries enable trigger version_direct_write")
+        conn.commit()
+    print(f"    baseline 2: the same 50 rows into cfg.config_entries as the editor (RLS, foundation triggers, "
+          f"per-row audit, no versioning): {foundation:,.0f} inserts/s; ratio of save_config (all changed) "
+          f"to it: {foundation / save_rate:.2f}x the time")
 
 
 def bench_diff(conn, editor: Identity, viewer: Identity, automation_id) -> None:
