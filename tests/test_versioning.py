@@ -457,3 +457,30 @@ def test_get_config_returns_content_ready_to_edit(conn, world):
     # Saving it back unchanged is no new version.
     assert save(conn, world["editor"], a, 1, got["content"])["created"] is False
     refused(conn, world["viewer"], "select cfg.get_config(%s, 5)", (a,), "PT404")
+
+
+def test_a_save_is_audited_by_its_version_row_and_direct_writes_row_by_row(conn, world):
+    a = world.automation_a
+    before = conn.execute("select coalesce(max(id), 0) as id from cfg.audit_log").fetchone()["id"]
+    conn.commit()
+    result = save(conn, world["editor"], a, 1, content({"http": {"port": 1, "api_key": ("secret", "new-secret")}}))
+    rows = conn.execute("select * from cfg.audit_log where id > %s order by id", (before,)).fetchall()
+    conn.commit()
+    assert [(r["table_name"], r["operation"]) for r in rows] == [("config_versions", "INSERT")]
+    audit = rows[0]
+    assert audit["actor_email"] == "editor@example.test" and audit["automation_id"] == a
+    assert str(audit["row_id"]) == result["version_id"]
+    assert audit["new_values"]["content"]["sections"]["http"]["entries"]["port"]["value"] == 1
+    assert "new-secret" not in json.dumps(audit["new_values"])
+    # Editors read it through cfg.audit_events.
+    with acting_as(conn, world["editor"]) as cur:
+        logged = cur.execute("select table_name from cfg.audit_events(%s, %s)", (world.org_a, a)).fetchall()
+    assert "config_versions" in {r["table_name"] for r in logged}
+    # A direct write keeps the foundation's per-row audit, plus its version's.
+    with acting_as(conn, world["editor"]) as cur:
+        cur.execute("update cfg.config_entries set value = '2' where key = 'port'")
+    tables = [r["table_name"] for r in conn.execute(
+        "select table_name from cfg.audit_log where id > %s order by id", (audit["id"],)
+    ).fetchall()]
+    conn.commit()
+    assert tables == ["config_entries", "config_versions", "deployments", "deployment_history"]
