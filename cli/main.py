@@ -9,6 +9,8 @@ from sync_service.db import CfgError
 
 from .audit import audit_app
 from .common import fail
+from .config_cmd import config_app
+from .env_cmd import env_app
 from .stack import db_app, local_app
 from .tenancy import automation_app, member_app, org_app, user_app
 
@@ -24,6 +26,8 @@ app.add_typer(member_app, name="member")
 app.add_typer(user_app, name="user")
 app.add_typer(automation_app, name="automation")
 app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
+app.add_typer(env_app, name="env")
 
 
 def main() -> None:

@@ -108,12 +108,18 @@ create or replace trigger audit after insert or update or delete on cfg.environm
 for each row execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.automations
 for each row execute function cfg_private.audit_row();
+-- Sections, entries and secret values written by cfg.save_config / cfg.rollback are
+-- recorded by the config_versions row they produce (functions/versioning.sql), so
+-- those writes (flag cfgctl.versioned_write) are not audited row by row.
 create or replace trigger audit after insert or update or delete on cfg.config_sections
-for each row execute function cfg_private.audit_row();
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.config_entries
-for each row execute function cfg_private.audit_row();
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.entry_secrets
-for each row execute function cfg_private.audit_row('value');
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.audit_row('value');
 
 -- =============================================================================
 -- Append-only: no update, delete or truncate, whatever the role. Only the

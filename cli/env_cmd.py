@@ -1,0 +1,186 @@
+"""`cfgctl env` — environments, promotion along the pipeline, approvals and status badges."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import (
+    AsOpt,
+    JsonOpt,
+    ServiceOpt,
+    console,
+    render,
+    render_one,
+    resolve_automation,
+    resolve_org,
+    session,
+    to_json,
+)
+from .config_cmd import render_diff
+
+env_app = typer.Typer(help="Environments: list, promote, requests, approve, reject, apply, status.",
+                      no_args_is_help=True)
+
+RequestId = Annotated[str, typer.Argument(help="The promotion request's id (see `cfgctl env requests`).")]
+REQUEST_COLUMNS = ["id", "automation", "from_env", "to_env", "version", "status", "requested_by_email",
+                   "created_at", "decided_by_email", "decision_comment"]
+
+
+@env_app.command("list")
+def env_list(org: str, as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False) -> None:
+    """The pipeline of ORG, in order."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute(
+            "select position, slug, name, requires_approval, id from cfg.environments "
+            "where org_id = %s order by position",
+            (org_row["id"],),
+        )
+        rows = cur.fetchall()
+    render(rows, ["position", "slug", "name", "requires_approval", "id"], as_json)
+
+
+@env_app.command("promote")
+def env_promote(
+    ref: Annotated[str, typer.Argument(help="ORG/SLUG or the automation's id")],
+    from_env: Annotated[str, typer.Option("--from", help="Source environment, e.g. dev")],
+    to_env: Annotated[str, typer.Option("--to", help="Target environment, e.g. staging")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (needed when an admin skips a step).")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the diff.")] = False,
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Show what the target would take, ask, then promote (or request approval)."""
+    with session(as_user, service) as (cur, _):
+        automation = resolve_automation(cur, None, ref)
+        cur.execute("select cfg.promote(%s, %s, %s, true, %s, %s) as r",
+                    (automation["id"], from_env, to_env, reason, message))
+        preview = cur.fetchone()["r"]
+    slug = automation["slug"]
+    if not as_json:
+        target = preview["to"]["version"]
+        render_diff(preview["diff"], f"{slug} in {to_env} (v{target if target is not None else '-'})",
+                    f"{slug} in {from_env} (v{preview['from']['version']})", False)
+        if preview["requires_approval"]:
+            console.print(f"[yellow]{to_env} requires approval: confirming creates a promotion request[/yellow]")
+    if dry_run:
+        if as_json:
+            print(to_json(preview))
+        return
+    if not yes:
+        typer.confirm(f"Promote {slug} version {preview['from']['version']} from {from_env} to {to_env}?",
+                      abort=True)
+    with session(as_user, service) as (cur, _):
+        cur.execute(
+            "select cfg.promote(%s, %s, %s, false, %s, %s, %s) as r",
+            (automation["id"], from_env, to_env, reason, message, preview["from"]["version"]),
+        )
+        result = cur.fetchone()["r"]
+    if as_json:
+        print(to_json(result))
+    elif result["action"] == "requested":
+        console.print(f"promotion request {result['request_id']} is pending an admin's approval")
+    else:
+        console.print(f"{to_env} now runs version {result['from']['version']}")
+
+
+@env_app.command("requests")
+def env_requests(
+    org: str,
+    automation: Annotated[str | None, typer.Option("--automation", help="Slug or id")] = None,
+    status: Annotated[str, typer.Option("--status", help="pending | approved | applied | rejected | superseded | all")]
+    = "pending",
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Promotion requests of ORG (default: pending)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        automation_id = resolve_automation(cur, org, automation)["id"] if automation else None
+        cur.execute(
+            """
+            select r.id, a.slug as automation, f.slug as from_env, t.slug as to_env, r.version, r.status,
+                   r.requested_by_email, r.created_at, r.decided_by_email, r.decision_comment,
+                   r.skip_reason, r.message, r.superseded_by, r.applied_at
+            from cfg.promotion_requests r
+            join cfg.automations a on a.id = r.automation_id
+            join cfg.environments f on f.id = r.from_environment_id
+            join cfg.environments t on t.id = r.to_environment_id
+            where r.org_id = %s and (%s::uuid is null or r.automation_id = %s::uuid)
+              and (%s = 'all' or r.status::text = %s)
+            order by r.created_at desc
+            """,
+            (org_row["id"], automation_id, automation_id, status, status),
+        )
+        rows = cur.fetchall()
+    render(rows, REQUEST_COLUMNS, as_json)
+
+
+def _decide(sql: str, params: tuple, as_user, service, as_json: bool, verb: str) -> None:
+    with session(as_user, service) as (cur, _):
+        cur.execute(sql, params)
+        row = cur.fetchone()
+    if as_json:
+        render_one(row, True)
+    else:
+        console.print(f"request {row['id']} {verb}: now {row['status']}")
+
+
+@env_app.command("approve")
+def env_approve(
+    request_id: RequestId,
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    no_apply: Annotated[bool, typer.Option("--no-apply", help="Approve now, deploy later (`env apply`).")] = False,
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Approve a pending request (admins other than the requester); deploys it unless --no-apply."""
+    _decide("select * from cfg.approve_promotion(%s, %s, %s)", (request_id, comment, not no_apply),
+            as_user, service, as_json, "approved")
+
+
+@env_app.command("reject")
+def env_reject(
+    request_id: RequestId,
+    reason: Annotated[str, typer.Option("--reason", help="Why (required).")],
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Reject a pending or approved request (admins)."""
+    _decide("select * from cfg.reject_promotion(%s, %s)", (request_id, reason), as_user, service, as_json,
+            "rejected")
+
+
+@env_app.command("apply")
+def env_apply(request_id: RequestId, as_user: AsOpt = None, service: ServiceOpt = False,
+              as_json: JsonOpt = False) -> None:
+    """Deploy a request approved with --no-apply (editors)."""
+    _decide("select * from cfg.apply_promotion(%s)", (request_id,), as_user, service, as_json, "applied")
+
+
+@env_app.command("status")
+def env_status(
+    org: str,
+    automation: Annotated[str | None, typer.Option("--automation", help="Slug or id")] = None,
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Per automation: the version each environment runs, and drift."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        automation_id = resolve_automation(cur, org, automation)["id"] if automation else None
+        cur.execute("select * from cfg.deployment_status(%s, %s)", (org_row["id"], automation_id))
+        rows = cur.fetchall()
+    if as_json:
+        print(to_json(rows))
+        return
+    envs = [e["environment"] for e in rows[0]["environments"]] if rows else []
+    table_rows = []
+    for row in rows:
+        cells = {"automation": row["slug"], "latest": row["latest_version"],
+                 "drift": "drift" if row["drift"] else "in sync", "pending": row["pending_requests"]}
+        for e in row["environments"]:
+            mark = "" if e["same_as_previous"] in (None, True) else " *"
+            cells[e["environment"]] = ("-" if e["version"] is None else f"v{e['version']}") + mark
+        table_rows.append(cells)
+    render(table_rows, ["automation", "latest", *envs, "drift", "pending"], False,
+           title="* differs from the environment before it")

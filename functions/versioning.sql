@@ -1,0 +1,1208 @@
+-- =============================================================================
+-- Versioning: save as one unit with optimistic locking, three-way merge,
+-- history, diff and rollback. Tables: migrations/20261125200000_versioning.sql.
+--
+-- Content, as RPCs take and return it:
+--   {"sections": {"<name>": {"description": "", "position": 0,
+--       "entries": {"<key>": {"value": <json>, "secret": false, "description": ""}}}}}
+-- A secret entry sent without "value" keeps the secret value it has now.
+-- A version snapshot has the same shape, except that a secret entry is
+--   {"secret": true, "digest": "<hmac>", "description": ""}: never its value. The
+-- values themselves are kept in cfg_private.version_secrets for rollback and promotion.
+-- =============================================================================
+
+-- True when acting with the service key: the JWT role, or the SQL role even inside
+-- a security definer function (where current_user is the owner).
+create or replace function cfg_private.is_service()
+returns boolean
+language sql stable
+set search_path = ''
+as $$
+    select coalesce((select auth.role()) = 'service_role', false)
+        or current_user = 'service_role'
+        or current_setting('role', true) = 'service_role'
+$$;
+revoke execute on function cfg_private.is_service() from public, anon;
+grant execute on function cfg_private.is_service() to authenticated, service_role;
+
+-- Keyed digest of a secret value. security definer: the key lives in cfg_private.
+-- Never granted to API roles: it would be an oracle to guess secrets with.
+create or replace function cfg_private.secret_digest(value jsonb)
+returns text
+language sql stable security definer
+set search_path = ''
+as $$
+    select encode(extensions.hmac(convert_to(value::text, 'UTF8'), k.key, 'sha256'), 'hex')
+    from cfg_private.digest_keys as k
+$$;
+revoke execute on function cfg_private.secret_digest(jsonb) from public, anon, authenticated, service_role;
+
+-- The live sections and entries of an automation as a snapshot (secrets as digests).
+-- security definer: it must see every entry and secret whoever the caller is.
+create or replace function cfg_private.snapshot_live(automation_id uuid)
+returns jsonb
+language sql stable security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+    select jsonb_build_object('sections', coalesce(jsonb_object_agg(
+        s.name,
+        jsonb_build_object(
+            'description', s.description, 'position', s.position,
+            'entries', coalesce(ents.entries, '{}'::jsonb)
+        )
+    ), '{}'::jsonb))
+    from cfg.config_sections as s
+    left join lateral (
+        select jsonb_object_agg(
+            e.key,
+            case
+                when e.is_secret then jsonb_build_object(
+                    'secret', true, 'digest', cfg_private.secret_digest(es.value), 'description', e.description
+                )
+                else jsonb_build_object('secret', false, 'value', e.value, 'description', e.description)
+            end
+        ) as entries
+        from cfg.config_entries as e
+        left join cfg.entry_secrets as es on es.id = e.id
+        where e.section_id = s.id
+    ) as ents on true
+    where s.automation_id = snapshot_live.automation_id
+$$;
+revoke execute on function cfg_private.snapshot_live(uuid) from public, anon, authenticated, service_role;
+
+-- A snapshot as RPC content: secrets become {"secret": true} (keep the value).
+create or replace function cfg_private.snapshot_as_content(snapshot jsonb)
+returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+    select jsonb_build_object('sections', coalesce(jsonb_object_agg(
+        s.key,
+        (s.value - 'entries') || jsonb_build_object('entries', coalesce((
+            select jsonb_object_agg(e.key, e.value - 'digest')
+            from jsonb_each(s.value -> 'entries') as e
+        ), '{}'::jsonb))
+    ), '{}'::jsonb))
+    from jsonb_each(snapshot -> 'sections') as s
+$$;
+revoke execute on function cfg_private.snapshot_as_content(jsonb) from public, anon;
+grant execute on function cfg_private.snapshot_as_content(jsonb) to authenticated, service_role;
+
+-- Every problem with a content document, as [{path, message}], or null when it is valid.
+create or replace function cfg_private.content_problems(content jsonb)
+returns jsonb
+language plpgsql immutable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    problems jsonb;
+begin
+    if content is null or jsonb_typeof(content) <> 'object' then
+        return jsonb_build_array(jsonb_build_object(
+            'path', '', 'message', 'content must be a JSON object {"sections": {...}}'
+        ));
+    end if;
+    if jsonb_typeof(content -> 'sections') is distinct from 'object' then
+        return jsonb_build_array(jsonb_build_object(
+            'path', 'sections', 'message', 'content needs "sections": an object of sections by name'
+        ));
+    end if;
+    with sections as (
+        select s.key as name, s.value from jsonb_each(content -> 'sections') as s
+    ),
+    entries as (
+        select s.name as section, e.key, e.value
+        from sections as s, jsonb_each(case
+            when jsonb_typeof(s.value -> 'entries') = 'object' then s.value -> 'entries' else '{}'::jsonb
+        end) as e
+        where jsonb_typeof(s.value) = 'object'
+    ),
+    found as (
+        select k.key as path, 'unknown top-level field (only "sections")' as message
+        from jsonb_object_keys(content) as k (key) where k.key <> 'sections'
+        union all
+        -- One pass over the sections, one over the entries: each check is a row of VALUES.
+        select 'sections.' || s.name || c.suffix, c.message
+        from sections as s
+        cross join lateral (values
+            (s.name !~ '^[A-Za-z0-9_.-]{1,100}$', '', 'section name must be 1-100 letters, digits, _ . -'),
+            (jsonb_typeof(s.value) <> 'object', '', 'a section must be an object {description?, position?, entries}'),
+            (
+                jsonb_typeof(s.value -> 'description') is distinct from 'string' and s.value ? 'description'
+                or length(s.value ->> 'description') > 10000,
+                '.description', 'description must be a string of at most 10000 characters'
+            ),
+            (
+                s.value ? 'position' and (
+                    jsonb_typeof(s.value -> 'position') <> 'number' or (s.value ->> 'position') !~ '^[0-9]{1,9}$'
+                ),
+                '.position', 'position must be a whole number from 0'
+            ),
+            (
+                s.value ? 'entries' and jsonb_typeof(s.value -> 'entries') <> 'object',
+                '.entries', 'entries must be an object of entries by key'
+            )
+        ) as c (bad, suffix, message)
+        where c.bad
+        union all
+        select 'sections.' || s.name || '.' || k.key, 'unknown section field (description, position, entries)'
+        from sections as s, jsonb_object_keys(case
+            when jsonb_typeof(s.value) = 'object' then s.value else '{}'::jsonb
+        end) as k (key)
+        where k.key not in ('description', 'position', 'entries')
+        union all
+        select 'sections.' || e.section || '.entries.' || e.key || c.suffix, c.message
+        from entries as e
+        cross join lateral (values
+            (e.key !~ '^[A-Za-z0-9_.-]{1,200}$', '', 'entry key must be 1-200 letters, digits, _ . -'),
+            (jsonb_typeof(e.value) <> 'object', '', 'an entry must be an object {value, secret?, description?}'),
+            (
+                e.value ? 'secret' and jsonb_typeof(e.value -> 'secret') <> 'boolean',
+                '.secret', 'secret must be true or false'
+            ),
+            (
+                jsonb_typeof(e.value) = 'object' and not e.value ? 'value'
+                and (e.value -> 'secret') is distinct from 'true'::jsonb,
+                '.value', 'a plain entry needs a value'
+            ),
+            (octet_length((e.value -> 'value')::text) > 1048576, '.value', 'a value is at most 1 MiB'),
+            (
+                e.value ? 'description' and (
+                    jsonb_typeof(e.value -> 'description') <> 'string' or length(e.value ->> 'description') > 10000
+                ),
+                '.description', 'description must be a string of at most 10000 characters'
+            )
+        ) as c (bad, suffix, message)
+        where c.bad
+        union all
+        select 'sections.' || e.section || '.entries.' || e.key || '.' || k.key,
+            'unknown entry field (value, secret, description)'
+        from entries as e, jsonb_object_keys(case
+            when jsonb_typeof(e.value) = 'object' then e.value else '{}'::jsonb
+        end) as k (key)
+        where k.key not in ('value', 'secret', 'description')
+        union all
+        select 'sections', 'at most 10000 entries per automation'
+        where (select count(*) from entries) > 10000
+    )
+    select jsonb_agg(jsonb_build_object('path', f.path, 'message', f.message) order by f.path)
+    into problems
+    from (select * from found limit 100) as f;
+    return problems;
+end
+$$;
+revoke execute on function cfg_private.content_problems(jsonb) from public, anon;
+grant execute on function cfg_private.content_problems(jsonb) to authenticated, service_role;
+
+-- Raise PT422 with every problem of content, unless it is valid.
+create or replace function cfg_private.require_valid_content(content jsonb)
+returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+    problems jsonb := cfg_private.content_problems(content);
+begin
+    if problems is not null then
+        raise exception 'invalid content: % (%)', problems -> 0 ->> 'message', problems -> 0 ->> 'path'
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('errors', problems)::text,
+                  hint = 'Content is {"sections": {"<name>": {"entries": {"<key>": {"value": ...}}}}}.';
+    end if;
+end
+$$;
+revoke execute on function cfg_private.require_valid_content(jsonb) from public, anon;
+grant execute on function cfg_private.require_valid_content(jsonb) to authenticated, service_role;
+
+-- Structured diff of two snapshots: entry changes per section and key, section
+-- changes, and a summary. Secret entries show as changed, never with a value.
+create or replace function cfg_private.diff_contents(old_content jsonb, new_content jsonb)
+returns jsonb
+language sql immutable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+    with old_sections as (
+        select s.key as section, s.value from jsonb_each(coalesce(old_content -> 'sections', '{}'::jsonb)) as s
+    ),
+    new_sections as (
+        select s.key as section, s.value from jsonb_each(coalesce(new_content -> 'sections', '{}'::jsonb)) as s
+    ),
+    old_entries as (
+        select s.section, e.key, e.value as entry
+        from old_sections as s, jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    ),
+    new_entries as (
+        select s.section, e.key, e.value as entry
+        from new_sections as s, jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    ),
+    entry_changes as (
+        select
+            coalesce(o.section, n.section) as section,
+            coalesce(o.key, n.key) as key,
+            case when o.entry is null then 'added' when n.entry is null then 'removed' else 'changed' end as change,
+            o.entry as old_entry,
+            n.entry as new_entry
+        from old_entries as o
+        full join new_entries as n on o.section = n.section and o.key = n.key
+        where o.entry is distinct from n.entry
+    ),
+    section_changes as (
+        select
+            coalesce(o.section, n.section) as section,
+            case when o.value is null then 'added' when n.value is null then 'removed' else 'changed' end as change,
+            o.value - 'entries' as old_attrs,
+            n.value - 'entries' as new_attrs
+        from old_sections as o
+        full join new_sections as n on o.section = n.section
+        where o.value is null or n.value is null or (o.value - 'entries') is distinct from (n.value - 'entries')
+    )
+    select jsonb_build_object(
+        'summary', jsonb_build_object(
+            'added', (select count(*) from entry_changes as c where c.change = 'added'),
+            'removed', (select count(*) from entry_changes as c where c.change = 'removed'),
+            'changed', (select count(*) from entry_changes as c where c.change = 'changed'),
+            'sections_changed', (select count(*) from section_changes)
+        ),
+        'changes', coalesce((
+            select jsonb_agg(
+                jsonb_build_object(
+                    'section', c.section, 'key', c.key, 'change', c.change,
+                    'secret', coalesce((c.new_entry -> 'secret')::boolean, (c.old_entry -> 'secret')::boolean, false),
+                    'fields', (
+                        select coalesce(jsonb_agg(f.name order by f.name), '[]'::jsonb)
+                        from unnest(array['value', 'secret', 'description']) as f (name)
+                        where c.change = 'changed'
+                            and case f.name
+                                when 'value' then coalesce(c.old_entry -> 'value', c.old_entry -> 'digest')
+                                    is distinct from coalesce(c.new_entry -> 'value', c.new_entry -> 'digest')
+                                else (c.old_entry -> f.name) is distinct from (c.new_entry -> f.name)
+                            end
+                    )
+                )
+                || case
+                    when c.old_entry is not null and not coalesce((c.old_entry -> 'secret')::boolean, false)
+                        then jsonb_build_object('old_value', c.old_entry -> 'value')
+                    else '{}'::jsonb
+                end
+                || case
+                    when c.new_entry is not null and not coalesce((c.new_entry -> 'secret')::boolean, false)
+                        then jsonb_build_object('new_value', c.new_entry -> 'value')
+                    else '{}'::jsonb
+                end
+                || case
+                    when c.change = 'changed'
+                        and (c.old_entry -> 'description') is distinct from (c.new_entry -> 'description')
+                        then jsonb_build_object(
+                            'old_description', c.old_entry -> 'description',
+                            'new_description', c.new_entry -> 'description'
+                        )
+                    else '{}'::jsonb
+                end
+                order by c.section, c.key
+            )
+            from entry_changes as c
+        ), '[]'::jsonb),
+        'sections', coalesce((
+            select jsonb_agg(jsonb_build_object(
+                'section', c.section, 'change', c.change, 'old', c.old_attrs, 'new', c.new_attrs
+            ) order by c.section)
+            from section_changes as c
+        ), '[]'::jsonb)
+    )
+$$;
+revoke execute on function cfg_private.diff_contents(jsonb, jsonb) from public, anon;
+grant execute on function cfg_private.diff_contents(jsonb, jsonb) to authenticated, service_role;
+
+-- [{section, key, change}] between two snapshots: what a conflict dialog or a webhook needs.
+create or replace function cfg_private.changed_keys(old_content jsonb, new_content jsonb)
+returns jsonb
+language sql immutable
+set jit = off
+set search_path = ''
+as $$
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'section', coalesce(o.section, n.section),
+        'key', coalesce(o.key, n.key),
+        'change', case when o.entry is null then 'added' when n.entry is null then 'removed' else 'changed' end,
+        'secret', coalesce((n.entry -> 'secret')::boolean, (o.entry -> 'secret')::boolean, false)
+    ) order by coalesce(o.section, n.section), coalesce(o.key, n.key)), '[]'::jsonb)
+    from (
+        select s.key as section, e.key, e.value as entry
+        from jsonb_each(coalesce(old_content -> 'sections', '{}'::jsonb)) as s,
+            jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    ) as o
+    full join (
+        select s.key as section, e.key, e.value as entry
+        from jsonb_each(coalesce(new_content -> 'sections', '{}'::jsonb)) as s,
+            jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    ) as n on o.section = n.section and o.key = n.key
+    where o.entry is distinct from n.entry
+$$;
+revoke execute on function cfg_private.changed_keys(jsonb, jsonb) from public, anon;
+grant execute on function cfg_private.changed_keys(jsonb, jsonb) to authenticated, service_role;
+
+-- =============================================================================
+-- Writing: apply content to the live tables, record a version, deploy it.
+-- =============================================================================
+
+-- The automation, after checking the caller's role; locked against concurrent saves
+-- when lock is true. PT404 for ids the caller cannot see (other orgs' included).
+-- security definer: it locks the row whatever the caller's row-level rights.
+create or replace function cfg_private.automation_for(
+    automation_id uuid, min_role cfg.org_role, action text, lock boolean default false
+)
+returns cfg.automations
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    found cfg.automations;
+begin
+    select * into found from cfg.automations as a where a.id = automation_for.automation_id;
+    if found.id is null or (
+        not cfg_private.is_service()
+        and cfg_private.org_role(found.org_id) is null
+    ) then
+        raise exception 'automation not found'
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('automation_id', automation_id)::text;
+    end if;
+    perform cfg_private.require_role(found.org_id, min_role, action);
+    if lock then
+        -- Serialises saves, rollbacks and promotions of one automation. NO KEY UPDATE
+        -- does not block inserts of rows that reference the automation.
+        select * into found from cfg.automations as a where a.id = found.id for no key update;
+    end if;
+    return found;
+end
+$$;
+revoke execute on function cfg_private.automation_for(uuid, cfg.org_role, text, boolean) from public, anon;
+grant execute on function cfg_private.automation_for(uuid, cfg.org_role, text, boolean) to authenticated, service_role;
+
+-- Makes the live sections and entries equal to content (validated). Only rows that
+-- change are written, so the audit log and realtime carry the real changes.
+-- A secret entry without a value keeps its current value.
+-- security definer: direct writes are versioned at commit (version_direct_write);
+-- this is the path that versions them up front, after the caller's role was checked.
+create or replace function cfg_private.apply_content(automation_id uuid, org_id uuid, content jsonb)
+returns void
+language plpgsql
+security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    problems jsonb;
+begin
+    -- A secret entry without a value must already be a secret here.
+    select jsonb_agg(jsonb_build_object(
+        'path', 'sections.' || s.key || '.entries.' || e.key || '.value',
+        'message', 'a new secret entry needs a value'
+    ))
+    into problems
+    from jsonb_each(content -> 'sections') as s,
+        jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    where not e.value ? 'value'
+        and not exists (
+            select 1
+            from cfg.config_sections as cs
+            join cfg.config_entries as ce on ce.section_id = cs.id
+            where cs.automation_id = apply_content.automation_id
+                and cs.name = s.key and ce.key = e.key and ce.is_secret
+        );
+    if problems is not null then
+        raise exception 'invalid content: a new secret entry needs a value (%)', problems -> 0 ->> 'path'
+            using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
+    end if;
+
+    -- These writes are versioned by the caller (record_version, which also lands the
+    -- version in dev): the per-row audit and direct-write triggers skip them and the
+    -- dev deployment they cause (their WHEN clauses read this flag, which the caller
+    -- turns off again). The version row's audit entry carries the whole content instead.
+    perform set_config('cfgctl.versioned_write', 'on', true);
+
+    delete from cfg.config_sections as s
+    where s.automation_id = apply_content.automation_id
+        and not (content -> 'sections') ? s.name;
+
+    insert into cfg.config_sections as s (org_id, automation_id, name, description, position)
+    select
+        apply_content.org_id, apply_content.automation_id, n.key,
+        coalesce(n.value ->> 'description', ''), coalesce((n.value ->> 'position')::integer, 0)
+    from jsonb_each(content -> 'sections') as n
+    on conflict on constraint config_sections_automation_name_key do update
+        set description = excluded.description, position = excluded.position
+        where (s.description, s.position) is distinct from (excluded.description, excluded.position);
+
+    delete from cfg.config_entries as e
+    using cfg.config_sections as s
+    where s.id = e.section_id
+        and s.automation_id = apply_content.automation_id
+        and not coalesce((content -> 'sections' -> s.name -> 'entries') ? e.key, false);
+
+    update cfg.config_entries as e
+    set value = w.value, is_secret = w.secret, description = w.description
+    from (
+        select
+            s.id as section_id, n.key, n.value -> 'value' as value,
+            coalesce((n.value ->> 'secret')::boolean, false) as secret,
+            coalesce(n.value ->> 'description', '') as description
+        from cfg.config_sections as s,
+            jsonb_each(coalesce(content -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
+        where s.automation_id = apply_content.automation_id
+    ) as w
+    where e.section_id = w.section_id and e.key = w.key
+        and (
+            e.is_secret <> w.secret
+            or e.description <> w.description
+            or (not w.secret and e.value is distinct from w.value)
+            or (
+                w.secret and w.value is not null
+                and (select es.value from cfg.entry_secrets as es where es.id = e.id) is distinct from w.value
+            )
+        );
+
+    insert into cfg.config_entries (org_id, automation_id, section_id, key, value, is_secret, description)
+    select
+        apply_content.org_id, apply_content.automation_id, s.id, n.key, n.value -> 'value',
+        coalesce((n.value ->> 'secret')::boolean, false), coalesce(n.value ->> 'description', '')
+    from cfg.config_sections as s,
+        jsonb_each(coalesce(content -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
+    where s.automation_id = apply_content.automation_id
+        and not exists (
+            select 1 from cfg.config_entries as e where e.section_id = s.id and e.key = n.key
+        );
+
+end
+$$;
+revoke execute on function cfg_private.apply_content(uuid, uuid, jsonb) from public, anon, authenticated, service_role;
+
+-- Points environment_id at a version and records how. Returns the previous version.
+-- security definer: deployments are written only by the versioning RPCs.
+create or replace function cfg_private.deploy(
+    target cfg.config_versions,
+    environment_id uuid,
+    source text,
+    from_environment_id uuid default null,
+    request_id uuid default null,
+    reason text default null
+)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    actor record := cfg_private.current_actor();
+    previous integer;
+begin
+    select d.version into previous
+    from cfg.deployments as d
+    where d.automation_id = target.automation_id and d.environment_id = deploy.environment_id;
+
+    insert into cfg.deployments as d (
+        org_id, automation_id, environment_id, version, version_id, deployed_by, deployed_by_email
+    )
+    values (
+        target.org_id, target.automation_id, deploy.environment_id, target.version, target.id,
+        actor.actor_id, coalesce(actor.actor_email, actor.actor_role)
+    )
+    on conflict on constraint deployments_automation_environment_key do update
+        set version = excluded.version, version_id = excluded.version_id,
+            deployed_by = excluded.deployed_by, deployed_by_email = excluded.deployed_by_email,
+            deployed_at = now();
+
+    insert into cfg.deployment_history (
+        org_id, automation_id, environment_id, version, version_id, previous_version, source,
+        from_environment_id, request_id, reason, actor_id, actor_email
+    )
+    values (
+        target.org_id, target.automation_id, deploy.environment_id, target.version, target.id, previous,
+        deploy.source, deploy.from_environment_id, deploy.request_id, deploy.reason,
+        actor.actor_id, coalesce(actor.actor_email, actor.actor_role)
+    );
+    return previous;
+end
+$$;
+revoke execute on function cfg_private.deploy(cfg.config_versions, uuid, text, uuid, uuid, text)
+from public, anon, authenticated, service_role;
+
+-- Records the live content of an automation as a new version unless it equals the
+-- latest one, deploys it to the first environment and appends config.saved (or
+-- config.rolled_back). The caller holds the automation's lock.
+-- security definer: it reads secret values and writes versions, which API roles cannot.
+create or replace function cfg_private.record_version(
+    automation_id uuid, org_id uuid, message text, kind text, restored_from integer default null
+)
+returns jsonb
+language plpgsql
+security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    snapshot jsonb := cfg_private.snapshot_live(record_version.automation_id);
+    hash text := encode(sha256(convert_to(snapshot::text, 'UTF8')), 'hex');
+    actor record := cfg_private.current_actor();
+    latest cfg.config_versions;
+    created cfg.config_versions;
+    first_env uuid;
+begin
+    select * into latest
+    from cfg.config_versions as v
+    where v.automation_id = record_version.automation_id
+    order by v.version desc
+    limit 1;
+    if latest.id is not null and latest.content_hash = hash then
+        return jsonb_build_object(
+            'automation_id', automation_id, 'version', latest.version, 'version_id', latest.id,
+            'parent_version', latest.parent_version, 'content_hash', hash, 'created', false
+        );
+    end if;
+
+    insert into cfg.config_versions (
+        org_id, automation_id, version, parent_version, content, content_hash, message, kind,
+        restored_from, author_id, author_email, author_role
+    )
+    values (
+        record_version.org_id, record_version.automation_id, coalesce(latest.version, 0) + 1, latest.version,
+        snapshot, hash, coalesce(record_version.message, ''), record_version.kind, record_version.restored_from,
+        actor.actor_id, actor.actor_email, actor.actor_role
+    )
+    returning * into created;
+
+    insert into cfg_private.version_secrets (version_id, org_id, section, key, value)
+    select created.id, created.org_id, s.name, e.key, es.value
+    from cfg.config_sections as s
+    join cfg.config_entries as e on e.section_id = s.id
+    join cfg.entry_secrets as es on es.id = e.id
+    where s.automation_id = record_version.automation_id and e.is_secret;
+
+    -- A save lands in the first environment of the pipeline (dev).
+    select env.id into first_env
+    from cfg.environments as env
+    where env.org_id = record_version.org_id
+    order by env.position
+    limit 1;
+    if first_env is not null then
+        perform cfg_private.deploy(created, first_env, kind);
+    end if;
+
+    perform cfg_private.emit_event(
+        created.org_id,
+        case when kind = 'rollback' then 'config.rolled_back' else 'config.saved' end,
+        'config_version', created.id, created.automation_id,
+        jsonb_build_object(
+            'version', created.version, 'version_id', created.id, 'parent_version', created.parent_version,
+            'kind', created.kind, 'restored_from', created.restored_from, 'message', created.message,
+            'content_hash', created.content_hash,
+            -- Keys only: never a value, so never a secret.
+            'changes', cfg_private.changed_keys(coalesce(latest.content, '{"sections": {}}'::jsonb), snapshot)
+        ),
+        first_env
+    );
+    return jsonb_build_object(
+        'automation_id', automation_id, 'version', created.version, 'version_id', created.id,
+        'parent_version', created.parent_version, 'content_hash', hash, 'created', true
+    );
+end
+$$;
+revoke execute on function cfg_private.record_version(uuid, uuid, text, text, integer)
+from public, anon, authenticated, service_role;
+
+-- The current version number of an automation (0 before its first version).
+create or replace function cfg_private.current_version(automation_id uuid)
+returns cfg.config_versions
+language sql stable
+set search_path = ''
+as $$
+    select v.*
+    from cfg.config_versions as v
+    where v.automation_id = current_version.automation_id
+    order by v.version desc
+    limit 1
+$$;
+revoke execute on function cfg_private.current_version(uuid) from public, anon;
+grant execute on function cfg_private.current_version(uuid) to authenticated, service_role;
+
+-- PT409 unless expected_version is the automation's current version. The detail
+-- is what a conflict dialog needs: the current version, who saved it and when, and
+-- the keys changed since expected_version.
+create or replace function cfg_private.require_current_version(automation_id uuid, expected_version integer)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+    head cfg.config_versions := cfg_private.current_version(automation_id);
+    base jsonb;
+begin
+    if expected_version is null or expected_version < 0 then
+        raise exception 'expected_version is required: the version your edit started from (0 before the first)'
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('field', 'expected_version', 'value', expected_version)::text;
+    end if;
+    if coalesce(head.version, 0) = expected_version then
+        return;
+    end if;
+    if expected_version = 0 then
+        base := '{"sections": {}}'::jsonb;
+    else
+        select v.content into base
+        from cfg.config_versions as v
+        where v.automation_id = require_current_version.automation_id and v.version = expected_version;
+    end if;
+    raise exception 'version conflict: you edited version %, but the current version is % (saved by % at %)',
+        expected_version, coalesce(head.version, 0), coalesce(head.author_email, head.author_role, 'nobody'),
+        head.created_at
+        using errcode = 'PT409',
+              detail = jsonb_build_object(
+                  'automation_id', automation_id,
+                  'expected_version', expected_version,
+                  'current_version', coalesce(head.version, 0),
+                  'current_version_id', head.id,
+                  'author_id', head.author_id,
+                  'author_email', coalesce(head.author_email, head.author_role),
+                  'saved_at', head.created_at,
+                  'message', head.message,
+                  'changed_keys', case when base is not null then cfg_private.changed_keys(base, head.content) end
+              )::text,
+              hint = 'Reload, or merge your changes with cfg.merge_config(base_version, theirs_version, mine).';
+end
+$$;
+revoke execute on function cfg_private.require_current_version(uuid, integer) from public, anon;
+grant execute on function cfg_private.require_current_version(uuid, integer) to authenticated, service_role;
+
+-- =============================================================================
+-- RPCs
+-- =============================================================================
+
+-- Saves the whole content of an automation as one unit: validates it, checks the
+-- caller edited the current version, replaces sections and entries, records a
+-- version (none when nothing changed), deploys it to dev and appends config.saved.
+-- security definer: the version tables accept no writes from API roles, so history
+-- cannot be forged; the caller's role is checked first (editor).
+create or replace function cfg.save_config(
+    automation_id uuid, expected_version integer, content jsonb, message text default ''
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    target cfg.automations;
+    result jsonb;
+begin
+    target := cfg_private.automation_for(save_config.automation_id, 'editor', 'saving config', true);
+    perform cfg_private.require_valid_content(content);
+    if length(coalesce(message, '')) > 2000 then
+        raise exception 'message is at most 2000 characters'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'message')::text;
+    end if;
+    perform cfg_private.require_current_version(target.id, expected_version);
+    perform cfg_private.apply_content(target.id, target.org_id, content);
+    result := cfg_private.record_version(target.id, target.org_id, message, 'save');
+    perform set_config('cfgctl.versioned_write', 'off', true);
+    return result;
+end
+$$;
+revoke execute on function cfg.save_config(uuid, integer, jsonb, text) from public, anon;
+grant execute on function cfg.save_config(uuid, integer, jsonb, text) to authenticated, service_role;
+
+-- Creates a new version whose content equals version to_version (history stays
+-- append-only), deploys it to dev and appends config.rolled_back. Pass
+-- expected_version to make it fail with PT409 if someone saved meanwhile.
+-- security definer: it restores secret values kept in cfg_private; editors only.
+create or replace function cfg.rollback(
+    automation_id uuid, to_version integer, message text default null, expected_version integer default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    target cfg.automations;
+    restored cfg.config_versions;
+    content jsonb;
+    result jsonb;
+begin
+    target := cfg_private.automation_for(rollback.automation_id, 'editor', 'rolling back config', true);
+    select * into restored
+    from cfg.config_versions as v
+    where v.automation_id = target.id and v.version = rollback.to_version;
+    if restored.id is null then
+        raise exception 'version % of this automation does not exist', coalesce(to_version::text, 'null')
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('automation_id', target.id, 'version', to_version)::text;
+    end if;
+    if expected_version is not null then
+        perform cfg_private.require_current_version(target.id, expected_version);
+    end if;
+    content := cfg_private.version_content_with_secrets(restored.id);
+    perform cfg_private.require_valid_content(content);
+    perform cfg_private.apply_content(target.id, target.org_id, content);
+    result := cfg_private.record_version(
+        target.id, target.org_id, coalesce(message, 'rollback to version ' || restored.version), 'rollback', restored.version
+    );
+    perform set_config('cfgctl.versioned_write', 'off', true);
+    return result;
+end
+$$;
+revoke execute on function cfg.rollback(uuid, integer, text, integer) from public, anon;
+grant execute on function cfg.rollback(uuid, integer, text, integer) to authenticated, service_role;
+
+-- A version's content with its secret values put back, ready for apply_content.
+-- security definer: reads cfg_private.version_secrets; never granted to API roles.
+create or replace function cfg_private.version_content_with_secrets(version_id uuid)
+returns jsonb
+language sql stable security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+    select jsonb_build_object('sections', coalesce(jsonb_object_agg(
+        s.key,
+        (s.value - 'entries') || jsonb_build_object('entries', coalesce((
+            select jsonb_object_agg(
+                e.key,
+                case
+                    when (e.value -> 'secret') = 'true'::jsonb then (e.value - 'digest') || coalesce((
+                        select jsonb_build_object('value', vs.value)
+                        from cfg_private.version_secrets as vs
+                        where vs.version_id = version_content_with_secrets.version_id
+                            and vs.section = s.key and vs.key = e.key
+                    ), '{}'::jsonb)
+                    else e.value
+                end
+            )
+            from jsonb_each(s.value -> 'entries') as e
+        ), '{}'::jsonb))
+    ), '{}'::jsonb))
+    from cfg.config_versions as v, jsonb_each(v.content -> 'sections') as s
+    where v.id = version_content_with_secrets.version_id
+$$;
+revoke execute on function cfg_private.version_content_with_secrets(uuid)
+from public, anon, authenticated, service_role;
+
+-- The content of an automation at a version (default: the current one), as
+-- save_config takes it: secrets appear as {"secret": true} without their value.
+create or replace function cfg.get_config(automation_id uuid, version integer default null)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    target cfg.automations;
+    found cfg.config_versions;
+begin
+    target := cfg_private.automation_for(get_config.automation_id, 'viewer', 'reading config');
+    if version is null then
+        found := cfg_private.current_version(target.id);
+    else
+        select * into found
+        from cfg.config_versions as v
+        where v.automation_id = target.id and v.version = get_config.version;
+        if found.id is null then
+            raise exception 'version % of this automation does not exist', version
+                using errcode = 'PT404',
+                      detail = jsonb_build_object('automation_id', target.id, 'version', version)::text;
+        end if;
+    end if;
+    return jsonb_build_object(
+        'automation_id', target.id,
+        'version', coalesce(found.version, 0),
+        'version_id', found.id,
+        'content', cfg_private.snapshot_as_content(coalesce(found.content, '{"sections": {}}'::jsonb))
+    );
+end
+$$;
+revoke execute on function cfg.get_config(uuid, integer) from public, anon;
+grant execute on function cfg.get_config(uuid, integer) to authenticated, service_role;
+
+-- History, newest first, one page at a time (before_version: the last version of
+-- the previous page). Content is left out; read cfg.config_versions for it.
+create or replace function cfg.config_history(
+    automation_id uuid, max_rows integer default 50, before_version integer default null
+)
+returns table (
+    version integer,
+    id uuid,
+    parent_version integer,
+    kind text,
+    restored_from integer,
+    message text,
+    author_id uuid,
+    author_email text,
+    created_at timestamptz,
+    content_hash text
+)
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    target cfg.automations;
+begin
+    if max_rows is null or max_rows not between 1 and 1000 then
+        raise exception 'max_rows must be between 1 and 1000'
+            using errcode = 'PT422', detail = jsonb_build_object('max_rows', max_rows)::text;
+    end if;
+    target := cfg_private.automation_for(config_history.automation_id, 'viewer', 'reading history');
+    return query
+    select
+        v.version, v.id, v.parent_version, v.kind, v.restored_from, v.message, v.author_id,
+        coalesce(v.author_email, v.author_role), v.created_at, v.content_hash
+    from cfg.config_versions as v
+    where v.org_id = target.org_id and v.automation_id = target.id
+        and (before_version is null or v.version < before_version)
+    order by v.version desc
+    limit max_rows;
+end
+$$;
+revoke execute on function cfg.config_history(uuid, integer, integer) from public, anon;
+grant execute on function cfg.config_history(uuid, integer, integer) to authenticated, service_role;
+
+-- Structured diff between two versions (by id) of the same automation: entry
+-- changes per section and key with old and new values; secrets show as changed,
+-- never with a value. security invoker: RLS decides which versions the caller sees.
+create or replace function cfg.diff_versions(from_version uuid, to_version uuid)
+returns jsonb
+language plpgsql stable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    a cfg.config_versions;
+    b cfg.config_versions;
+begin
+    select * into a from cfg.config_versions as v where v.id = from_version;
+    select * into b from cfg.config_versions as v where v.id = to_version;
+    if a.id is null or b.id is null then
+        raise exception 'version not found'
+            using errcode = 'PT404',
+                  detail = jsonb_build_object(
+                      'from_version', from_version, 'to_version', to_version,
+                      'missing', case when a.id is null then 'from_version' else 'to_version' end
+                  )::text;
+    end if;
+    if a.automation_id <> b.automation_id then
+        raise exception 'the two versions belong to different automations'
+            using errcode = 'PT422',
+                  detail = jsonb_build_object(
+                      'from_automation_id', a.automation_id, 'to_automation_id', b.automation_id
+                  )::text;
+    end if;
+    return jsonb_build_object(
+        'automation_id', a.automation_id,
+        'from', jsonb_build_object('id', a.id, 'version', a.version),
+        'to', jsonb_build_object('id', b.id, 'version', b.version)
+    ) || cfg_private.diff_contents(a.content, b.content);
+end
+$$;
+revoke execute on function cfg.diff_versions(uuid, uuid) from public, anon;
+grant execute on function cfg.diff_versions(uuid, uuid) to authenticated, service_role;
+
+-- Three-way merge of mine (content, as save_config takes it) with theirs_version,
+-- both descending from base_version. Returns {"merged": content, "conflicts": [...]}
+-- where a conflict is a key both sides changed differently; merged keeps mine there.
+-- Save merged with expected_version = theirs' number.
+-- security definer: comparing secrets needs their keyed digests (the key is
+-- private); editors only, who may read secret values anyway.
+create or replace function cfg.merge_config(base_version uuid, theirs_version uuid, mine jsonb)
+returns jsonb
+language plpgsql stable
+security definer
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    base cfg.config_versions;
+    theirs cfg.config_versions;
+    result jsonb;
+begin
+    select * into base from cfg.config_versions as v where v.id = base_version;
+    select * into theirs from cfg.config_versions as v where v.id = theirs_version;
+    if base.id is null or theirs.id is null
+        or (
+            not cfg_private.is_service()
+            and cfg_private.org_role(base.org_id) is null
+        ) then
+        raise exception 'version not found'
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('base_version', base_version, 'theirs_version', theirs_version)::text;
+    end if;
+    if base.automation_id <> theirs.automation_id then
+        raise exception 'base and theirs belong to different automations'
+            using errcode = 'PT422',
+                  detail = jsonb_build_object(
+                      'base_automation_id', base.automation_id, 'theirs_automation_id', theirs.automation_id
+                  )::text;
+    end if;
+    perform cfg_private.require_role(base.org_id, 'editor', 'merging config');
+    perform cfg_private.require_valid_content(mine);
+
+    with base_e as (
+        select s.key as section, e.key, e.value as entry
+        from jsonb_each(base.content -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
+    ),
+    theirs_e as (
+        select s.key as section, e.key, e.value as entry
+        from jsonb_each(theirs.content -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
+    ),
+    mine_raw as (
+        select s.key as section, e.key, e.value as raw
+        from jsonb_each(mine -> 'sections') as s, jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    ),
+    -- Mine in snapshot form, comparable with base and theirs. A secret sent without
+    -- a value is unchanged from base.
+    mine_e as (
+        select
+            m.section, m.key, m.raw,
+            case
+                when coalesce((m.raw ->> 'secret')::boolean, false) and not m.raw ? 'value'
+                    then coalesce(
+                        (select b.entry from base_e as b where b.section = m.section and b.key = m.key),
+                        (select t.entry from theirs_e as t where t.section = m.section and t.key = m.key)
+                    )
+                when coalesce((m.raw ->> 'secret')::boolean, false) then jsonb_build_object(
+                    'secret', true, 'digest', cfg_private.secret_digest(m.raw -> 'value'),
+                    'description', coalesce(m.raw ->> 'description', '')
+                )
+                else jsonb_build_object(
+                    'secret', false, 'value', m.raw -> 'value', 'description', coalesce(m.raw ->> 'description', '')
+                )
+            end as entry
+        from mine_raw as m
+    ),
+    keys as (
+        select k.section, k.key from base_e as k
+        union
+        select k.section, k.key from theirs_e as k
+        union
+        select k.section, k.key from mine_e as k
+    ),
+    decided as (
+        select
+            k.section, k.key, b.entry as b, t.entry as t, m.entry as m, m.raw,
+            case
+                when m.entry is not distinct from t.entry then 'mine'
+                when m.entry is not distinct from b.entry then 'theirs'
+                when t.entry is not distinct from b.entry then 'mine'
+                else 'conflict'
+            end as pick
+        from keys as k
+        left join base_e as b on b.section = k.section and b.key = k.key
+        left join theirs_e as t on t.section = k.section and t.key = k.key
+        left join mine_e as m on m.section = k.section and m.key = k.key
+    ),
+    chosen as (
+        select
+            d.section, d.key,
+            case
+                when d.pick = 'theirs' then d.t - 'digest'
+                else d.raw
+            end as entry
+        from decided as d
+    ),
+    section_attrs as (
+        select
+            s.section,
+            (base.content -> 'sections' -> s.section) - 'entries' as b,
+            (theirs.content -> 'sections' -> s.section) - 'entries' as t,
+            case when mine -> 'sections' ? s.section then jsonb_build_object(
+                'description', coalesce(mine -> 'sections' -> s.section ->> 'description', ''),
+                'position', coalesce((mine -> 'sections' -> s.section ->> 'position')::integer, 0)
+            ) end as m
+        from (
+            select jsonb_object_keys(base.content -> 'sections') as section
+            union
+            select jsonb_object_keys(theirs.content -> 'sections')
+            union
+            select jsonb_object_keys(mine -> 'sections')
+        ) as s
+    ),
+    section_pick as (
+        select
+            a.section, a.b, a.t, a.m,
+            case
+                when a.m is not distinct from a.t then a.m
+                when a.m is not distinct from a.b then a.t
+                else a.m
+            end as attrs,
+            a.m is distinct from a.t and a.m is distinct from a.b and a.t is distinct from a.b as conflict
+        from section_attrs as a
+    ),
+    merged_sections as (
+        select
+            p.section,
+            coalesce(p.attrs, '{"description": "", "position": 0}'::jsonb) || jsonb_build_object(
+                'entries', coalesce((
+                    select jsonb_object_agg(c.key, c.entry)
+                    from chosen as c where c.section = p.section and c.entry is not null
+                ), '{}'::jsonb)
+            ) as value
+        from section_pick as p
+        where p.attrs is not null
+            or exists (select 1 from chosen as c where c.section = p.section and c.entry is not null)
+    ),
+    hidden as (
+        select
+            d.section, d.key,
+            case
+                when d.b is null then null
+                when (d.b -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
+                else d.b - 'digest'
+            end as b,
+            case
+                when d.t is null then null
+                when (d.t -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
+                else d.t - 'digest'
+            end as t,
+            case
+                when d.m is null then null
+                when (d.m -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
+                else d.m - 'digest'
+            end as m
+        from decided as d
+        where d.pick = 'conflict'
+    )
+    select jsonb_build_object(
+        'base_version', base.version,
+        'theirs_version', theirs.version,
+        'merged', jsonb_build_object('sections', coalesce(
+            (select jsonb_object_agg(s.section, s.value) from merged_sections as s), '{}'::jsonb
+        )),
+        'conflicts', coalesce((
+            select jsonb_agg(c.conflict order by c.section, c.key nulls first)
+            from (
+                select h.section, h.key, jsonb_build_object(
+                    'section', h.section, 'key', h.key, 'base', h.b, 'theirs', h.t, 'mine', h.m
+                ) as conflict
+                from hidden as h
+                union all
+                select p.section, null, jsonb_build_object(
+                    'section', p.section, 'key', null, 'base', p.b, 'theirs', p.t, 'mine', p.m
+                )
+                from section_pick as p
+                where p.conflict
+            ) as c
+        ), '[]'::jsonb)
+    )
+    into result;
+    return result;
+end
+$$;
+revoke execute on function cfg.merge_config(uuid, uuid, jsonb) from public, anon;
+grant execute on function cfg.merge_config(uuid, uuid, jsonb) to authenticated, service_role;
+
+-- =============================================================================
+-- Direct writes: inserts, updates and deletes on config_sections, config_entries
+-- and entry_secrets made outside save_config (editors through PostgREST, the
+-- service role, DBAs) are versioned too. A deferred trigger records one version
+-- per automation and transaction at commit (none when nothing changed, e.g. after
+-- save_config already recorded it). They are not optimistically locked.
+-- =============================================================================
+
+-- security definer: writes versions, which API roles cannot.
+create or replace function cfg_private.version_direct_write()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    row_data jsonb := case when tg_op = 'DELETE' then to_jsonb(old) else to_jsonb(new) end;
+    target uuid;
+    org uuid;
+    done text := coalesce(current_setting('cfgctl.versioned_automations', true), '');
+begin
+    if tg_table_name = 'entry_secrets' then
+        select e.automation_id into target from cfg.config_entries as e where e.id = (row_data ->> 'id')::uuid;
+    else
+        target := (row_data ->> 'automation_id')::uuid;
+    end if;
+    if target is null or strpos(done, target::text) > 0 then
+        return null;
+    end if;
+    perform set_config('cfgctl.versioned_automations', done || target::text || ',', true);
+    select a.org_id into org from cfg.automations as a where a.id = target for no key update;
+    if org is null then
+        -- The automation was deleted in this transaction.
+        return null;
+    end if;
+    perform cfg_private.record_version(target, org, 'direct edit', 'direct');
+    return null;
+end
+$$;
+revoke execute on function cfg_private.version_direct_write() from public, anon, authenticated, service_role;
+
+drop trigger if exists version_direct_write on cfg.config_sections;
+create constraint trigger version_direct_write after insert or update or delete on cfg.config_sections
+deferrable initially deferred
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.version_direct_write();
+drop trigger if exists version_direct_write on cfg.config_entries;
+create constraint trigger version_direct_write after insert or update or delete on cfg.config_entries
+deferrable initially deferred
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.version_direct_write();
+drop trigger if exists version_direct_write on cfg.entry_secrets;
+create constraint trigger version_direct_write after insert or update or delete on cfg.entry_secrets
+deferrable initially deferred
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.version_direct_write();
+
+-- =============================================================================
+-- Row stamping, immutability and audit of the versioning tables
+-- =============================================================================
+
+create or replace function cfg_private.forbid_version_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    raise exception 'config versions are immutable; roll back to create a new one'
+        using errcode = 'PT403',
+              detail = jsonb_build_object('version_id', old.id, 'version', old.version)::text;
+end
+$$;
+
+create or replace trigger immutable before update on cfg.config_versions
+for each row execute function cfg_private.forbid_version_change();
+
+create or replace trigger touch_row before insert or update on cfg.config_versions
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg.deployments
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg.deployment_history
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg.promotion_requests
+for each row execute function cfg_private.touch_row();
+create or replace trigger touch_row before insert or update on cfg_private.version_secrets
+for each row execute function cfg_private.touch_row();
+
+-- The version row's audit entry holds the whole snapshot (secrets only as digests):
+-- it is the audit record of a save, whose section and entry writes are not audited row by row.
+create or replace trigger audit after insert or update or delete on cfg.config_versions
+for each row execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.deployments
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.deployment_history
+for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+execute function cfg_private.audit_row();
+create or replace trigger audit after insert or update or delete on cfg.promotion_requests
+for each row execute function cfg_private.audit_row();
