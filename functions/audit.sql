@@ -110,15 +110,28 @@ create or replace trigger audit after insert or update or delete on cfg.automati
 for each row execute function cfg_private.audit_row();
 -- Sections, entries and secret values written by cfg.save_config / cfg.rollback are
 -- recorded by the config_versions row they produce (functions/versioning.sql), so
--- those writes (flag cfgctl.versioned_write) are not audited row by row.
+-- those writes are not audited row by row. The flag alone is not enough: an API role
+-- that sets cfgctl.versioned_write itself is still audited (and versioned), because
+-- the RPCs write as the owner of their security-definer functions.
+create or replace function cfg_private.in_versioned_write()
+returns boolean
+language sql stable
+set search_path = ''
+as $$
+    select coalesce(current_setting('cfgctl.versioned_write', true) = 'on', false)
+        and current_user not in ('anon', 'authenticated', 'service_role')
+$$;
+revoke execute on function cfg_private.in_versioned_write() from public, anon;
+grant execute on function cfg_private.in_versioned_write() to authenticated, service_role;
+
 create or replace trigger audit after insert or update or delete on cfg.config_sections
-for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+for each row when (not cfg_private.in_versioned_write())
 execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.config_entries
-for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+for each row when (not cfg_private.in_versioned_write())
 execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.entry_secrets
-for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+for each row when (not cfg_private.in_versioned_write())
 execute function cfg_private.audit_row('value');
 
 -- =============================================================================

@@ -1151,17 +1151,17 @@ revoke execute on function cfg_private.version_direct_write() from public, anon,
 drop trigger if exists version_direct_write on cfg.config_sections;
 create constraint trigger version_direct_write after insert or update or delete on cfg.config_sections
 deferrable initially deferred
-for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+for each row when (not cfg_private.in_versioned_write())
 execute function cfg_private.version_direct_write();
 drop trigger if exists version_direct_write on cfg.config_entries;
 create constraint trigger version_direct_write after insert or update or delete on cfg.config_entries
 deferrable initially deferred
-for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+for each row when (not cfg_private.in_versioned_write())
 execute function cfg_private.version_direct_write();
 drop trigger if exists version_direct_write on cfg.entry_secrets;
 create constraint trigger version_direct_write after insert or update or delete on cfg.entry_secrets
 deferrable initially deferred
-for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+for each row when (not cfg_private.in_versioned_write())
 execute function cfg_private.version_direct_write();
 
 -- =============================================================================
@@ -1199,10 +1199,10 @@ for each row execute function cfg_private.touch_row();
 create or replace trigger audit after insert or update or delete on cfg.config_versions
 for each row execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.deployments
-for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+for each row when (not cfg_private.in_versioned_write())
 execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.deployment_history
-for each row when (current_setting('cfgctl.versioned_write', true) is distinct from 'on')
+for each row when (not cfg_private.in_versioned_write())
 execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.promotion_requests
 for each row execute function cfg_private.audit_row();

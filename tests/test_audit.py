@@ -79,7 +79,8 @@ def test_delete_records_the_old_row_and_cascades_share_a_transaction(conn, world
     with acting_as(conn, world["admin"]) as cur:
         cur.execute("select cfg.delete_automation(%s)", (world.automation_a,))
     deletes = [r for r in audit_rows(conn, org_id=world.org_a) if r["operation"] == "DELETE"]
-    assert {r["table_name"] for r in deletes} == {
+    # Versions and deployments go with the automation too (their own audit rows).
+    assert {r["table_name"] for r in deletes} >= {
         "automations", "config_sections", "config_entries", "entry_secrets"}
     assert len({r["txid"] for r in deletes}) == 1
     # Secret value rows carry no automation_id; once a cascade removed their entry, the
@@ -121,8 +122,8 @@ def test_dba_work_is_recorded_with_the_database_role(conn, world):
 
 def test_every_cfg_table_writes_audit_rows(conn, world):
     tables = {r["table_name"] for r in audit_rows(conn, org_id=world.org_a)}
-    assert tables == {"orgs", "org_members", "environments", "automations", "config_sections",
-                      "config_entries", "entry_secrets"}
+    assert tables >= {"orgs", "org_members", "environments", "automations", "config_sections",
+                      "config_entries", "entry_secrets", "config_versions", "deployments"}
 
 
 # =============================================================================
@@ -396,3 +397,22 @@ def test_audit_events_hides_other_orgs(conn, world, actor):
     # And an admin of org B asking for org B sees only org B.
     rows = events(conn, world["other_admin"], world.org_b, max_rows=10000)
     assert rows and {r["org_id"] for r in rows} == {world.org_b}
+
+
+def test_setting_the_versioned_write_flag_does_not_skip_audit_or_versioning(conn, world):
+    """The flag that lets save_config skip per-row audit is honoured only inside its
+    security-definer writes; an editor setting it by hand is still audited and versioned."""
+    versions_before = conn.execute(
+        "select count(*) as n from cfg.config_versions where automation_id = %s", (world.automation_a,)
+    ).fetchone()["n"]
+    conn.commit()
+    with acting_as(conn, world["editor"]) as cur:
+        cur.execute("select set_config('cfgctl.versioned_write', 'on', true)")
+        cur.execute("update cfg.config_entries set value = '1234' where id = %s", (world.entry_a,))
+    row = audit_rows(conn, row_id=world.entry_a)[-1]
+    assert row["operation"] == "UPDATE" and row["new_values"] == {"value": 1234}
+    assert row["actor_email"] == world["editor"].email
+    versions_after = conn.execute(
+        "select count(*) as n from cfg.config_versions where automation_id = %s", (world.automation_a,)
+    ).fetchone()["n"]
+    assert versions_after == versions_before + 1

@@ -17,11 +17,17 @@ from typing import Any
 
 import psycopg
 import pytest
+import test_versioning_rls as versioning_rls
 from conftest import World, build_world, create_database, drop_database
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from sync_service.db import CfgError, Identity, acting_as
+
+# Later features keep the matrix of their own tables and RPCs next to their tests;
+# the coverage checks below take them into account, so nothing in cfg goes unmatrixed.
+OTHER_MATRIX_TABLES = set(versioning_rls.TABLES)
+OTHER_MATRIX_RPCS = set(versioning_rls.RPCS)
 
 # =============================================================================
 # The matrix. Columns are the actors, in this order:
@@ -60,7 +66,8 @@ def test_matrix_covers_every_table_in_cfg(shared):
                 "where n.nspname = 'cfg' and c.relkind in ('r', 'p')"
             )
         }
-    assert tables == set(MATRIX) == set(TABLES)
+    assert set(MATRIX) == set(TABLES)
+    assert tables == set(MATRIX) | OTHER_MATRIX_TABLES
     for cells in MATRIX.values():
         assert all(len(c) == len(ACTORS) and set(c) <= {"Y", "-"} for c in cells)
 
@@ -373,7 +380,7 @@ def test_rpc_matrix_covers_every_function_in_cfg(shared):
                 "where n.nspname = 'cfg'"
             )
         }
-    assert names == set(RPCS)
+    assert names == set(RPCS) | OTHER_MATRIX_RPCS
 
 
 def _rpc_cases():

@@ -15,6 +15,9 @@ from sync_service.db import act_as
 
 IDENTITIES = ("anon", "viewer", "editor", "admin", "other_admin", "service")
 TABLES = ("config_versions", "deployments", "deployment_history", "promotion_requests")
+# Every RPC this module's matrices exercise (tests/test_rls_matrix.py checks coverage).
+RPCS = ("save_config", "rollback", "merge_config", "promote", "diff_versions", "config_history",
+        "get_config", "deployment_status", "approve_promotion", "reject_promotion", "apply_promotion")
 
 
 def outcome(conn, who, sql, params=()) -> str:
