@@ -9,8 +9,10 @@ from sync_service.db import CfgError
 
 from .audit import audit_app
 from .common import fail
+from .serve import serve
 from .stack import db_app, local_app
 from .tenancy import automation_app, member_app, org_app, user_app
+from .webhook_cmd import webhook_app
 
 app = typer.Typer(
     help="cfgctl: config management on Supabase.",
@@ -24,6 +26,8 @@ app.add_typer(member_app, name="member")
 app.add_typer(user_app, name="user")
 app.add_typer(automation_app, name="automation")
 app.add_typer(audit_app, name="audit")
+app.add_typer(webhook_app, name="webhook")
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -131,6 +131,20 @@ $$;
 revoke execute on function cfg.webhook_event_types() from public, anon;
 grant execute on function cfg.webhook_event_types() to authenticated, service_role;
 
+-- The elements of types that are not known event types (null when all are).
+-- security definer: the list lives in cfg_private; endpoint writes by admins check it.
+create or replace function cfg_private.unknown_event_types(types text [])
+returns text []
+language sql stable security definer
+set search_path = ''
+as $$
+    select array_agg(t order by t)
+    from unnest(types) as t
+    where not exists (select 1 from cfg_private.event_types as k where k.type = t)
+$$;
+revoke execute on function cfg_private.unknown_event_types(text []) from public, anon;
+grant execute on function cfg_private.unknown_event_types(text []) to authenticated, service_role;
+
 -- A new signing secret: whsec_ + base64 of 32 random bytes.
 create or replace function cfg_private.new_webhook_secret()
 returns text
@@ -159,9 +173,7 @@ begin
         perform cfg_private.check_webhook_url(new.org_id, new.url);
     end if;
     new.event_types := array(select distinct t from unnest(coalesce(new.event_types, '{}')) as t order by t);
-    select array_agg(t) into unknown
-    from unnest(new.event_types) as t
-    where not exists (select 1 from cfg_private.event_types as k where k.type = t);
+    unknown := cfg_private.unknown_event_types(new.event_types);
     if unknown is not null then
         raise exception 'unknown event type(s): %', array_to_string(unknown, ', ')
             using errcode = 'PT422',
