@@ -262,8 +262,12 @@ class Dispatcher:
         conn = await psycopg.AsyncConnection.connect(
             self.db_url, autocommit=True, application_name=f"cfgctl-webhooks {self.name}"
         )
-        # The dispatcher is the service: RLS-bypassing service_role, as on Supabase.
-        await conn.execute("set role service_role")
+        # The dispatcher acts with the service_role key, as PostgREST would (claims
+        # included, so audit rows name service_role), for the whole session.
+        await conn.execute(
+            "select set_config('role', 'service_role', false), "
+            "set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false)"
+        )
         return conn
 
     async def _backoff(self, failures: int) -> None:
