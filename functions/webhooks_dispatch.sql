@@ -14,25 +14,28 @@ returns table (
 )
 language sql volatile
 set search_path = ''
+-- Estimated costs of these small queries can pass jit_above_cost; compiling
+-- would take longer than running them.
+set jit = off
 as $$
-    with due as (
-        select d.id
-        from cfg_private.webhook_deliveries as d
-        where d.status = 'pending' and d.next_attempt_at <= now()
-        order by d.next_attempt_at, d.id
-        limit max_rows
-        for update skip locked
-    ),
-
-    claimed as (
+    -- `= any(array(...))` rather than a join keeps the plan an index lookup per
+    -- claimed row whatever the planner guesses for max_rows (a join with an
+    -- unknown limit was planned as a hash join over the whole table).
+    with claimed as (
         update cfg_private.webhook_deliveries as d
         set attempt_count = d.attempt_count + 1,
             run_attempts = d.run_attempts + 1,
             next_attempt_at = now() + lease,
             leased_by = worker,
             updated_at = now()
-        from due
-        where d.id = due.id
+        where d.id = any(array(
+            select q.id
+            from cfg_private.webhook_deliveries as q
+            where q.status = 'pending' and q.next_attempt_at <= now()
+            order by q.next_attempt_at, q.id
+            limit max_rows
+            for update skip locked
+        ))
         returning d.id, d.attempt_count, d.run_attempts, d.org_id, d.endpoint_id, d.event_id
     )
 
@@ -91,6 +94,7 @@ create or replace function cfg_private.record_webhook_attempts(
 returns integer
 language plpgsql
 set search_path = ''
+set jit = off
 as $$
 declare
     changed integer;

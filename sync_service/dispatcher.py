@@ -284,7 +284,7 @@ class Dispatcher:
         await conn.execute(
             "select set_config('role', 'service_role', false), "
             "set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false), "
-            "set_config('synchronous_commit', 'off', false)"
+            "set_config('synchronous_commit', 'off', false), set_config('jit', 'off', false)"
         )
         return conn
 
