@@ -12,12 +12,16 @@ returns table (
     delivery_id bigint, attempt integer, run_attempt integer, org_id uuid, endpoint_id uuid,
     url text, secrets text [], allowed_hosts text [], webhook_id text, body text
 )
-language sql volatile
+-- plpgsql, not sql: its plan is cached per session, where a sql function's
+-- statement is planned again on every call (a millisecond at 1,000 claims/s).
+language plpgsql volatile
 set search_path = ''
 -- Estimated costs of these small queries can pass jit_above_cost; compiling
 -- would take longer than running them.
 set jit = off
 as $$
+begin
+    return query
     -- `= any(array(...))` rather than a join keeps the plan an index lookup per
     -- claimed row whatever the planner guesses for max_rows (a join with an
     -- unknown limit was planned as a hash join over the whole table).
@@ -25,15 +29,15 @@ as $$
         update cfg_private.webhook_deliveries as d
         set attempt_count = d.attempt_count + 1,
             run_attempts = d.run_attempts + 1,
-            next_attempt_at = now() + lease,
-            leased_by = worker,
+            next_attempt_at = now() + claim_webhook_deliveries.lease,
+            leased_by = claim_webhook_deliveries.worker,
             updated_at = now()
         where d.id = any(array(
             select q.id
             from cfg_private.webhook_deliveries as q
             where q.status = 'pending' and q.next_attempt_at <= now()
             order by q.next_attempt_at, q.id
-            limit max_rows
+            limit claim_webhook_deliveries.max_rows
             for update skip locked
         ))
         returning d.id, d.attempt_count, d.run_attempts, d.org_id, d.endpoint_id, d.event_id
@@ -69,7 +73,8 @@ as $$
     from claimed as c
     join cfg.webhook_endpoints as e on e.id = c.endpoint_id
     join cfg_private.events as ev on ev.id = c.event_id
-    order by c.id
+    order by c.id;
+end
 $$;
 revoke execute on function cfg_private.claim_webhook_deliveries(text, integer, interval)
 from public, anon, authenticated;
