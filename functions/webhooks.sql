@@ -63,6 +63,11 @@ as $$
                 or cfg_private.try_inet(webhook_host_allowed.host)
                 <<= cfg_private.try_inet(h.host)
             )
+            -- Members only (or the service, or a DBA without JWT): no probing of other orgs' lists.
+            and (
+                (select auth.role()) is null or (select auth.role()) = 'service_role'
+                or h.org_id in (select cfg_private.orgs_with_role('viewer'))
+            )
     )
 $$;
 revoke execute on function cfg_private.webhook_host_allowed(uuid, text) from public, anon;
