@@ -407,7 +407,7 @@ def main() -> None:
         print(f"\ncommit -> receipt latency, producers aiming at 1,000/s for {args.seconds:g} s "
               f"({PRODUCERS} producer connections):")
         print(f"  cfgctl, durable commits    : p50 {d50:6.2f} ms  p99 {d99:7.2f} ms  "
-              f"(achieved {d_achieved:.0f} events/s: the disk's fsync rate limits the producers)")
+              f"(achieved {d_achieved:.0f} events/s)")
         print(f"  cfgctl, async commits      : p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  "
               f"(achieved {achieved:.0f} events/s; target p50 < 10 ms)")
         print(f"  pgqueuer (batch {base_batch}), async : p50 {q50:6.2f} ms  p99 {q99:7.2f} ms  "
