@@ -270,6 +270,7 @@ def test_cli_webhook_commands(conn, world, receiver, db_url):
     viewer = cli(db_url, "webhook", "rotate-secret", endpoint["id"], "--as", "viewer@example.test")
     assert viewer.returncode == 4
     assert cli(db_url, "webhook", "retry", *admin).returncode == 6
+    assert cli(db_url, "serve", "--worker", "nope").returncode == 6
     removed = cli(db_url, "webhook", "rm", endpoint["id"], "--yes", "--as", "admin@example.test")
     assert removed.returncode == 0, removed.stderr
     assert json.loads(cli(db_url, "webhook", "list", "org-a", *admin).stdout) == []
