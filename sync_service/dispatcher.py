@@ -387,7 +387,7 @@ class Dispatcher:
 
     async def _lane(self, index: int) -> None:
         """Claim, send, hand the results to the recorder, claim again: recording
-        never delays the next claim (it is what kept latency up at 1,000 events/s)."""
+        never delays the next claim."""
         s = self.settings
         worker = f"{self.name}/{index}"
         conn: psycopg.AsyncConnection | None = None
@@ -455,6 +455,13 @@ class Dispatcher:
                 conn = None
                 if closing or (self._stop.is_set() and failures > 3):
                     break
+                if not isinstance(exc, psycopg.OperationalError) and failures > 3:
+                    # Not the connection: this batch itself is refused. Drop it rather
+                    # than block every later result; its deliveries go again after the lease.
+                    log.error("recorder: dropping %d results the database refuses: %s", len(pending), exc)
+                    pending = []
+                    failures = 0
+                    continue
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
             if closing and not pending:
                 break
@@ -488,6 +495,13 @@ class Dispatcher:
         return Result(row.delivery_id, row.attempt, outcome, status, latency_ms, error, excerpt, delay or 0.0)
 
     async def _deliver(self, row: Claimed) -> Result:
+        try:
+            return await self._send(row)
+        except Exception as exc:  # a lane must never die of one delivery
+            log.exception("delivery %s failed unexpectedly", row.delivery_id)
+            return self._result(row, None, None, f"internal error: {type(exc).__name__}: {exc}"[:2000], None, None)
+
+    async def _send(self, row: Claimed) -> Result:
         assert self.guard is not None and self.session is not None
         refusal = await self.guard.check(row.url, row.allowed_hosts or [])
         if refusal is not None:
