@@ -274,3 +274,24 @@ def test_cli_webhook_commands(conn, world, receiver, db_url):
     removed = cli(db_url, "webhook", "rm", endpoint["id"], "--yes", "--as", "admin@example.test")
     assert removed.returncode == 0, removed.stderr
     assert json.loads(cli(db_url, "webhook", "list", "org-a", *admin).stdout) == []
+
+
+def test_endpoint_failing_continuously_is_disabled(conn, world, receiver, hook, db_url):
+    receiver.script("/hook", *[Reply(500)] * 10)
+    with ThreadDispatcher(db_url, fast_settings(disable_after=0.3)):
+        emit(conn, world.org_a)
+        wait_until(lambda: not outcome_enabled(conn, hook["id"]), what="endpoint disabled")
+    with conn.transaction():
+        endpoint = conn.execute("select * from cfg.webhook_endpoints where id = %s", (hook["id"],)).fetchone()
+        events = conn.execute("select type from cfg_private.events where type like 'webhook.%%' order by id").fetchall()
+    assert endpoint["disabled_reason"].startswith("failing continuously since")
+    assert {"type": "webhook.endpoint_disabled"} in events
+    # Disabling cancelled what was still queued; the attempts so far are logged.
+    (delivery,) = deliveries(conn, hook["id"])
+    assert delivery["status"] in ("cancelled", "failed") and 2 <= len(attempts(conn, delivery["id"])) <= 4
+
+
+def outcome_enabled(conn, endpoint_id) -> bool:
+    with conn.transaction():
+        return conn.execute("select enabled from cfg.webhook_endpoints where id = %s", (endpoint_id,)).fetchone()[
+            "enabled"]
