@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -170,6 +171,7 @@ class Bench:
         self.psycopg = psycopg
         base = Path(tempfile.mkdtemp(prefix="cfgctl-bench-", dir="/var/tmp"))
         os.chmod(base, 0o755)
+        self.base = base
         self.cluster = local.Cluster(data_dir=base / "pg" / "data", port=free_port(), fast=fast)
         self.cluster.init()
         self.cluster.start()
@@ -206,6 +208,7 @@ class Bench:
         self.receiver_proc.wait()
         self.conn.close()
         self.cluster.destroy()
+        shutil.rmtree(self.base, ignore_errors=True)
 
     # -- workers -----------------------------------------------------------------
 
