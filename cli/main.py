@@ -11,8 +11,10 @@ from .audit import audit_app
 from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
+from .serve import serve
 from .stack import db_app, local_app
 from .tenancy import automation_app, member_app, org_app, user_app
+from .webhook_cmd import webhook_app
 
 app = typer.Typer(
     help="cfgctl: config management on Supabase.",
@@ -28,6 +30,8 @@ app.add_typer(automation_app, name="automation")
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(env_app, name="env")
+app.add_typer(webhook_app, name="webhook")
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -1,0 +1,316 @@
+-- Webhooks, the RPCs admins call (supabase.rpc / cfgctl webhook). See functions/webhooks.sql.
+
+-- =============================================================================
+-- RPCs for admins (and the service role)
+-- =============================================================================
+
+-- The org of an endpoint, after checking the caller is an admin there (PT404 for
+-- an endpoint the caller cannot see, PT403 for a member below admin).
+-- security definer: it must find the endpoint to tell the two apart.
+create or replace function cfg_private.webhook_endpoint_org(endpoint_id uuid, action text)
+returns uuid
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    found uuid;
+begin
+    select e.org_id into found from cfg.webhook_endpoints as e where e.id = webhook_endpoint_org.endpoint_id;
+    if found is null then
+        raise exception 'webhook endpoint not found'
+            using errcode = 'PT404', detail = jsonb_build_object('endpoint_id', endpoint_id)::text;
+    end if;
+    perform cfg_private.require_role(found, 'admin', action);
+    return found;
+end
+$$;
+revoke execute on function cfg_private.webhook_endpoint_org(uuid, text) from public, anon;
+grant execute on function cfg_private.webhook_endpoint_org(uuid, text) to authenticated, service_role;
+
+-- Creates an endpoint and returns it with its signing secret, shown this once.
+-- security definer: the secret is kept in cfg_private, which admins cannot read.
+create or replace function cfg.create_webhook_endpoint(
+    org_id uuid,
+    url text,
+    description text default '',
+    event_types text [] default '{}',
+    environment_id uuid default null,
+    automation_id uuid default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    created cfg.webhook_endpoints;
+begin
+    perform cfg_private.require_role(create_webhook_endpoint.org_id, 'admin', 'managing webhooks');
+    insert into cfg.webhook_endpoints as e (org_id, url, description, event_types, environment_id, automation_id)
+    values (
+        create_webhook_endpoint.org_id, create_webhook_endpoint.url, coalesce(create_webhook_endpoint.description, ''),
+        coalesce(create_webhook_endpoint.event_types, '{}'), create_webhook_endpoint.environment_id,
+        create_webhook_endpoint.automation_id
+    )
+    returning * into created;
+    return to_jsonb(created) || jsonb_build_object(
+        'secret',
+        (select s.secret from cfg_private.webhook_secrets as s where s.endpoint_id = created.id and s.expires_at is null)
+    );
+end
+$$;
+revoke execute on function cfg.create_webhook_endpoint(uuid, text, text, text [], uuid, uuid) from public, anon;
+grant execute on function cfg.create_webhook_endpoint(uuid, text, text, text [], uuid, uuid)
+to authenticated, service_role;
+
+-- Replaces the signing secret; the previous one stays valid for 24 hours (the
+-- dispatcher signs with both meanwhile). Returns the new secret, shown this once.
+-- security definer: secrets live in cfg_private.
+create or replace function cfg.rotate_webhook_secret(endpoint_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    org uuid := cfg_private.webhook_endpoint_org(rotate_webhook_secret.endpoint_id, 'rotating webhook secrets');
+    fresh text := cfg_private.new_webhook_secret();
+begin
+    -- Only the secret being replaced keeps a grace period; older ones end now.
+    update cfg_private.webhook_secrets as s set expires_at = now()
+    where s.endpoint_id = rotate_webhook_secret.endpoint_id and s.expires_at > now();
+    update cfg_private.webhook_secrets as s set expires_at = now() + interval '24 hours'
+    where s.endpoint_id = rotate_webhook_secret.endpoint_id and s.expires_at is null;
+    insert into cfg_private.webhook_secrets (org_id, endpoint_id, secret)
+    values (org, rotate_webhook_secret.endpoint_id, fresh);
+    return jsonb_build_object(
+        'endpoint_id', rotate_webhook_secret.endpoint_id, 'secret', fresh,
+        'previous_valid_until', now() + interval '24 hours'
+    );
+end
+$$;
+revoke execute on function cfg.rotate_webhook_secret(uuid) from public, anon;
+grant execute on function cfg.rotate_webhook_secret(uuid) to authenticated, service_role;
+
+-- Enables or disables an endpoint. Disabling cancels its pending deliveries.
+create or replace function cfg.set_webhook_endpoint_enabled(endpoint_id uuid, enabled boolean)
+returns cfg.webhook_endpoints
+language plpgsql
+set search_path = ''
+as $$
+declare
+    changed cfg.webhook_endpoints;
+begin
+    perform cfg_private.webhook_endpoint_org(set_webhook_endpoint_enabled.endpoint_id, 'managing webhooks');
+    if enabled is null then
+        raise exception 'enabled must be true or false'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'enabled')::text;
+    end if;
+    update cfg.webhook_endpoints as e set enabled = set_webhook_endpoint_enabled.enabled
+    where e.id = set_webhook_endpoint_enabled.endpoint_id
+    returning * into changed;
+    return changed;
+end
+$$;
+revoke execute on function cfg.set_webhook_endpoint_enabled(uuid, boolean) from public, anon;
+grant execute on function cfg.set_webhook_endpoint_enabled(uuid, boolean) to authenticated, service_role;
+
+create or replace function cfg.delete_webhook_endpoint(endpoint_id uuid)
+returns cfg.webhook_endpoints
+language plpgsql
+set search_path = ''
+as $$
+declare
+    deleted cfg.webhook_endpoints;
+begin
+    perform cfg_private.webhook_endpoint_org(delete_webhook_endpoint.endpoint_id, 'managing webhooks');
+    delete from cfg.webhook_endpoints as e where e.id = delete_webhook_endpoint.endpoint_id
+    returning * into deleted;
+    return deleted;
+end
+$$;
+revoke execute on function cfg.delete_webhook_endpoint(uuid) from public, anon;
+grant execute on function cfg.delete_webhook_endpoint(uuid) to authenticated, service_role;
+
+-- What the delivery log shows: one delivery (no secrets, no body).
+create or replace function cfg_private.require_enabled_endpoint(endpoint_id uuid)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    if exists (select 1 from cfg.webhook_endpoints as e where e.id = endpoint_id and not e.enabled) then
+        raise exception 'the webhook endpoint is disabled; enable it first'
+            using errcode = 'PT409', detail = jsonb_build_object('endpoint_id', endpoint_id)::text;
+    end if;
+end
+$$;
+revoke execute on function cfg_private.require_enabled_endpoint(uuid) from public, anon;
+grant execute on function cfg_private.require_enabled_endpoint(uuid) to authenticated, service_role;
+
+-- Sends one finished delivery again now, with a fresh retry schedule.
+-- security definer: the queue lives in cfg_private; admin is checked here.
+create or replace function cfg.retry_webhook_delivery(delivery_id bigint)
+returns table (id bigint, endpoint_id uuid, status text, next_attempt_at timestamptz)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    target cfg_private.webhook_deliveries;
+begin
+    select * into target from cfg_private.webhook_deliveries as d where d.id = retry_webhook_delivery.delivery_id;
+    if target.id is null then
+        raise exception 'webhook delivery not found'
+            using errcode = 'PT404', detail = jsonb_build_object('delivery_id', delivery_id)::text;
+    end if;
+    perform cfg_private.webhook_endpoint_org(target.endpoint_id, 'retrying webhook deliveries');
+    perform cfg_private.require_enabled_endpoint(target.endpoint_id);
+    if target.status = 'pending' then
+        raise exception 'the delivery is already pending'
+            using errcode = 'PT409', detail = jsonb_build_object('delivery_id', delivery_id)::text;
+    end if;
+    perform pg_notify('cfgctl_webhooks', '');
+    return query
+    update cfg_private.webhook_deliveries as d
+    set status = 'pending', run_attempts = 0, next_attempt_at = now(), completed_at = null, updated_at = now()
+    where d.id = target.id
+    returning d.id, d.endpoint_id, d.status, d.next_attempt_at;
+end
+$$;
+revoke execute on function cfg.retry_webhook_delivery(bigint) from public, anon;
+grant execute on function cfg.retry_webhook_delivery(bigint) to authenticated, service_role;
+
+-- Sends every failed (or cancelled) delivery of an endpoint created since `since`
+-- again now. Returns how many. security definer: as above.
+create or replace function cfg.retry_failed_webhook_deliveries(endpoint_id uuid, since timestamptz)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    retried integer;
+begin
+    perform cfg_private.webhook_endpoint_org(retry_failed_webhook_deliveries.endpoint_id, 'retrying webhook deliveries');
+    if since is null then
+        raise exception 'since is required: retry failed deliveries created since when?'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'since')::text;
+    end if;
+    perform cfg_private.require_enabled_endpoint(retry_failed_webhook_deliveries.endpoint_id);
+    update cfg_private.webhook_deliveries as d
+    set status = 'pending', run_attempts = 0, next_attempt_at = now(), completed_at = null, updated_at = now()
+    where d.endpoint_id = retry_failed_webhook_deliveries.endpoint_id
+        and d.status in ('failed', 'cancelled')
+        and d.created_at >= since;
+    get diagnostics retried = row_count;
+    perform pg_notify('cfgctl_webhooks', '');
+    return retried;
+end
+$$;
+revoke execute on function cfg.retry_failed_webhook_deliveries(uuid, timestamptz) from public, anon;
+grant execute on function cfg.retry_failed_webhook_deliveries(uuid, timestamptz) to authenticated, service_role;
+
+-- Sends a webhook.test event to one endpoint. Returns the delivery id.
+-- security definer: the event and the delivery are written to cfg_private.
+create or replace function cfg.send_test_webhook(endpoint_id uuid, payload jsonb default null)
+returns bigint
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    org uuid := cfg_private.webhook_endpoint_org(send_test_webhook.endpoint_id, 'sending test webhooks');
+    event_id bigint;
+    created bigint;
+begin
+    perform cfg_private.require_enabled_endpoint(send_test_webhook.endpoint_id);
+    if octet_length(payload::text) > cfg_private.webhook_max_payload_bytes() then
+        raise exception 'test payload is larger than % bytes', cfg_private.webhook_max_payload_bytes()
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('field', 'payload', 'bytes', octet_length(payload::text))::text;
+    end if;
+    event_id := cfg_private.emit_event(
+        org, 'webhook.test', 'webhook_endpoint', send_test_webhook.endpoint_id, null,
+        jsonb_build_object('endpoint_id', send_test_webhook.endpoint_id)
+        || coalesce(payload, jsonb_build_object('message', 'cfgctl test event'))
+    );
+    insert into cfg_private.webhook_deliveries (org_id, endpoint_id, event_id, event_type)
+    values (org, send_test_webhook.endpoint_id, event_id, 'webhook.test')
+    returning id into created;
+    return created;
+end
+$$;
+revoke execute on function cfg.send_test_webhook(uuid, jsonb) from public, anon;
+grant execute on function cfg.send_test_webhook(uuid, jsonb) to authenticated, service_role;
+
+-- The deliveries of an endpoint, newest first. security definer: the queue is in cfg_private.
+create or replace function cfg.webhook_deliveries(
+    endpoint_id uuid,
+    with_status text default null,
+    since timestamptz default null,
+    max_rows integer default 100
+)
+returns table (
+    id bigint, event_id bigint, event_type text, status text, attempt_count integer,
+    next_attempt_at timestamptz, last_attempt_at timestamptz, last_status_code integer, last_error text,
+    created_at timestamptz, completed_at timestamptz
+)
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+begin
+    perform cfg_private.webhook_endpoint_org(webhook_deliveries.endpoint_id, 'reading webhook deliveries');
+    if max_rows is null or max_rows not between 1 and 10000 then
+        raise exception 'max_rows must be between 1 and 10000'
+            using errcode = 'PT422', detail = jsonb_build_object('max_rows', max_rows)::text;
+    end if;
+    if with_status is not null and with_status not in ('pending', 'succeeded', 'failed', 'cancelled') then
+        raise exception 'unknown delivery status %: use pending, succeeded, failed or cancelled',
+            quote_literal(with_status)
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'with_status', 'value', with_status)::text;
+    end if;
+    return query
+    select d.id, d.event_id, d.event_type, d.status, d.attempt_count, d.next_attempt_at,
+        d.last_attempt_at, d.last_status_code, d.last_error, d.created_at, d.completed_at
+    from cfg_private.webhook_deliveries as d
+    where d.endpoint_id = webhook_deliveries.endpoint_id
+        and (with_status is null or d.status = with_status)
+        and (since is null or d.created_at >= since)
+    order by d.id desc
+    limit max_rows;
+end
+$$;
+revoke execute on function cfg.webhook_deliveries(uuid, text, timestamptz, integer) from public, anon;
+grant execute on function cfg.webhook_deliveries(uuid, text, timestamptz, integer) to authenticated, service_role;
+
+-- Every attempt of one delivery. security definer: the log is in cfg_private.
+create or replace function cfg.webhook_delivery_attempts(delivery_id bigint)
+returns table (
+    attempt integer, created_at timestamptz, status_code integer, latency_ms integer, error text,
+    response_excerpt text, worker text
+)
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+declare
+    endpoint uuid;
+begin
+    select d.endpoint_id into endpoint from cfg_private.webhook_deliveries as d
+    where d.id = webhook_delivery_attempts.delivery_id;
+    if endpoint is null then
+        raise exception 'webhook delivery not found'
+            using errcode = 'PT404', detail = jsonb_build_object('delivery_id', delivery_id)::text;
+    end if;
+    perform cfg_private.webhook_endpoint_org(endpoint, 'reading webhook deliveries');
+    return query
+    select a.attempt, a.created_at, a.status_code, a.latency_ms, a.error, a.response_excerpt, a.worker
+    from cfg_private.webhook_attempts as a
+    where a.delivery_id = webhook_delivery_attempts.delivery_id
+    order by a.attempt;
+end
+$$;
+revoke execute on function cfg.webhook_delivery_attempts(bigint) from public, anon;
+grant execute on function cfg.webhook_delivery_attempts(bigint) to authenticated, service_role;
