@@ -319,6 +319,11 @@ def test_retention_job_is_scheduled_where_pg_cron_lives(pg_cluster, template_url
 # =============================================================================
 
 WHO = ("anon", "viewer", "editor", "admin", "other_admin", "service")
+# What the matrices below cover (tests/test_rls_matrix.py checks nothing in cfg is left out).
+TABLES = ("webhook_endpoints", "webhook_allowed_hosts")
+RPCS = ("create_webhook_endpoint", "rotate_webhook_secret", "send_test_webhook", "webhook_deliveries",
+        "webhook_delivery_attempts", "retry_webhook_delivery", "retry_failed_webhook_deliveries",
+        "set_webhook_endpoint_enabled", "delete_webhook_endpoint", "webhook_event_types")
 
 
 def test_rls_matrix_endpoints_table(conn, world, endpoint):
