@@ -3,8 +3,10 @@
 -- the sync service, which is woken by NOTIFY (delivered only on commit).
 -- =============================================================================
 
--- Appends one event and wakes listeners. security definer: API roles cannot
--- write cfg_private; every caller is a trigger or RPC acting for the user.
+-- Appends one event and wakes listeners. security definer: API roles cannot write
+-- cfg_private. Not executable by authenticated: a user could otherwise forge events
+-- (say a promotion.applied that a CI webhook acts on); only the security-definer
+-- triggers and RPCs below and in the feature files call it, after their own checks.
 create or replace function cfg_private.emit_event(
     org_id uuid,
     event_type text,
@@ -37,13 +39,15 @@ begin
     return event_id;
 end
 $$;
-revoke execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb, uuid) from public, anon;
-grant execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb, uuid)
-to authenticated, service_role;
+revoke execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb, uuid)
+from public, anon, authenticated;
+grant execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb, uuid) to service_role;
 
+-- security definer: it calls emit_event, which API roles may not call directly.
 create or replace function cfg_private.automation_event()
 returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare
@@ -62,9 +66,11 @@ $$;
 create or replace trigger emit_event after insert or update or delete on cfg.automations
 for each row execute function cfg_private.automation_event();
 
+-- security definer: it calls emit_event, which API roles may not call directly.
 create or replace function cfg_private.member_event()
 returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare

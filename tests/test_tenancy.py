@@ -398,3 +398,13 @@ def test_two_admins_demoting_each_other_concurrently_leave_one_admin(conn, world
     assert outcome == {"second": "PT409"}
     roles = members(conn, world.org_a)
     assert [email for email, role in roles.items() if role == "admin"] == ["editor@example.test"]
+
+
+def test_users_cannot_forge_outbox_events(conn, world):
+    """emit_event is for triggers and RPCs; a user calling it directly is refused."""
+    with pytest.raises(CfgError) as caught, acting_as(conn, world["admin"]) as cur:
+        cur.execute(
+            "select cfg_private.emit_event(%s, 'promotion.applied', 'automation', null, null, '{}', null)",
+            (world.org_a,),
+        )
+    assert caught.value.code == "42501"
