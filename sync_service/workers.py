@@ -28,6 +28,8 @@ async def serve(db_url: str, names: list[str], stop: asyncio.Event | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    target = db_url.rsplit("@", 1)[-1]  # never log the password
+    logging.getLogger("cfgctl.serve").info("running %s against %s; Ctrl-C stops", ", ".join(names), target)
     tasks = [asyncio.create_task(WORKERS[name](db_url, stop), name=name) for name in names]
     await asyncio.gather(*tasks)
 
