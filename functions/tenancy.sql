@@ -75,19 +75,30 @@ grant execute on function cfg_private.require_role(uuid, cfg.org_role, text) to 
 -- =============================================================================
 
 -- updated_at on every write; org_id can never move a row to another tenant.
+-- For every table with an org_id (columns read directly: this runs on every write).
 create or replace function cfg_private.touch_row()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
-    if tg_op = 'UPDATE' then
-        if to_jsonb(new) ->> 'org_id' is distinct from to_jsonb(old) ->> 'org_id' then
-            raise exception 'org_id cannot be changed'
-                using errcode = 'PT422',
-                      detail = jsonb_build_object('table', tg_table_name)::text;
-        end if;
+    if tg_op = 'UPDATE' and new.org_id is distinct from old.org_id then
+        raise exception 'org_id cannot be changed'
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('table', tg_table_name)::text;
     end if;
+    new.updated_at := now();
+    return new;
+end
+$$;
+
+-- updated_at for cfg.orgs, the one table whose tenant key is its own id.
+create or replace function cfg_private.touch_updated_at()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
     new.updated_at := now();
     return new;
 end
@@ -113,7 +124,7 @@ end
 $$;
 
 create or replace trigger touch_row before insert or update on cfg.orgs
-for each row execute function cfg_private.touch_row();
+for each row execute function cfg_private.touch_updated_at();
 create or replace trigger touch_row before insert or update on cfg.org_members
 for each row execute function cfg_private.touch_row();
 create or replace trigger touch_row before insert or update on cfg.environments
