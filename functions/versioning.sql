@@ -15,12 +15,14 @@
 -- a security definer function (where current_user is the owner).
 create or replace function cfg_private.is_service()
 returns boolean
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-    select coalesce((select auth.role()) = 'service_role', false)
+begin
+    return coalesce((select auth.role()) = 'service_role', false)
         or current_user = 'service_role'
-        or current_setting('role', true) = 'service_role'
+        or current_setting('role', true) = 'service_role';
+end
 $$;
 revoke execute on function cfg_private.is_service() from public, anon;
 grant execute on function cfg_private.is_service() to authenticated, service_role;
@@ -452,24 +454,27 @@ declare
     problems jsonb;
 begin
     -- A secret entry without a value must already be a secret here.
-    select jsonb_agg(jsonb_build_object(
-        'path', 'sections.' || s.key || '.entries.' || e.key || '.value',
-        'message', 'a new secret entry needs a value'
-    ))
-    into problems
-    from jsonb_each(content -> 'sections') as s,
-        jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
-    where not e.value ? 'value'
-        and not exists (
-            select 1
-            from cfg.config_sections as cs
-            join cfg.config_entries as ce on ce.section_id = cs.id
-            where cs.automation_id = apply_content.automation_id
-                and cs.name = s.key and ce.key = e.key and ce.is_secret
-        );
-    if problems is not null then
-        raise exception 'invalid content: a new secret entry needs a value (%)', problems -> 0 ->> 'path'
-            using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
+    -- (A save usually sends every value: the lookup is skipped then.)
+    if jsonb_path_exists(content, '$.sections.*.entries.* ? (!exists(@.value))') then
+        select jsonb_agg(jsonb_build_object(
+            'path', 'sections.' || s.key || '.entries.' || e.key || '.value',
+            'message', 'a new secret entry needs a value'
+        ))
+        into problems
+        from jsonb_each(content -> 'sections') as s,
+            jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+        where not e.value ? 'value'
+            and not exists (
+                select 1
+                from cfg.config_sections as cs
+                join cfg.config_entries as ce on ce.section_id = cs.id
+                where cs.automation_id = apply_content.automation_id
+                    and cs.name = s.key and ce.key = e.key and ce.is_secret
+            );
+        if problems is not null then
+            raise exception 'invalid content: a new secret entry needs a value (%)', problems -> 0 ->> 'path'
+                using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
+        end if;
     end if;
 
     -- These writes are versioned by the caller (record_version, which also lands the
