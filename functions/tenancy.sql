@@ -21,14 +21,19 @@ grant usage on schema cfg_private to authenticated;
 grant execute on function cfg_private.orgs_with_role(cfg.org_role) to authenticated, service_role;
 
 -- The current user's role in one org, or null. security definer for the same reason.
+-- plpgsql: PostgreSQL 15 would plan a sql function's query on every call.
 create or replace function cfg_private.org_role(org_id uuid)
 returns cfg.org_role
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = ''
 as $$
-    select m.role
-    from cfg.org_members as m
-    where m.org_id = org_role.org_id and m.user_id = (select auth.uid())
+begin
+    return (
+        select m.role
+        from cfg.org_members as m
+        where m.org_id = org_role.org_id and m.user_id = (select auth.uid())
+    );
+end
 $$;
 revoke execute on function cfg_private.org_role(uuid) from public, anon;
 grant execute on function cfg_private.org_role(uuid) to authenticated, service_role;
@@ -166,8 +171,14 @@ begin
 end
 $$;
 
-create or replace trigger divert_secret_value before insert or update on cfg.config_entries
-for each row execute function cfg_private.divert_secret_value();
+-- Only rows that are or were secret: the function does nothing for the others, and
+-- a save rewrites many plain entries at once.
+create or replace trigger divert_secret_value before insert on cfg.config_entries
+for each row when (new.is_secret)
+execute function cfg_private.divert_secret_value();
+create or replace trigger divert_secret_value_on_update before update on cfg.config_entries
+for each row when (new.is_secret or old.is_secret)
+execute function cfg_private.divert_secret_value();
 
 -- The last admin of an org cannot leave or be demoted: someone must manage it.
 -- security definer: it must see the org and every membership whatever the caller's
