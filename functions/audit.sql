@@ -116,19 +116,12 @@ for each row execute function cfg_private.audit_row();
 -- those writes are not audited row by row. The flag alone is not enough: an API role
 -- that sets cfgctl.versioned_write itself is still audited (and versioned), because
 -- the RPCs write as the owner of their security-definer functions.
-create or replace function cfg_private.in_versioned_write()
-returns boolean
-language sql stable
-set search_path = ''
-as $$
-    select coalesce(current_setting('cfgctl.versioned_write', true) = 'on', false)
-        and current_user not in ('anon', 'authenticated', 'service_role')
-$$;
-revoke execute on function cfg_private.in_versioned_write() from public, anon;
-grant execute on function cfg_private.in_versioned_write() to authenticated, service_role;
--- The trigger WHEN clauses below (and versioning's) spell out `not in_versioned_write()`
--- inline: the function, pinned to a search_path, cannot be inlined, and its call on
+--
+-- The WHEN clause below (repeated on versioning's triggers) reads: audit unless the
+-- flag is on AND we are not an API role. It is written inline, not as a helper
+-- function: a function pinned to a search_path cannot be inlined, and its call on
 -- every written row was a tenth of a save's time (bench/bench_versioning.py).
+drop function if exists cfg_private.in_versioned_write();
 
 create or replace trigger audit after insert or update or delete on cfg.config_sections
 for each row when (
