@@ -117,10 +117,11 @@ for each row execute function cfg_private.audit_row();
 -- that sets cfgctl.versioned_write itself is still audited (and versioned), because
 -- the RPCs write as the owner of their security-definer functions.
 --
--- The WHEN clause below (repeated on versioning's triggers) reads: audit unless the
--- flag is on AND we are not an API role. It is written inline, not as a helper
--- function: a function pinned to a search_path cannot be inlined, and its call on
--- every written row was a tenth of a save's time (bench/bench_versioning.py).
+-- The WHEN clause below (repeated on versioning's triggers and on touch_row of sections
+-- and entries) reads: audit unless the flag is on AND we are not an API role. It is
+-- written inline, not as a helper function: a function pinned to a search_path cannot
+-- be inlined, and its call on every written row was a tenth of a save's time
+-- (bench/bench_versioning.py).
 drop function if exists cfg_private.in_versioned_write();
 
 create or replace trigger audit after insert or update or delete on cfg.config_sections

@@ -138,10 +138,21 @@ create or replace trigger touch_row before insert or update on cfg.automations
 for each row execute function cfg_private.touch_row();
 create or replace trigger stamp_author before insert or update on cfg.automations
 for each row execute function cfg_private.stamp_author();
+-- Sections and entries written by cfg.save_config / cfg.rollback stamp updated_at
+-- themselves (a save rewrites many rows; the trigger call was a tenth of its time).
+-- The WHEN clause is the versioned-write test explained in functions/audit.sql.
 create or replace trigger touch_row before insert or update on cfg.config_sections
-for each row execute function cfg_private.touch_row();
+for each row when (
+    current_setting('cfgctl.versioned_write', true) is distinct from 'on'
+    or current_user in ('anon', 'authenticated', 'service_role')
+)
+execute function cfg_private.touch_row();
 create or replace trigger touch_row before insert or update on cfg.config_entries
-for each row execute function cfg_private.touch_row();
+for each row when (
+    current_setting('cfgctl.versioned_write', true) is distinct from 'on'
+    or current_user in ('anon', 'authenticated', 'service_role')
+)
+execute function cfg_private.touch_row();
 create or replace trigger touch_row before insert or update on cfg.entry_secrets
 for each row execute function cfg_private.touch_row();
 

@@ -45,9 +45,15 @@ end
 $$;
 revoke execute on function cfg_private.secret_digest(jsonb) from public, anon, authenticated, service_role;
 
--- The live sections and entries of an automation as a snapshot (secrets as digests).
+-- Drop the signatures this file replaced (create or replace cannot change them).
+drop function if exists cfg_private.snapshot_live(uuid);
+drop function if exists cfg_private.apply_content(uuid, uuid, jsonb);
+drop function if exists cfg_private.record_version(uuid, uuid, text, text, integer);
+
+-- The live sections and entries of an automation as content, secret values included.
+-- The direct-write path versions this; saves version what they wrote instead.
 -- security definer: it must see every entry and secret whoever the caller is.
-create or replace function cfg_private.snapshot_live(automation_id uuid)
+create or replace function cfg_private.live_content(automation_id uuid)
 returns jsonb
 language plpgsql stable security definer
 -- JIT compiling these jsonb queries costs far more than running them.
@@ -66,21 +72,63 @@ begin
     left join lateral (
         select jsonb_object_agg(
             e.key,
-            case
-                when e.is_secret then jsonb_build_object(
-                    'secret', true, 'digest', cfg_private.secret_digest(es.value), 'description', e.description
-                )
-                else jsonb_build_object('secret', false, 'value', e.value, 'description', e.description)
-            end
+            jsonb_build_object('secret', e.is_secret, 'description', e.description)
+            -- A secret without a stored value has no "value" (as when it is kept).
+            || case when not e.is_secret then jsonb_build_object('value', e.value)
+                when es.value is not null then jsonb_build_object('value', es.value)
+                else '{}'::jsonb end
         ) as entries
         from cfg.config_entries as e
         left join cfg.entry_secrets as es on es.id = e.id
         where e.section_id = s.id
     ) as ents on true
-    where s.automation_id = snapshot_live.automation_id);
+    where s.automation_id = live_content.automation_id);
 end
 $$;
-revoke execute on function cfg_private.snapshot_live(uuid) from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.live_content(uuid) from public, anon, authenticated, service_role;
+
+-- The snapshot of valid content, as a version stores it: every field present
+-- (defaults filled in), secret values replaced by their digests. Content read back
+-- from the tables and the content that was written give the same snapshot, so the
+-- same hash: an unchanged save records no version.
+-- Not granted to API roles: with secret_digest it would be an oracle to guess secrets with.
+create or replace function cfg_private.content_snapshot(content jsonb)
+returns jsonb
+language plpgsql stable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+begin
+    -- Built as json text and parsed once: aggregating jsonb re-encodes every entry at
+    -- each level and took twice as long.
+    return (select json_build_object('sections', coalesce(json_object_agg(
+        s.key,
+        json_build_object(
+            'description', coalesce(s.value ->> 'description', ''),
+            'position', coalesce((s.value ->> 'position')::integer, 0),
+            'entries', coalesce((
+                select json_object_agg(
+                    e.key,
+                    case
+                        when (e.value -> 'secret') = 'true'::jsonb then json_build_object(
+                            'secret', true, 'digest', cfg_private.secret_digest(e.value -> 'value'),
+                            'description', coalesce(e.value ->> 'description', '')
+                        )
+                        else json_build_object(
+                            'secret', false, 'value', e.value -> 'value',
+                            'description', coalesce(e.value ->> 'description', '')
+                        )
+                    end
+                )
+                from jsonb_each(s.value -> 'entries') as e
+            ), '{}'::json)
+        )
+    ), '{}'::json))::jsonb
+    from jsonb_each(content -> 'sections') as s);
+end
+$$;
+revoke execute on function cfg_private.content_snapshot(jsonb) from public, anon, authenticated, service_role;
 
 -- A snapshot as RPC content: secrets become {"secret": true} (keep the value).
 create or replace function cfg_private.snapshot_as_content(snapshot jsonb)
@@ -418,17 +466,23 @@ set search_path = ''
 as $$
 declare
     found cfg.automations;
+    caller_role cfg.org_role;
 begin
     select * into found from cfg.automations as a where a.id = automation_for.automation_id;
-    if found.id is null or (
-        not cfg_private.is_service()
-        and cfg_private.org_role(found.org_id) is null
-    ) then
+    -- The service key passes; anyone else needs a role in the automation's org.
+    if found.id is not null and not cfg_private.is_service() then
+        caller_role := cfg_private.org_role(found.org_id);
+        if caller_role is null then
+            found := null;
+        elsif caller_role < min_role then
+            perform cfg_private.require_role(found.org_id, min_role, action);  -- raises PT403
+        end if;
+    end if;
+    if found.id is null then
         raise exception 'automation not found'
             using errcode = 'PT404',
                   detail = jsonb_build_object('automation_id', automation_id)::text;
     end if;
-    perform cfg_private.require_role(found.org_id, min_role, action);
     if lock then
         -- Serialises saves, rollbacks and promotions of one automation. NO KEY UPDATE
         -- does not block inserts of rows that reference the automation.
@@ -441,12 +495,16 @@ revoke execute on function cfg_private.automation_for(uuid, cfg.org_role, text, 
 grant execute on function cfg_private.automation_for(uuid, cfg.org_role, text, boolean) to authenticated, service_role;
 
 -- Makes the live sections and entries equal to content (validated). Only rows that
--- change are written, so the audit log and realtime carry the real changes.
--- A secret entry without a value keeps its current value.
+-- change are written, so realtime carries the real changes. Returns the content as
+-- applied (a secret sent without a value has its current value put in) and the
+-- changed keys [{section, key, change, secret}] read from the writes themselves:
+-- removed, then changed, then added, each by section and key.
+-- Values compare as text: 1.0 and 1 are equal jsonb but not the same content.
 -- security definer: direct writes are versioned at commit (version_direct_write);
 -- this is the path that versions them up front, after the caller's role was checked.
-create or replace function cfg_private.apply_content(automation_id uuid, org_id uuid, content jsonb)
-returns void
+create or replace function cfg_private.apply_content(
+    automation_id uuid, org_id uuid, content jsonb, out applied jsonb, out changes jsonb
+)
 language plpgsql
 security definer
 -- JIT compiling these jsonb queries costs far more than running them.
@@ -454,27 +512,36 @@ set jit = off
 set search_path = ''
 as $$
 declare
-    problems jsonb;
+    kept record;
+    problems jsonb := '[]'::jsonb;
+    removed jsonb;
+    updated jsonb;
+    added jsonb;
 begin
-    -- A secret entry without a value must already be a secret here.
-    -- (A save usually sends every value: the lookup is skipped then.)
+    applied := content;
+    -- A secret entry without a value keeps the one it has, so it must be a secret
+    -- already. (A save usually sends every value: the lookup is skipped then.)
     if jsonb_path_exists(content, '$.sections.*.entries.* ? (!exists(@.value))') then
-        select jsonb_agg(jsonb_build_object(
-            'path', 'sections.' || s.key || '.entries.' || e.key || '.value',
-            'message', 'a new secret entry needs a value'
-        ))
-        into problems
-        from jsonb_each(content -> 'sections') as s,
-            jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
-        where not e.value ? 'value'
-            and not exists (
-                select 1
-                from cfg.config_sections as cs
-                join cfg.config_entries as ce on ce.section_id = cs.id
-                where cs.automation_id = apply_content.automation_id
-                    and cs.name = s.key and ce.key = e.key and ce.is_secret
-            );
-        if problems is not null then
+        for kept in
+            select s.key as section, e.key, ce.is_secret, es.value
+            from jsonb_each(content -> 'sections') as s
+            cross join jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+            left join cfg.config_sections as cs
+                on cs.automation_id = apply_content.automation_id and cs.name = s.key
+            left join cfg.config_entries as ce on ce.section_id = cs.id and ce.key = e.key and ce.is_secret
+            left join cfg.entry_secrets as es on es.id = ce.id
+            where not e.value ? 'value'
+        loop
+            if kept.is_secret is null then
+                problems := problems || jsonb_build_object(
+                    'path', 'sections.' || kept.section || '.entries.' || kept.key || '.value',
+                    'message', 'a new secret entry needs a value'
+                );
+            elsif kept.value is not null then
+                applied := jsonb_set(applied, array['sections', kept.section, 'entries', kept.key, 'value'], kept.value);
+            end if;
+        end loop;
+        if problems <> '[]'::jsonb then
             raise exception 'invalid content: a new secret entry needs a value (%)', problems -> 0 ->> 'path'
                 using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
         end if;
@@ -486,61 +553,99 @@ begin
     -- turns off again). The version row's audit entry carries the whole content instead.
     perform set_config('cfgctl.versioned_write', 'on', true);
 
+    -- Entries that go, those of sections that go included.
+    with gone as (
+        delete from cfg.config_entries as e
+        using cfg.config_sections as s
+        where s.id = e.section_id
+            and s.automation_id = apply_content.automation_id
+            and not coalesce((applied -> 'sections' -> s.name -> 'entries') ? e.key, false)
+        returning s.name, e.key, e.is_secret
+    )
+    select jsonb_agg(
+        jsonb_build_object('section', g.name, 'key', g.key, 'change', 'removed', 'secret', g.is_secret)
+        order by g.name, g.key
+    )
+    into removed
+    from gone as g;
+
     delete from cfg.config_sections as s
     where s.automation_id = apply_content.automation_id
-        and not (content -> 'sections') ? s.name;
+        and not (applied -> 'sections') ? s.name;
 
     insert into cfg.config_sections as s (org_id, automation_id, name, description, position)
     select
         apply_content.org_id, apply_content.automation_id, n.key,
         coalesce(n.value ->> 'description', ''), coalesce((n.value ->> 'position')::integer, 0)
-    from jsonb_each(content -> 'sections') as n
+    from jsonb_each(applied -> 'sections') as n
     on conflict on constraint config_sections_automation_name_key do update
-        set description = excluded.description, position = excluded.position
+        set description = excluded.description, position = excluded.position, updated_at = now()
         where (s.description, s.position) is distinct from (excluded.description, excluded.position);
 
-    delete from cfg.config_entries as e
-    using cfg.config_sections as s
-    where s.id = e.section_id
-        and s.automation_id = apply_content.automation_id
-        and not coalesce((content -> 'sections' -> s.name -> 'entries') ? e.key, false);
-
-    update cfg.config_entries as e
-    set value = w.value, is_secret = w.secret, description = w.description
-    from (
+    with wanted as (
         select
-            s.id as section_id, n.key, n.value -> 'value' as value,
+            s.id as section_id, s.name as section, n.key, n.value -> 'value' as value,
             coalesce((n.value ->> 'secret')::boolean, false) as secret,
             coalesce(n.value ->> 'description', '') as description
         from cfg.config_sections as s,
-            jsonb_each(coalesce(content -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
+            jsonb_each(coalesce(applied -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
         where s.automation_id = apply_content.automation_id
-    ) as w
-    where e.section_id = w.section_id and e.key = w.key
-        and (
-            e.is_secret <> w.secret
-            or e.description <> w.description
-            or (not w.secret and e.value is distinct from w.value)
-            or (
-                w.secret and w.value is not null
-                and (select es.value from cfg.entry_secrets as es where es.id = e.id) is distinct from w.value
+    ),
+    changed as (
+        update cfg.config_entries as e
+        set value = w.value, is_secret = w.secret, description = w.description, updated_at = now()
+        from wanted as w
+        where e.section_id = w.section_id and e.key = w.key
+            and (
+                e.is_secret <> w.secret
+                or e.description <> w.description
+                or (not w.secret and (e.value is distinct from w.value or e.value::text <> w.value::text))
+                or (
+                    w.secret and w.value is not null
+                    and (select es.value::text from cfg.entry_secrets as es where es.id = e.id)
+                    is distinct from w.value::text
+                )
             )
-        );
+        returning w.section, e.key, e.is_secret
+    )
+    select jsonb_agg(
+        jsonb_build_object('section', c.section, 'key', c.key, 'change', 'changed', 'secret', c.is_secret)
+        order by c.section, c.key
+    )
+    into updated
+    from changed as c;
 
-    insert into cfg.config_entries (org_id, automation_id, section_id, key, value, is_secret, description)
-    select
-        apply_content.org_id, apply_content.automation_id, s.id, n.key, n.value -> 'value',
-        coalesce((n.value ->> 'secret')::boolean, false), coalesce(n.value ->> 'description', '')
-    from cfg.config_sections as s,
-        jsonb_each(coalesce(content -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
-    where s.automation_id = apply_content.automation_id
-        and not exists (
-            select 1 from cfg.config_entries as e where e.section_id = s.id and e.key = n.key
-        );
+    with wanted as (
+        select
+            s.id as section_id, s.name as section, n.key, n.value -> 'value' as value,
+            coalesce((n.value ->> 'secret')::boolean, false) as secret,
+            coalesce(n.value ->> 'description', '') as description
+        from cfg.config_sections as s,
+            jsonb_each(coalesce(applied -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
+        where s.automation_id = apply_content.automation_id
+            and not exists (
+                select 1 from cfg.config_entries as e where e.section_id = s.id and e.key = n.key
+            )
+    ),
+    new_entries as (
+        insert into cfg.config_entries (org_id, automation_id, section_id, key, value, is_secret, description)
+        select apply_content.org_id, apply_content.automation_id, w.section_id, w.key, w.value, w.secret, w.description
+        from wanted as w
+        returning section_id, key, is_secret
+    )
+    select jsonb_agg(
+        jsonb_build_object('section', w.section, 'key', n.key, 'change', 'added', 'secret', n.is_secret)
+        order by w.section, n.key
+    )
+    into added
+    from new_entries as n
+    join wanted as w on w.section_id = n.section_id and w.key = n.key;
 
+    changes := coalesce(removed, '[]') || coalesce(updated, '[]') || coalesce(added, '[]');
 end
 $$;
-revoke execute on function cfg_private.apply_content(uuid, uuid, jsonb) from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.apply_content(uuid, uuid, jsonb)
+from public, anon, authenticated, service_role;
 
 -- Points environment_id at a version and records how. Returns the previous version.
 -- security definer: deployments are written only by the versioning RPCs.
@@ -592,12 +697,15 @@ $$;
 revoke execute on function cfg_private.deploy(cfg.config_versions, uuid, text, uuid, uuid, text)
 from public, anon, authenticated, service_role;
 
--- Records the live content of an automation as a new version unless it equals the
--- latest one, deploys it to the first environment and appends config.saved (or
--- config.rolled_back). The caller holds the automation's lock.
+-- Records content (complete: secret values included) as a new version unless it
+-- equals the latest one, deploys it to the first environment and appends
+-- config.saved (or config.rolled_back). Without content, the live tables are read
+-- (direct writes); without changes, they are worked out from the latest version.
+-- The caller holds the automation's lock.
 -- security definer: it reads secret values and writes versions, which API roles cannot.
 create or replace function cfg_private.record_version(
-    automation_id uuid, org_id uuid, message text, kind text, restored_from integer default null
+    automation_id uuid, org_id uuid, message text, kind text,
+    restored_from integer default null, content jsonb default null, changes jsonb default null
 )
 returns jsonb
 language plpgsql
@@ -607,7 +715,8 @@ set jit = off
 set search_path = ''
 as $$
 declare
-    snapshot jsonb := cfg_private.snapshot_live(record_version.automation_id);
+    complete jsonb := coalesce(content, cfg_private.live_content(record_version.automation_id));
+    snapshot jsonb := cfg_private.content_snapshot(complete);
     hash text := encode(sha256(convert_to(snapshot::text, 'UTF8')), 'hex');
     actor record := cfg_private.current_actor();
     latest cfg.config_versions;
@@ -638,11 +747,10 @@ begin
     returning * into created;
 
     insert into cfg_private.version_secrets (version_id, org_id, section, key, value)
-    select created.id, created.org_id, s.name, e.key, es.value
-    from cfg.config_sections as s
-    join cfg.config_entries as e on e.section_id = s.id
-    join cfg.entry_secrets as es on es.id = e.id
-    where s.automation_id = record_version.automation_id and e.is_secret;
+    select created.id, created.org_id, s.key, e.key, e.value -> 'value'
+    from jsonb_each(complete -> 'sections') as s,
+        jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+    where (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value';
 
     -- A save lands in the first environment of the pipeline (dev).
     select env.id into first_env
@@ -663,7 +771,10 @@ begin
             'kind', created.kind, 'restored_from', created.restored_from, 'message', created.message,
             'content_hash', created.content_hash,
             -- Keys only: never a value, so never a secret.
-            'changes', cfg_private.changed_keys(coalesce(latest.content, '{"sections": {}}'::jsonb), snapshot)
+            'changes', coalesce(
+                record_version.changes,
+                cfg_private.changed_keys(coalesce(latest.content, '{"sections": {}}'::jsonb), snapshot)
+            )
         ),
         first_env
     );
@@ -673,7 +784,31 @@ begin
     );
 end
 $$;
-revoke execute on function cfg_private.record_version(uuid, uuid, text, text, integer)
+revoke execute on function cfg_private.record_version(uuid, uuid, text, text, integer, jsonb, jsonb)
+from public, anon, authenticated, service_role;
+
+-- Writes content (validated) to the live tables and records it as a version: the
+-- one path of save_config and rollback. The caller checked the role and holds the lock.
+create or replace function cfg_private.write_version(
+    target cfg.automations, content jsonb, message text, kind text, restored_from integer default null
+)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+    written record;
+    result jsonb;
+begin
+    select * into written from cfg_private.apply_content(target.id, target.org_id, content);
+    result := cfg_private.record_version(
+        target.id, target.org_id, message, kind, restored_from, written.applied, written.changes
+    );
+    perform set_config('cfgctl.versioned_write', 'off', true);
+    return result;
+end
+$$;
+revoke execute on function cfg_private.write_version(cfg.automations, jsonb, text, text, integer)
 from public, anon, authenticated, service_role;
 
 -- The current version number of an automation (0 before its first version).
@@ -763,7 +898,6 @@ set search_path = ''
 as $$
 declare
     target cfg.automations;
-    result jsonb;
 begin
     target := cfg_private.automation_for(save_config.automation_id, 'editor', 'saving config', true);
     perform cfg_private.require_valid_content(content);
@@ -772,10 +906,7 @@ begin
             using errcode = 'PT422', detail = jsonb_build_object('field', 'message')::text;
     end if;
     perform cfg_private.require_current_version(target.id, expected_version);
-    perform cfg_private.apply_content(target.id, target.org_id, content);
-    result := cfg_private.record_version(target.id, target.org_id, message, 'save');
-    perform set_config('cfgctl.versioned_write', 'off', true);
-    return result;
+    return cfg_private.write_version(target, content, message, 'save');
 end
 $$;
 revoke execute on function cfg.save_config(uuid, integer, jsonb, text) from public, anon;
@@ -797,7 +928,6 @@ declare
     target cfg.automations;
     restored cfg.config_versions;
     content jsonb;
-    result jsonb;
 begin
     target := cfg_private.automation_for(rollback.automation_id, 'editor', 'rolling back config', true);
     select * into restored
@@ -813,12 +943,9 @@ begin
     end if;
     content := cfg_private.version_content_with_secrets(restored.id);
     perform cfg_private.require_valid_content(content);
-    perform cfg_private.apply_content(target.id, target.org_id, content);
-    result := cfg_private.record_version(
-        target.id, target.org_id, coalesce(message, 'rollback to version ' || restored.version), 'rollback', restored.version
+    return cfg_private.write_version(
+        target, content, coalesce(message, 'rollback to version ' || restored.version), 'rollback', restored.version
     );
-    perform set_config('cfgctl.versioned_write', 'off', true);
-    return result;
 end
 $$;
 revoke execute on function cfg.rollback(uuid, integer, text, integer) from public, anon;

@@ -86,6 +86,62 @@ def test_identical_content_creates_no_version_and_no_event(conn, world):
     assert result["created"] is False
 
 
+def test_a_saved_version_equals_the_live_tables_so_a_no_op_direct_write_adds_none(conn, world):
+    # The version is built from the content that was written (defaults left out, a
+    # kept secret, descriptions and positions given); read back from the tables it
+    # must be the same snapshot, or the next direct write would record a phantom change.
+    a = world.automation_a
+    body = content({"http": {"port": 8081, "api_key": ("secret",), "tls": True}, "db": {"pool": {"max": 5}}})
+    body["sections"]["db"].update(description="database", position=2)
+    body["sections"]["http"]["entries"]["tls"]["description"] = "terminate TLS"
+    result = save(conn, world["editor"], a, 1, body)
+    row = conn.execute(
+        "select v.content, cfg_private.content_snapshot(cfg_private.live_content(v.automation_id)) as live "
+        "from cfg.config_versions v where v.id = %s",
+        (result["version_id"],),
+    ).fetchone()
+    conn.commit()
+    assert row["content"] == row["live"]
+    assert row["content"]["sections"]["db"] == {
+        "description": "database", "position": 2,
+        "entries": {"pool": {"value": {"max": 5}, "secret": False, "description": ""}},
+    }
+    with acting_as(conn, world["editor"]) as cur:
+        cur.execute("update cfg.config_entries set description = description where automation_id = %s", (a,))
+    assert head(conn, a) == 2
+
+
+def test_a_number_written_differently_is_new_content(conn, world):
+    # 8080 and 8080.0 are equal jsonb but not the same text: a save changes the value
+    # and records a version, and sending it again is identical content.
+    a = world.automation_a
+    first = save(conn, world["editor"], a, 1, content({"http": {"port": 8080.0, "api_key": ("secret",)}}))
+    assert first["created"] is True
+    value = conn.execute(
+        "select value::text as v from cfg.config_entries where automation_id = %s and key = 'port'", (a,)
+    ).fetchone()["v"]
+    conn.commit()
+    assert value == "8080.0"
+    again = save(conn, world["editor"], a, 2, content({"http": {"port": 8080.0, "api_key": ("secret",)}}))
+    assert again["created"] is False
+
+
+def test_the_saved_event_lists_every_changed_key_by_kind(conn, world):
+    a = world.automation_a
+    save(conn, world["editor"], a, 1, content({"http": {"port": 8080, "api_key": ("secret",)}, "db": {"a": 1, "b": 2}}))
+    body = content({"http": {"port": 1, "api_key": ("secret", "new")}, "cache": {"ttl": 5}})
+    result = save(conn, world["editor"], a, 2, body)
+    event = [e for e in events(conn, "config.saved") if e["payload"]["version"] == result["version"]][0]
+    assert event["payload"]["changes"] == [
+        {"section": "db", "key": "a", "change": "removed", "secret": False},
+        {"section": "db", "key": "b", "change": "removed", "secret": False},
+        {"section": "http", "key": "api_key", "change": "changed", "secret": True},
+        {"section": "http", "key": "port", "change": "changed", "secret": False},
+        {"section": "cache", "key": "ttl", "change": "added", "secret": False},
+    ]
+    assert "new" not in json.dumps(event["payload"]["changes"])
+
+
 def test_secret_rotation_is_a_new_version_without_the_value_anywhere(conn, world):
     a = world.automation_a
     rotated = "sk_live_rotated_42"
