@@ -498,7 +498,7 @@ grant execute on function cfg_private.automation_for(uuid, cfg.org_role, text, b
 -- change are written, so realtime carries the real changes. Returns the content as
 -- applied (a secret sent without a value has its current value put in) and the
 -- changed keys [{section, key, change, secret}] read from the writes themselves:
--- removed, then changed, then added, each by section and key.
+-- removed (entries of removed sections first), changed, added, each by section and key.
 -- Values compare as text: 1.0 and 1 are equal jsonb but not the same content.
 -- security definer: direct writes are versioned at commit (version_direct_write);
 -- this is the path that versions them up front, after the caller's role was checked.
@@ -514,6 +514,7 @@ as $$
 declare
     kept record;
     problems jsonb := '[]'::jsonb;
+    dropped jsonb;
     removed jsonb;
     updated jsonb;
     added jsonb;
@@ -553,35 +554,44 @@ begin
     -- turns off again). The version row's audit entry carries the whole content instead.
     perform set_config('cfgctl.versioned_write', 'on', true);
 
-    -- Entries that go, those of sections that go included.
-    with gone as (
-        delete from cfg.config_entries as e
-        using cfg.config_sections as s
-        where s.id = e.section_id
-            and s.automation_id = apply_content.automation_id
-            and not coalesce((applied -> 'sections' -> s.name -> 'entries') ? e.key, false)
-        returning s.name, e.key, e.is_secret
+    -- Sections: the ones that go (their entries go with them), change or are new.
+    with wanted as (
+        select
+            n.key as name, coalesce(n.value ->> 'description', '') as description,
+            coalesce((n.value ->> 'position')::integer, 0) as position
+        from jsonb_each(applied -> 'sections') as n
+    ),
+    gone as (
+        delete from cfg.config_sections as s
+        where s.automation_id = apply_content.automation_id and not (applied -> 'sections') ? s.name
+        returning s.id, s.name
+    ),
+    changed as (
+        update cfg.config_sections as s
+        set description = w.description, position = w.position, updated_at = now()
+        from wanted as w
+        where s.automation_id = apply_content.automation_id and s.name = w.name
+            and (s.description, s.position) is distinct from (w.description, w.position)
+    ),
+    created as (
+        insert into cfg.config_sections (org_id, automation_id, name, description, position)
+        select apply_content.org_id, apply_content.automation_id, w.name, w.description, w.position
+        from wanted as w
+        where not exists (
+            select 1 from cfg.config_sections as s
+            where s.automation_id = apply_content.automation_id and s.name = w.name
+        )
     )
+    -- Read before the cascade runs at the end of the statement.
     select jsonb_agg(
-        jsonb_build_object('section', g.name, 'key', g.key, 'change', 'removed', 'secret', g.is_secret)
-        order by g.name, g.key
+        jsonb_build_object('section', g.name, 'key', e.key, 'change', 'removed', 'secret', e.is_secret)
+        order by g.name, e.key
     )
-    into removed
-    from gone as g;
+    into dropped
+    from gone as g
+    join cfg.config_entries as e on e.section_id = g.id;
 
-    delete from cfg.config_sections as s
-    where s.automation_id = apply_content.automation_id
-        and not (applied -> 'sections') ? s.name;
-
-    insert into cfg.config_sections as s (org_id, automation_id, name, description, position)
-    select
-        apply_content.org_id, apply_content.automation_id, n.key,
-        coalesce(n.value ->> 'description', ''), coalesce((n.value ->> 'position')::integer, 0)
-    from jsonb_each(applied -> 'sections') as n
-    on conflict on constraint config_sections_automation_name_key do update
-        set description = excluded.description, position = excluded.position, updated_at = now()
-        where (s.description, s.position) is distinct from (excluded.description, excluded.position);
-
+    -- Entries: one pass over the content and one over the live rows.
     with wanted as (
         select
             s.id as section_id, s.name as section, n.key, n.value -> 'value' as value,
@@ -591,11 +601,24 @@ begin
             jsonb_each(coalesce(applied -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
         where s.automation_id = apply_content.automation_id
     ),
+    live as (
+        select e.id, e.section_id, s.name as section, e.key, e.is_secret
+        from cfg.config_entries as e
+        join cfg.config_sections as s on s.id = e.section_id
+        where e.automation_id = apply_content.automation_id
+    ),
+    gone as (
+        delete from cfg.config_entries as e
+        using live as l
+        where e.id = l.id
+            and not exists (select 1 from wanted as w where w.section_id = l.section_id and w.key = l.key)
+        returning l.section, l.key, l.is_secret
+    ),
     changed as (
         update cfg.config_entries as e
         set value = w.value, is_secret = w.secret, description = w.description, updated_at = now()
         from wanted as w
-        where e.section_id = w.section_id and e.key = w.key
+        where e.automation_id = apply_content.automation_id and e.section_id = w.section_id and e.key = w.key
             and (
                 e.is_secret <> w.secret
                 or e.description <> w.description
@@ -607,41 +630,30 @@ begin
                 )
             )
         returning w.section, e.key, e.is_secret
-    )
-    select jsonb_agg(
-        jsonb_build_object('section', c.section, 'key', c.key, 'change', 'changed', 'secret', c.is_secret)
-        order by c.section, c.key
-    )
-    into updated
-    from changed as c;
-
-    with wanted as (
-        select
-            s.id as section_id, s.name as section, n.key, n.value -> 'value' as value,
-            coalesce((n.value ->> 'secret')::boolean, false) as secret,
-            coalesce(n.value ->> 'description', '') as description
-        from cfg.config_sections as s,
-            jsonb_each(coalesce(applied -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
-        where s.automation_id = apply_content.automation_id
-            and not exists (
-                select 1 from cfg.config_entries as e where e.section_id = s.id and e.key = n.key
-            )
     ),
-    new_entries as (
+    created as (
         insert into cfg.config_entries (org_id, automation_id, section_id, key, value, is_secret, description)
         select apply_content.org_id, apply_content.automation_id, w.section_id, w.key, w.value, w.secret, w.description
         from wanted as w
+        where not exists (select 1 from live as l where l.section_id = w.section_id and l.key = w.key)
         returning section_id, key, is_secret
     )
-    select jsonb_agg(
-        jsonb_build_object('section', w.section, 'key', n.key, 'change', 'added', 'secret', n.is_secret)
-        order by w.section, n.key
-    )
-    into added
-    from new_entries as n
-    join wanted as w on w.section_id = n.section_id and w.key = n.key;
+    select
+        (select jsonb_agg(
+            jsonb_build_object('section', g.section, 'key', g.key, 'change', 'removed', 'secret', g.is_secret)
+            order by g.section, g.key
+        ) from gone as g),
+        (select jsonb_agg(
+            jsonb_build_object('section', c.section, 'key', c.key, 'change', 'changed', 'secret', c.is_secret)
+            order by c.section, c.key
+        ) from changed as c),
+        (select jsonb_agg(
+            jsonb_build_object('section', w.section, 'key', c.key, 'change', 'added', 'secret', c.is_secret)
+            order by w.section, c.key
+        ) from created as c join wanted as w on w.section_id = c.section_id and w.key = c.key)
+    into removed, updated, added;
 
-    changes := coalesce(removed, '[]') || coalesce(updated, '[]') || coalesce(added, '[]');
+    changes := coalesce(dropped, '[]') || coalesce(removed, '[]') || coalesce(updated, '[]') || coalesce(added, '[]');
 end
 $$;
 revoke execute on function cfg_private.apply_content(uuid, uuid, jsonb)
@@ -666,31 +678,35 @@ declare
     actor record := cfg_private.current_actor();
     previous integer;
 begin
-    select d.version into previous
-    from cfg.deployments as d
-    where d.automation_id = target.automation_id and d.environment_id = deploy.environment_id;
-
-    insert into cfg.deployments as d (
-        org_id, automation_id, environment_id, version, version_id, deployed_by, deployed_by_email
+    -- One statement: the CTEs read the deployment as it was before the upsert.
+    with was as (
+        select d.version
+        from cfg.deployments as d
+        where d.automation_id = target.automation_id and d.environment_id = deploy.environment_id
+    ),
+    moved as (
+        insert into cfg.deployments as d (
+            org_id, automation_id, environment_id, version, version_id, deployed_by, deployed_by_email
+        )
+        values (
+            target.org_id, target.automation_id, deploy.environment_id, target.version, target.id,
+            actor.actor_id, coalesce(actor.actor_email, actor.actor_role)
+        )
+        on conflict on constraint deployments_automation_environment_key do update
+            set version = excluded.version, version_id = excluded.version_id,
+                deployed_by = excluded.deployed_by, deployed_by_email = excluded.deployed_by_email,
+                deployed_at = now()
     )
-    values (
-        target.org_id, target.automation_id, deploy.environment_id, target.version, target.id,
-        actor.actor_id, coalesce(actor.actor_email, actor.actor_role)
-    )
-    on conflict on constraint deployments_automation_environment_key do update
-        set version = excluded.version, version_id = excluded.version_id,
-            deployed_by = excluded.deployed_by, deployed_by_email = excluded.deployed_by_email,
-            deployed_at = now();
-
     insert into cfg.deployment_history (
         org_id, automation_id, environment_id, version, version_id, previous_version, source,
         from_environment_id, request_id, reason, actor_id, actor_email
     )
     values (
-        target.org_id, target.automation_id, deploy.environment_id, target.version, target.id, previous,
-        deploy.source, deploy.from_environment_id, deploy.request_id, deploy.reason,
-        actor.actor_id, coalesce(actor.actor_email, actor.actor_role)
-    );
+        target.org_id, target.automation_id, deploy.environment_id, target.version, target.id,
+        (select w.version from was as w), deploy.source, deploy.from_environment_id, deploy.request_id,
+        deploy.reason, actor.actor_id, coalesce(actor.actor_email, actor.actor_role)
+    )
+    returning previous_version into previous;
     return previous;
 end
 $$;
