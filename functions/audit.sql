@@ -27,7 +27,8 @@ $$;
 revoke execute on function cfg_private.current_actor() from public, anon;
 grant execute on function cfg_private.current_actor() to authenticated, service_role;
 
--- Trigger arguments name columns whose values are always redacted (secrets).
+-- Trigger arguments name columns whose values are always redacted (secrets), or,
+-- written '-column', columns left out because the row itself keeps them.
 -- A config entry marked is_secret has its value redacted too (its value is null here).
 -- security definer: audit_log accepts no writes from API roles.
 -- The actor is read inline, as in current_actor(): this runs for every audited row and
@@ -45,7 +46,7 @@ declare
     claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
     old_values jsonb;
     new_values jsonb;
-    secret_column text;
+    column_arg text;
 begin
     if tg_op = 'UPDATE' then
         -- Keep only what changed; updated_at changes on every write and says nothing.
@@ -61,12 +62,17 @@ begin
         new_values := new_row;
     end if;
 
-    foreach secret_column in array coalesce(tg_argv, '{}'::text []) loop
-        if old_values ? secret_column then
-            old_values := old_values || jsonb_build_object(secret_column, '[redacted]');
+    foreach column_arg in array coalesce(tg_argv, '{}'::text []) loop
+        if left(column_arg, 1) = '-' then
+            old_values := old_values - substr(column_arg, 2);
+            new_values := new_values - substr(column_arg, 2);
+            continue;
         end if;
-        if new_values ? secret_column then
-            new_values := new_values || jsonb_build_object(secret_column, '[redacted]');
+        if old_values ? column_arg then
+            old_values := old_values || jsonb_build_object(column_arg, '[redacted]');
+        end if;
+        if new_values ? column_arg then
+            new_values := new_values || jsonb_build_object(column_arg, '[redacted]');
         end if;
     end loop;
 

@@ -753,12 +753,16 @@ begin
 
     insert into cfg.config_versions (
         org_id, automation_id, version, parent_version, content, content_hash, message, kind,
-        restored_from, author_id, author_email, author_role
+        restored_from, author_id, author_email, author_role, changes
     )
     values (
         record_version.org_id, record_version.automation_id, coalesce(latest.version, 0) + 1, latest.version,
         snapshot, hash, coalesce(record_version.message, ''), record_version.kind, record_version.restored_from,
-        actor.actor_id, actor.actor_email, actor.actor_role
+        actor.actor_id, actor.actor_email, actor.actor_role,
+        coalesce(
+            record_version.changes,
+            cfg_private.changed_keys(coalesce(latest.content, '{"sections": {}}'::jsonb), snapshot)
+        )
     )
     returning * into created;
 
@@ -787,10 +791,7 @@ begin
             'kind', created.kind, 'restored_from', created.restored_from, 'message', created.message,
             'content_hash', created.content_hash,
             -- Keys only: never a value, so never a secret.
-            'changes', coalesce(
-                record_version.changes,
-                cfg_private.changed_keys(coalesce(latest.content, '{"sections": {}}'::jsonb), snapshot)
-            )
+            'changes', created.changes
         ),
         first_env
     );
@@ -1408,10 +1409,11 @@ for each row execute function cfg_private.touch_row();
 create or replace trigger touch_row before insert or update on cfg_private.version_secrets
 for each row execute function cfg_private.touch_row();
 
--- The version row's audit entry holds the whole snapshot (secrets only as digests):
--- it is the audit record of a save, whose section and entry writes are not audited row by row.
+-- The version row's audit entry is the audit record of a save, whose section and
+-- entry writes are not audited row by row: who, when, which version and the keys it
+-- changed. Its snapshot stays in the (immutable) version row, not copied into the log.
 create or replace trigger audit after insert or update or delete on cfg.config_versions
-for each row execute function cfg_private.audit_row();
+for each row execute function cfg_private.audit_row('-content');
 create or replace trigger audit after insert or update or delete on cfg.deployments
 for each row when (
     current_setting('cfgctl.versioned_write', true) is distinct from 'on'

@@ -526,7 +526,13 @@ def test_a_save_is_audited_by_its_version_row_and_direct_writes_row_by_row(conn,
     audit = rows[0]
     assert audit["actor_email"] == "editor@example.test" and audit["automation_id"] == a
     assert str(audit["row_id"]) == result["version_id"]
-    assert audit["new_values"]["content"]["sections"]["http"]["entries"]["port"]["value"] == 1
+    # The entry names the version and the keys it changed; the snapshot stays in the version.
+    assert audit["new_values"]["version"] == result["version"] and "content" not in audit["new_values"]
+    assert audit["new_values"]["content_hash"] == result["content_hash"]
+    assert audit["new_values"]["changes"] == [
+        {"section": "http", "key": "api_key", "change": "changed", "secret": True},
+        {"section": "http", "key": "port", "change": "changed", "secret": False},
+    ]
     assert "new-secret" not in json.dumps(audit["new_values"])
     # Editors read it through cfg.audit_events.
     with acting_as(conn, world["editor"]) as cur:

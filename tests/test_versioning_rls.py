@@ -9,6 +9,7 @@ import json
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from versioning_helpers import content, rpc, save, version_id
 
 from sync_service.db import act_as
@@ -84,7 +85,7 @@ def test_nobody_writes_the_tables_directly(conn, busy, table):
         f"insert into cfg.{table} ({', '.join(columns)}) "  # noqa: S608
         f"values ({', '.join(['%s'] * len(columns))})"
     )
-    values = tuple(json.dumps(row[c]) if isinstance(row[c], dict) else row[c] for c in columns)
+    values = tuple(Jsonb(row[c]) if isinstance(row[c], dict | list) else row[c] for c in columns)
     for name in IDENTITIES:
         assert outcome(conn, world[name], insert, values) == "42501", (table, name, "insert")
         assert outcome(conn, world[name], f"update cfg.{table} set updated_at = now()") == "42501", (table, name)  # noqa: S608
