@@ -38,6 +38,22 @@ $$;
 revoke execute on function cfg_private.org_role(uuid) from public, anon;
 grant execute on function cfg_private.org_role(uuid) to authenticated, service_role;
 
+-- True when acting with the service key: the role the transaction runs as (PostgREST
+-- sets it from the verified JWT), also inside a security definer function, where
+-- current_user is the owner. Not the role claim: a setting is cheaper to read than
+-- claims are to parse, and it is what the database enforces.
+create or replace function cfg_private.is_service()
+returns boolean
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    return current_user = 'service_role' or current_setting('role', true) = 'service_role';
+end
+$$;
+revoke execute on function cfg_private.is_service() from public, anon;
+grant execute on function cfg_private.is_service() to authenticated, service_role;
+
 -- Raise PT403 unless the caller holds min_role in org_id (service_role always passes).
 -- Also PT404 when the caller cannot see the org at all, so ids of other orgs leak nothing.
 create or replace function cfg_private.require_role(org_id uuid, min_role cfg.org_role, action text)
@@ -48,7 +64,7 @@ as $$
 declare
     actual cfg.org_role;
 begin
-    if (select auth.role()) = 'service_role' or current_user = 'service_role' then
+    if cfg_private.is_service() then
         -- The service key skips the role check, not the existence check.
         if not exists (select 1 from cfg.orgs as o where o.id = require_role.org_id) then
             raise exception 'organisation not found'

@@ -6,6 +6,7 @@
 alter table cfg.config_versions alter column content set compression lz4;
 alter table cfg.audit_log alter column old_values set compression lz4;
 alter table cfg.audit_log alter column new_values set compression lz4;
+alter table cfg_private.events alter column payload set compression lz4;
 
 -- The keys a version changed against its parent, [{section, key, change, secret}]
 -- (keys only, never values): history can say what changed without a diff, and the
@@ -14,3 +15,4 @@ alter table cfg.audit_log alter column new_values set compression lz4;
 alter table cfg.config_versions add column changes jsonb;
 alter table cfg.config_versions add constraint config_versions_changes_is_array
 check (jsonb_typeof(changes) = 'array');
+alter table cfg.config_versions alter column changes set compression lz4;
