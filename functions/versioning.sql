@@ -575,7 +575,8 @@ begin
     from gone as g
     join cfg.config_entries as e on e.section_id = g.id;
 
-    -- Entries: one pass over the content and one over the live rows.
+    -- Entries: one pass over the content and one over the live rows. The changed keys
+    -- are aggregated as json text and parsed once (jsonb_agg re-encodes every object).
     with wanted as (
         select
             s.id as section_id, s.name as section, n.key, n.value -> 'value' as value,
@@ -623,18 +624,18 @@ begin
         returning section_id, key, is_secret
     )
     select
-        (select jsonb_agg(
-            jsonb_build_object('section', g.section, 'key', g.key, 'change', 'removed', 'secret', g.is_secret)
+        (select json_agg(
+            json_build_object('section', g.section, 'key', g.key, 'change', 'removed', 'secret', g.is_secret)
             order by g.section, g.key
-        ) from gone as g),
-        (select jsonb_agg(
-            jsonb_build_object('section', c.section, 'key', c.key, 'change', 'changed', 'secret', c.is_secret)
+        )::jsonb from gone as g),
+        (select json_agg(
+            json_build_object('section', c.section, 'key', c.key, 'change', 'changed', 'secret', c.is_secret)
             order by c.section, c.key
-        ) from changed as c),
-        (select jsonb_agg(
-            jsonb_build_object('section', w.section, 'key', c.key, 'change', 'added', 'secret', c.is_secret)
+        )::jsonb from changed as c),
+        (select json_agg(
+            json_build_object('section', w.section, 'key', c.key, 'change', 'added', 'secret', c.is_secret)
             order by w.section, c.key
-        ) from created as c join wanted as w on w.section_id = c.section_id and w.key = c.key)
+        )::jsonb from created as c join wanted as w on w.section_id = c.section_id and w.key = c.key)
     into removed, updated, added;
 
     changes := coalesce(dropped, '[]') || coalesce(removed, '[]') || coalesce(updated, '[]') || coalesce(added, '[]');
