@@ -138,7 +138,22 @@ def bench_save(conn, editor: Identity, automation_id, section_id, org_id) -> Non
     print(f"    against a bare table (primary key and (section_id, key) only): {save_rate:,.0f} saves/s vs "
           f"{insert_rate:,.0f} inserts/s; ratio {ratio:.2f}x")
 
+    # The common edit: one of the 50 values changes.
+    base = entries_content(50, 0, secrets=2)
+
+    def save_one_key():
+        body = json.loads(json.dumps(base))
+        body["sections"]["section1"]["entries"]["key1"]["value"] = next(generation)
+        result = call(conn, editor, "select cfg.save_config(%s, %s, %s::jsonb) as r",
+                      (automation_id, version[0], json.dumps(body)))[0]["r"]
+        version[0] = result["version"]
+
+    one_key, shaped_rate, ratio = paired_rates(save_one_key, shaped_insert_once)
+    print(f"    save_config, 50 entries (one changed): {one_key:,.0f} saves/s vs {shaped_rate:,.0f} shaped "
+          f"inserts/s; ratio {ratio:.2f}x")
+
     # A new 50-entry config saved into an empty automation: every row is an insert.
+    # Last: the ~2,000 new configs grow the tables a thousandfold.
     empty = iter(r["id"] for r in conn.execute(
         "insert into cfg.automations (org_id, name, slug) select %s, 'new ' || g, 'new-' || g "
         "from generate_series(1, 8000) as g returning id",
@@ -153,25 +168,6 @@ def bench_save(conn, editor: Identity, automation_id, section_id, org_id) -> Non
     new_rate, shaped_rate, ratio = paired_rates(save_new, shaped_insert_once)
     print(f"    save_config of a new 50-entry config (all inserts): {new_rate:,.0f} saves/s vs "
           f"{shaped_rate:,.0f} shaped inserts/s; ratio {ratio:.2f}x")
-
-    # ~2,000 new configs grew the tables a thousandfold within seconds: refresh the
-    # planner's statistics, as autovacuum would shortly (or an operator after a bulk load).
-    conn.execute("analyze cfg.config_sections, cfg.config_entries, cfg.config_versions")
-    conn.commit()
-
-    # The common edit: one of the 50 values changes.
-    base = entries_content(50, 0, secrets=2)
-
-    def save_one_key():
-        body = json.loads(json.dumps(base))
-        body["sections"]["section1"]["entries"]["key1"]["value"] = next(generation)
-        result = call(conn, editor, "select cfg.save_config(%s, %s, %s::jsonb) as r",
-                      (automation_id, version[0], json.dumps(body)))[0]["r"]
-        version[0] = result["version"]
-
-    one_key, shaped_rate, ratio = paired_rates(save_one_key, shaped_insert_once)
-    print(f"    save_config, 50 entries (one changed): {one_key:,.0f} saves/s vs {shaped_rate:,.0f} shaped "
-          f"inserts/s; ratio {ratio:.2f}x")
 
     # Second baseline: the same 50 rows inserted into cfg.config_entries as the editor,
     # through RLS and the foundation's triggers (touch, secret diversion, per-row audit),
