@@ -223,8 +223,21 @@ def config_history(
         automation = resolve_automation(cur, None, ref)
         cur.execute("select * from cfg.config_history(%s, %s, %s)", (automation["id"], limit, before))
         rows = cur.fetchall()
-    render(rows, ["version", "created_at", "author_email", "kind", "restored_from", "message"], as_json,
+    if not as_json:
+        for row in rows:
+            row["changed"] = _changed_summary(row["changes"])
+    render(rows, ["version", "created_at", "author_email", "kind", "restored_from", "changed", "message"], as_json,
            title=None if as_json else f"{automation['slug']} history")
+
+
+def _changed_summary(changes: list | None, shown: int = 3) -> str:
+    """'http.port, +db.pool, -old.key (+2 more)': the keys a version changed, briefly."""
+    if changes is None:
+        return ""
+    marks = {"added": "+", "removed": "-", "changed": ""}
+    names = [f"{marks[c['change']]}{c['section']}.{c['key']}" for c in changes]
+    more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _side(change: dict, which: str) -> str:

@@ -33,6 +33,7 @@ revoke execute on function cfg_private.secret_digest(jsonb) from public, anon, a
 drop function if exists cfg_private.snapshot_live(uuid);
 drop function if exists cfg_private.apply_content(uuid, uuid, jsonb);
 drop function if exists cfg_private.record_version(uuid, uuid, text, text, integer);
+drop function if exists cfg.config_history(uuid, integer, integer);  -- gained the changes column
 
 -- The live sections and entries of an automation as content, secret values included.
 -- The direct-write path versions this; saves version what they wrote instead.
@@ -1036,7 +1037,8 @@ returns table (
     author_id uuid,
     author_email text,
     created_at timestamptz,
-    content_hash text
+    content_hash text,
+    changes jsonb
 )
 language plpgsql stable
 set search_path = ''
@@ -1052,7 +1054,7 @@ begin
     return query
     select
         v.version, v.id, v.parent_version, v.kind, v.restored_from, v.message, v.author_id,
-        coalesce(v.author_email, v.author_role), v.created_at, v.content_hash
+        coalesce(v.author_email, v.author_role), v.created_at, v.content_hash, v.changes
     from cfg.config_versions as v
     where v.org_id = target.org_id and v.automation_id = target.id
         and (before_version is null or v.version < before_version)

@@ -100,6 +100,9 @@ def test_history_diff_and_rollback(cli, conn, world):
     rows = json.loads(cli("config", "history", "org-a/billing", "--json", "--as", VIEWER).output)
     assert [r["version"] for r in rows] == [3, 2, 1]
     assert rows[0]["author_email"] == EDITOR
+    assert rows[1]["changes"] == [{"section": "http", "key": "port", "change": "changed", "secret": False}]
+    table = cli("config", "history", "org-a/billing", "--as", VIEWER).output
+    assert "http.api_key" in table and "http.port" in table and "rotated" not in table
     unified = cli("config", "diff", "org-a/billing", "1", "2", "--as", VIEWER).output
     assert "- port: 8080" in unified and "+ port: 9090" in unified and "api_key" not in unified
     unified = cli("config", "diff", "org-a/billing", "2", "3", "--as", VIEWER).output

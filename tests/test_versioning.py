@@ -352,6 +352,7 @@ def test_history_lists_versions_newest_first_with_author_and_message(conn, world
     assert page[0]["message"] == "save 5" and page[0]["author_email"] == "editor@example.test"
     assert page[0]["created_at"] is not None and page[0]["kind"] == "save"
     assert "content" not in page[0]
+    assert page[0]["changes"] == [{"section": "http", "key": "port", "change": "changed", "secret": False}]
     refused(conn, world["viewer"], "select * from cfg.config_history(%s, 0)", (a,), "PT422")
     refused(conn, world["other_admin"], "select * from cfg.config_history(%s)", (a,), "PT404")
 
