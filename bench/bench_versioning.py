@@ -24,11 +24,8 @@ the database does, not the disk. Run: .venv/bin/python bench/bench_versioning.py
 from __future__ import annotations
 
 import json
-import os
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,14 +34,8 @@ from psycopg.rows import dict_row
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cli import local  # noqa: E402
+from bench.common import throwaway_database  # noqa: E402
 from sync_service.db import Identity, act_as  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def user(conn, email: str) -> Identity:
@@ -250,48 +241,38 @@ def bench_history(conn, viewer: Identity, big_id, small_id, org_id) -> None:
 
 
 def main() -> None:
-    local.check_packages(for_tests=True)
-    base = Path(tempfile.mkdtemp(prefix="cfgctl-bench-", dir="/var/tmp"))
-    os.chmod(base, 0o755)
-    cluster = local.Cluster(data_dir=base / "pg" / "data", port=free_port(), fast=True)
-    cluster.init()
-    cluster.start()
-    try:
-        local.provision(cluster.db_url, seed=False)
-        with psycopg.connect(cluster.db_url, row_factory=dict_row) as conn:
-            admin, editor, viewer = (user(conn, f"{n}@bench.test") for n in ("admin", "editor", "viewer"))
-            org = call(conn, admin, "select id from cfg.create_org('Bench', 'bench')")[0]["id"]
-            for who, role in ((editor, "editor"), (viewer, "viewer")):
-                call(conn, admin, "select cfg.add_member(%s, %s, %s)", (org, who.email, role))
-            ids = {
-                slug: call(conn, admin, "select id from cfg.create_automation(%s, %s, %s)", (org, slug, slug))[0]["id"]
-                for slug in ("save", "diff", "history", "history-small")
-            }
-            call(conn, editor, "select cfg.save_config(%s, 0, %s::jsonb)",
-                 (ids["save"], json.dumps(entries_content(50, 0, secrets=2))))
-            section = conn.execute("select id from cfg.config_sections where automation_id = %s limit 1",
-                                   (ids["save"],)).fetchone()["id"]
-            conn.execute("create schema bench")
-            conn.execute(
-                "create table bench.plain_entries (id uuid primary key default gen_random_uuid(), "
-                "org_id uuid not null, automation_id uuid not null, section_id uuid not null, key text not null, "
-                "value jsonb, is_secret boolean not null default false, description text not null default '', "
-                "created_at timestamptz not null default now(), updated_at timestamptz not null default now(), "
-                "unique (section_id, key))"
-            )
-            # The same rows into a table shaped like cfg.config_entries: its columns,
-            # defaults, checks, indexes and foreign key, without triggers, RLS or versioning.
-            conn.execute("create table bench.shaped_entries (like cfg.config_entries including all)")
-            conn.execute(
-                "alter table bench.shaped_entries add foreign key (section_id, automation_id, org_id) "
-                "references cfg.config_sections (id, automation_id, org_id) on delete cascade"
-            )
-            conn.commit()
-            bench_save(conn, editor, ids["save"], section, org)
-            bench_diff(conn, editor, viewer, ids["diff"])
-            bench_history(conn, viewer, ids["history"], ids["history-small"], org)
-    finally:
-        cluster.destroy()
+    with throwaway_database() as db_url, psycopg.connect(db_url, row_factory=dict_row) as conn:
+        admin, editor, viewer = (user(conn, f"{n}@bench.test") for n in ("admin", "editor", "viewer"))
+        org = call(conn, admin, "select id from cfg.create_org('Bench', 'bench')")[0]["id"]
+        for who, role in ((editor, "editor"), (viewer, "viewer")):
+            call(conn, admin, "select cfg.add_member(%s, %s, %s)", (org, who.email, role))
+        ids = {
+            slug: call(conn, admin, "select id from cfg.create_automation(%s, %s, %s)", (org, slug, slug))[0]["id"]
+            for slug in ("save", "diff", "history", "history-small")
+        }
+        call(conn, editor, "select cfg.save_config(%s, 0, %s::jsonb)",
+             (ids["save"], json.dumps(entries_content(50, 0, secrets=2))))
+        section = conn.execute("select id from cfg.config_sections where automation_id = %s limit 1",
+                               (ids["save"],)).fetchone()["id"]
+        conn.execute("create schema bench")
+        conn.execute(
+            "create table bench.plain_entries (id uuid primary key default gen_random_uuid(), "
+            "org_id uuid not null, automation_id uuid not null, section_id uuid not null, key text not null, "
+            "value jsonb, is_secret boolean not null default false, description text not null default '', "
+            "created_at timestamptz not null default now(), updated_at timestamptz not null default now(), "
+            "unique (section_id, key))"
+        )
+        # The same rows into a table shaped like cfg.config_entries: its columns,
+        # defaults, checks, indexes and foreign key, without triggers, RLS or versioning.
+        conn.execute("create table bench.shaped_entries (like cfg.config_entries including all)")
+        conn.execute(
+            "alter table bench.shaped_entries add foreign key (section_id, automation_id, org_id) "
+            "references cfg.config_sections (id, automation_id, org_id) on delete cascade"
+        )
+        conn.commit()
+        bench_save(conn, editor, ids["save"], section, org)
+        bench_diff(conn, editor, viewer, ids["diff"])
+        bench_history(conn, viewer, ids["history"], ids["history-small"], org)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -36,6 +37,7 @@ def throwaway_database() -> Iterator[str]:
         yield cluster.db_url
     finally:
         cluster.destroy()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def median_seconds(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
