@@ -155,7 +155,7 @@ for each row execute function cfg_private.touch_row();
 create or replace trigger stamp_author before insert or update on cfg.automations
 for each row execute function cfg_private.stamp_author();
 -- Sections and entries written by cfg.save_config / cfg.rollback stamp updated_at
--- themselves (a save rewrites many rows; the trigger call was a tenth of its time).
+-- themselves and never move org_id: a save rewrites many rows, each a trigger call.
 -- The WHEN clause is the versioned-write test explained in functions/audit.sql.
 create or replace trigger touch_row before insert or update on cfg.config_sections
 for each row when (

@@ -536,7 +536,7 @@ begin
     -- These writes are versioned by the caller (record_version, which also lands the
     -- version in dev): the per-row audit and direct-write triggers skip them and the
     -- dev deployment they cause (their WHEN clauses read this flag, which the caller
-    -- turns off again). The version row's audit entry carries the whole content instead.
+    -- turns off again). The version row and its audit entry are the record instead.
     perform set_config('cfgctl.versioned_write', 'on', true);
 
     -- Sections: the ones that go (their entries go with them), change or are new.

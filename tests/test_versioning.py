@@ -128,18 +128,22 @@ def test_a_number_written_differently_is_new_content(conn, world):
 
 def test_the_saved_event_lists_every_changed_key_by_kind(conn, world):
     a = world.automation_a
-    save(conn, world["editor"], a, 1, content({"http": {"port": 8080, "api_key": ("secret",)}, "db": {"a": 1, "b": 2}}))
+    first = content({"http": {"port": 8080, "api_key": ("secret",), "host": "h"}, "db": {"a": 1, "b": 2}})
+    save(conn, world["editor"], a, 1, first)
     body = content({"http": {"port": 1, "api_key": ("secret", "new")}, "cache": {"ttl": 5}})
     result = save(conn, world["editor"], a, 2, body)
     event = [e for e in events(conn, "config.saved") if e["payload"]["version"] == result["version"]][0]
+    # Removed (the entries of a removed section first), changed, added; each by section and key.
     assert event["payload"]["changes"] == [
         {"section": "db", "key": "a", "change": "removed", "secret": False},
         {"section": "db", "key": "b", "change": "removed", "secret": False},
+        {"section": "http", "key": "host", "change": "removed", "secret": False},
         {"section": "http", "key": "api_key", "change": "changed", "secret": True},
         {"section": "http", "key": "port", "change": "changed", "secret": False},
         {"section": "cache", "key": "ttl", "change": "added", "secret": False},
     ]
     assert "new" not in json.dumps(event["payload"]["changes"])
+    assert live(conn, a) == {"http": {"port": 1, "api_key": ("secret", "new")}, "cache": {"ttl": 5}}
 
 
 def test_secret_rotation_is_a_new_version_without_the_value_anywhere(conn, world):
