@@ -25,17 +25,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import psycopg
+from common import throwaway_database
 from psycopg.rows import dict_row
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import throwaway_database  # noqa: E402
-from sync_service.db import Identity, act_as  # noqa: E402
+from sync_service.db import Identity, act_as
 
 
 def user(conn, email: str) -> Identity:
