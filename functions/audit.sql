@@ -128,7 +128,6 @@ for each row execute function cfg_private.audit_row();
 -- written inline, not as a helper function: a function pinned to a search_path cannot
 -- be inlined, and its call on every written row was a tenth of a save's time
 -- (bench/bench_versioning.py).
-drop function if exists cfg_private.in_versioned_write();
 
 create or replace trigger audit after insert or update or delete on cfg.config_sections
 for each row when (

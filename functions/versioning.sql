@@ -29,12 +29,6 @@ end
 $$;
 revoke execute on function cfg_private.secret_digest(jsonb) from public, anon, authenticated, service_role;
 
--- Drop the signatures this file replaced (create or replace cannot change them).
-drop function if exists cfg_private.snapshot_live(uuid);
-drop function if exists cfg_private.apply_content(uuid, uuid, jsonb);
-drop function if exists cfg_private.record_version(uuid, uuid, text, text, integer);
-drop function if exists cfg.config_history(uuid, integer, integer);  -- gained the changes column
-
 -- The live sections and entries of an automation as content, secret values included.
 -- The direct-write path versions this; saves version what they wrote instead.
 -- security definer: it must see every entry and secret whoever the caller is.

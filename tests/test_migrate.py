@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
+import subprocess
+import tarfile
 import threading
 import time
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
+from cli import local
 from sync_service import migrate as migrator
-from sync_service.db import CfgError
+from sync_service.db import CfgError, acting_as
 from sync_service.settings import PROJECT_ROOT
 
 
@@ -141,3 +147,68 @@ def test_cron_jobs_are_scheduled_where_pg_cron_lives(pg_cluster):
                 conn.execute("select jobname, schedule, command from cron.job")}
     assert "cfgctl-audit-retention" in jobs
     assert "purge_audit_log" in jobs["cfgctl-audit-retention"][1]
+
+
+# Databases built by earlier releases must upgrade in place. Each commit's schema files
+# (shim, migrations, functions, policies) build a fresh database with a saved config in
+# it; today's files then migrate it, and the config must still work.
+UPGRADE_FROM = {
+    "457cd7994b890d7885b09256fdaf1ab71a64e9a9": "triggers calling cfg_private.in_versioned_write()",
+    "1c9c3d91d64b85714ee60d1ca2d92a2180c6d68c": "the release before versions were built from the written content",
+}
+
+
+def _schema_files_at(commit: str, into) -> None:
+    archive = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "archive", commit, "supabase/local", "migrations", "functions", "policies"],
+        check=True, capture_output=True,
+    ).stdout
+    tarfile.open(fileobj=io.BytesIO(archive)).extractall(into, filter="data")
+
+
+@pytest.mark.parametrize("commit", list(UPGRADE_FROM))
+def test_a_database_built_by_an_earlier_release_upgrades_in_place(pg_cluster, tmp_path, commit):
+    from conftest import create_user, drop_database
+
+    old = tmp_path / "old"
+    _schema_files_at(commit, old)
+    name = f"upgrade_{commit[:8]}"
+    drop_database(pg_cluster, name)
+    with psycopg.connect(pg_cluster.db_url, autocommit=True) as admin:
+        admin.execute(f"create database {name}")
+    url = pg_cluster.url_for(name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for path in sorted((old / "supabase" / "local").glob("*.sql")):
+                conn.execute(path.read_text())
+        migrator.migrate(url, root=old)
+        body = json.dumps({"sections": {"http": {"entries": {
+            "port": {"value": 8080}, "api_key": {"value": "sk_old", "secret": True}}}}})
+        with psycopg.connect(url, row_factory=dict_row) as conn:
+            editor = create_user(conn, "editor@example.test")
+            with acting_as(conn, editor) as cur:
+                org = cur.execute("select id from cfg.create_org('Old', 'old')").fetchone()["id"]
+                automation = cur.execute(
+                    "select id from cfg.create_automation(%s, 'Api', 'api')", (org,)
+                ).fetchone()["id"]
+                cur.execute("select cfg.save_config(%s, 0, %s::jsonb)", (automation, body))
+
+        local.apply_supabase_shim(url)
+        report = migrator.migrate(url)
+        assert "migrations/20261126090100_replaced_functions.sql" in report.applied
+        assert {row["state"] for row in migrator.status(url)} == {"applied"}
+        with psycopg.connect(url, row_factory=dict_row) as conn, acting_as(conn, editor) as cur:
+            # The old version's snapshot has the hash today's code gives the same content:
+            # saving it again records nothing; a change records version 2 with its keys.
+            same = cur.execute("select cfg.save_config(%s, 1, %s::jsonb) as r", (automation, body)).fetchone()["r"]
+            assert same["created"] is False
+            changed = body.replace("8080", "9090")
+            saved = cur.execute("select cfg.save_config(%s, 1, %s::jsonb) as r", (automation, changed)).fetchone()["r"]
+            assert saved["version"] == 2
+            history = cur.execute("select version, changes from cfg.config_history(%s)", (automation,)).fetchall()
+            assert history == [
+                {"version": 2, "changes": [{"section": "http", "key": "port", "change": "changed", "secret": False}]},
+                {"version": 1, "changes": None},
+            ]
+    finally:
+        drop_database(pg_cluster, name)
