@@ -477,7 +477,7 @@ grant execute on function cfg_private.automation_for(uuid, cfg.org_role, text, b
 -- change are written, so realtime carries the real changes. Returns the content as
 -- applied (a secret sent without a value has its current value put in) and the
 -- changed keys [{section, key, change, secret}] read from the writes themselves:
--- removed (entries of removed sections first), changed, added, each by section and key.
+-- removed, changed, added, each by section and key.
 -- Values compare as text: 1.0 and 1 are equal jsonb but not the same content.
 -- security definer: direct writes are versioned at commit (version_direct_write);
 -- this is the path that versions them up front, after the caller's role was checked.
@@ -493,10 +493,6 @@ as $$
 declare
     kept record;
     problems jsonb := '[]'::jsonb;
-    dropped jsonb;
-    removed jsonb;
-    updated jsonb;
-    added jsonb;
 begin
     applied := content;
     -- A secret entry without a value keeps the one it has, so it must be a secret
@@ -533,17 +529,12 @@ begin
     -- turns off again). The version row and its audit entry are the record instead.
     perform set_config('cfgctl.versioned_write', 'on', true);
 
-    -- Sections: the ones that go (their entries go with them), change or are new.
+    -- Sections first, so that new entries have theirs: changed ones and new ones.
     with wanted as (
         select
             n.key as name, coalesce(n.value ->> 'description', '') as description,
             coalesce((n.value ->> 'position')::integer, 0) as position
         from jsonb_each(applied -> 'sections') as n
-    ),
-    gone as (
-        delete from cfg.config_sections as s
-        where s.automation_id = apply_content.automation_id and not (applied -> 'sections') ? s.name
-        returning s.id, s.name
     ),
     changed as (
         update cfg.config_sections as s
@@ -551,27 +542,18 @@ begin
         from wanted as w
         where s.automation_id = apply_content.automation_id and s.name = w.name
             and (s.description, s.position) is distinct from (w.description, w.position)
-    ),
-    created as (
-        insert into cfg.config_sections (org_id, automation_id, name, description, position)
-        select apply_content.org_id, apply_content.automation_id, w.name, w.description, w.position
-        from wanted as w
-        where not exists (
-            select 1 from cfg.config_sections as s
-            where s.automation_id = apply_content.automation_id and s.name = w.name
-        )
     )
-    -- Read before the cascade runs at the end of the statement.
-    select jsonb_agg(
-        jsonb_build_object('section', g.name, 'key', e.key, 'change', 'removed', 'secret', e.is_secret)
-        order by g.name, e.key
-    )
-    into dropped
-    from gone as g
-    join cfg.config_entries as e on e.section_id = g.id;
+    insert into cfg.config_sections (org_id, automation_id, name, description, position)
+    select apply_content.org_id, apply_content.automation_id, w.name, w.description, w.position
+    from wanted as w
+    where not exists (
+        select 1 from cfg.config_sections as s
+        where s.automation_id = apply_content.automation_id and s.name = w.name
+    );
 
-    -- Entries: one pass over the content and one over the live rows. The changed keys
-    -- are aggregated as json text and parsed once (jsonb_agg re-encodes every object).
+    -- Entries: one pass over the content and one over the live rows; entries of
+    -- sections that go are among those removed. The changed keys are aggregated as
+    -- json text and parsed once (jsonb_agg re-encodes every object).
     with wanted as (
         select
             s.id as section_id, s.name as section, n.key, n.value -> 'value' as value,
@@ -618,22 +600,23 @@ begin
         where not exists (select 1 from live as l where l.section_id = w.section_id and l.key = w.key)
         returning section_id, key, is_secret
     )
-    select
-        (select json_agg(
-            json_build_object('section', g.section, 'key', g.key, 'change', 'removed', 'secret', g.is_secret)
-            order by g.section, g.key
-        )::jsonb from gone as g),
-        (select json_agg(
-            json_build_object('section', c.section, 'key', c.key, 'change', 'changed', 'secret', c.is_secret)
-            order by c.section, c.key
-        )::jsonb from changed as c),
-        (select json_agg(
-            json_build_object('section', w.section, 'key', c.key, 'change', 'added', 'secret', c.is_secret)
-            order by w.section, c.key
-        )::jsonb from created as c join wanted as w on w.section_id = c.section_id and w.key = c.key)
-    into removed, updated, added;
+    select coalesce(json_agg(
+        json_build_object('section', c.section, 'key', c.key, 'change', c.change, 'secret', c.secret)
+        order by c.rank, c.section, c.key
+    )::jsonb, '[]'::jsonb)
+    into changes
+    from (
+        select 1, g.section, g.key, 'removed', g.is_secret from gone as g
+        union all
+        select 2, c.section, c.key, 'changed', c.is_secret from changed as c
+        union all
+        select 3, w.section, c.key, 'added', c.is_secret
+        from created as c join wanted as w on w.section_id = c.section_id and w.key = c.key
+    ) as c (rank, section, key, change, secret);
 
-    changes := coalesce(dropped, '[]') || coalesce(removed, '[]') || coalesce(updated, '[]') || coalesce(added, '[]');
+    -- Now empty: their entries went above.
+    delete from cfg.config_sections as s
+    where s.automation_id = apply_content.automation_id and not (applied -> 'sections') ? s.name;
 end
 $$;
 revoke execute on function cfg_private.apply_content(uuid, uuid, jsonb)

@@ -133,7 +133,7 @@ def test_the_saved_event_lists_every_changed_key_by_kind(conn, world):
     body = content({"http": {"port": 1, "api_key": ("secret", "new")}, "cache": {"ttl": 5}})
     result = save(conn, world["editor"], a, 2, body)
     event = [e for e in events(conn, "config.saved") if e["payload"]["version"] == result["version"]][0]
-    # Removed (the entries of a removed section first), changed, added; each by section and key.
+    # Removed (with the entries of a removed section), changed, added; each by section and key.
     assert event["payload"]["changes"] == [
         {"section": "db", "key": "a", "change": "removed", "secret": False},
         {"section": "db", "key": "b", "change": "removed", "secret": False},
