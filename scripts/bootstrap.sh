@@ -5,7 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="postgresql-15 postgresql-contrib postgresql-15-cron postgresql-15-wal2json \
-postgresql-15-pgtap postgresql-15-plpgsql-check libtap-parser-sourcehandler-pgtap-perl git"
+postgresql-15-pgtap postgresql-15-plpgsql-check postgresql-plpython3-15 python3-jsonschema \
+libtap-parser-sourcehandler-pgtap-perl git"
 
 PY=${PYTHON:-python3}
 # Debian's python3 needs python3-venv for `python3 -m venv`.
