@@ -28,7 +28,9 @@ revoke execute on function cfg_private.current_actor() from public, anon;
 grant execute on function cfg_private.current_actor() to authenticated, service_role;
 
 -- Trigger arguments name columns whose values are always redacted (secrets), or,
--- written '-column', columns left out because the row itself keeps them.
+-- written '-column', columns left out because the row itself keeps them. The argument
+-- '@admin' registers a table only admins may read: its audit rows are readable by
+-- admins only (cfg.audit_log.readable_by), like the table.
 -- A config entry marked is_secret has its value redacted too (its value is null here).
 -- security definer: audit_log accepts no writes from API roles.
 -- The actor is read inline, as in current_actor(): this runs for every audited row and
@@ -47,6 +49,7 @@ declare
     old_values jsonb;
     new_values jsonb;
     column_arg text;
+    readable_by cfg.org_role := 'editor';
 begin
     if tg_op = 'UPDATE' then
         -- Keep only what changed; updated_at changes on every write and says nothing.
@@ -63,6 +66,10 @@ begin
     end if;
 
     foreach column_arg in array coalesce(tg_argv, '{}'::text []) loop
+        if column_arg = '@admin' then
+            readable_by := 'admin';
+            continue;
+        end if;
         if left(column_arg, 1) = '-' then
             old_values := old_values - substr(column_arg, 2);
             new_values := new_values - substr(column_arg, 2);
@@ -78,7 +85,7 @@ begin
 
     insert into cfg.audit_log (
         org_id, automation_id, actor_id, actor_email, actor_role,
-        table_name, row_id, operation, old_values, new_values
+        table_name, row_id, operation, old_values, new_values, readable_by
     )
     values (
         coalesce(any_row ->> 'org_id', any_row ->> 'id')::uuid,
@@ -101,11 +108,13 @@ begin
             nullif(current_setting('role', true), 'none'),
             session_user::text
         ),
-        tg_table_name, (any_row ->> 'id')::uuid, tg_op, old_values, new_values
+        tg_table_name, (any_row ->> 'id')::uuid, tg_op, old_values, new_values, readable_by
     );
     return null;
 end
 $$;
+
+revoke execute on function cfg_private.audit_row() from public, anon, authenticated, service_role;
 
 -- Every table in cfg is audited. entry_secrets' value is always redacted;
 -- config_entries' value is null for secrets (see divert_secret_value).
@@ -121,7 +130,10 @@ for each row execute function cfg_private.audit_row();
 -- recorded by the config_versions row they produce (functions/versioning.sql), so
 -- those writes are not audited row by row. The flag alone is not enough: an API role
 -- that sets cfgctl.versioned_write itself is still audited (and versioned), because
--- the RPCs write as the owner of their security-definer functions.
+-- the RPCs write as the owner of their security-definer functions, and before each
+-- statement cfg_private.guard_versioned_write switches the flag off unless the
+-- transaction holds the mark only those functions write (so cascades run as the
+-- owner are audited too).
 --
 -- The WHEN clause below (repeated on versioning's triggers and on touch_row of sections
 -- and entries) reads: audit unless the flag is on AND we are not an API role. It is
@@ -153,13 +165,20 @@ execute function cfg_private.audit_row('value');
 -- retention function below may delete, and only rows older than its cutoff.
 -- =============================================================================
 
+-- security definer: the marks are private, whoever attempts the change.
 create or replace function cfg_private.forbid_audit_change()
 returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 begin
-    if tg_op = 'DELETE' and current_setting('cfgctl.audit_retention', true) = 'on' then
+    -- Only while purge_audit_log runs: the mark is written by it alone (a setting
+    -- would be a switch any client could flip).
+    if tg_op = 'DELETE' and exists (
+        select 1 from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark = 'audit_retention'
+    ) then
         return old;
     end if;
     raise exception 'the audit log is append-only'
@@ -167,6 +186,8 @@ begin
               hint = 'Old rows are removed only by cfg_private.purge_audit_log(keep interval).';
 end
 $$;
+
+revoke execute on function cfg_private.forbid_audit_change() from public, anon, authenticated, service_role;
 
 create or replace trigger append_only before update or delete on cfg.audit_log
 for each row execute function cfg_private.forbid_audit_change();
@@ -188,10 +209,11 @@ begin
         raise exception 'audit retention must keep at least one day'
             using errcode = 'PT422', detail = jsonb_build_object('keep', keep::text)::text;
     end if;
-    perform set_config('cfgctl.audit_retention', 'on', true);
+    insert into cfg_private.transaction_marks (mark) values ('audit_retention') on conflict do nothing;
     delete from cfg.audit_log as a where a.created_at < now() - keep;
     get diagnostics removed = row_count;
-    perform set_config('cfgctl.audit_retention', 'off', true);
+    delete from cfg_private.transaction_marks as m
+    where m.txid = txid_current() and m.mark = 'audit_retention';
     return removed;
 end
 $$;

@@ -11,23 +11,30 @@
 -- values themselves are kept in cfg_private.version_secrets for rollback and promotion.
 -- =============================================================================
 
--- Keyed digest of a secret value. security definer: the key lives in cfg_private.
--- Never granted to API roles: it would be an oracle to guess secrets with.
+-- The token a version snapshot shows for a secret value: HMAC(key, automation_id ||
+-- ':' || value). Bound to the automation, so equal secrets in other automations or
+-- orgs give other tokens, and only a caller who can save in this automation (an
+-- editor, who may read its secrets anyway) can produce one to test a guess against.
+-- The same formula re-tokened old snapshots in
+-- migrations/20261129090000_hardening_versioned_writes.sql.
+-- security definer: the key lives in cfg_private. Never granted to API roles.
 -- plpgsql, not sql, here and in the other functions a save calls: PostgreSQL 15 plans
 -- a non-inlined sql function's query on every call; plpgsql keeps the plan.
-create or replace function cfg_private.secret_digest(value jsonb)
+create or replace function cfg_private.secret_token(automation_id uuid, value jsonb)
 returns text
 language plpgsql stable security definer
 set search_path = ''
 as $$
 begin
     return (
-        select encode(extensions.hmac(convert_to(value::text, 'UTF8'), k.key, 'sha256'), 'hex')
+        select encode(extensions.hmac(
+            convert_to(automation_id::text || ':' || value::text, 'UTF8'), k.key, 'sha256'
+        ), 'hex')
         from cfg_private.digest_keys as k
     );
 end
 $$;
-revoke execute on function cfg_private.secret_digest(jsonb) from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.secret_token(uuid, jsonb) from public, anon, authenticated, service_role;
 
 -- The live sections and entries of an automation as content, secret values included.
 -- The direct-write path versions this; saves version what they wrote instead.
@@ -66,12 +73,12 @@ end
 $$;
 revoke execute on function cfg_private.live_content(uuid) from public, anon, authenticated, service_role;
 
--- The snapshot of valid content, as a version stores it: every field present
--- (defaults filled in), secret values replaced by their digests. Content read back
+-- The snapshot of valid content, as a version of automation_id stores it: every
+-- field present (defaults filled in), secret values replaced by their tokens. Content read back
 -- from the tables and the content that was written give the same snapshot, so the
 -- same hash: an unchanged save records no version.
--- Not granted to API roles: with secret_digest it would be an oracle to guess secrets with.
-create or replace function cfg_private.content_snapshot(content jsonb)
+-- Not granted to API roles: with secret_token it would be an oracle to guess secrets with.
+create or replace function cfg_private.content_snapshot(automation_id uuid, content jsonb)
 returns jsonb
 language plpgsql stable
 -- JIT compiling these jsonb queries costs far more than running them.
@@ -91,7 +98,7 @@ begin
                     e.key,
                     case
                         when (e.value -> 'secret') = 'true'::jsonb then json_build_object(
-                            'secret', true, 'digest', cfg_private.secret_digest(e.value -> 'value'),
+                            'secret', true, 'digest', cfg_private.secret_token(automation_id, e.value -> 'value'),
                             'description', coalesce(e.value ->> 'description', '')
                         )
                         else json_build_object(
@@ -107,7 +114,7 @@ begin
     from jsonb_each(content -> 'sections') as s);
 end
 $$;
-revoke execute on function cfg_private.content_snapshot(jsonb) from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.content_snapshot(uuid, jsonb) from public, anon, authenticated, service_role;
 
 -- A snapshot as RPC content: secrets become {"secret": true} (keep the value).
 create or replace function cfg_private.snapshot_as_content(snapshot jsonb)
@@ -146,6 +153,17 @@ begin
     if jsonb_typeof(content -> 'sections') is distinct from 'object' then
         return jsonb_build_array(jsonb_build_object(
             'path', 'sections', 'message', 'content needs "sections": an object of sections by name'
+        ));
+    end if;
+    -- Bounds before any per-section work: a huge document is refused in linear time.
+    if pg_column_size(content) > 16777216 then
+        return jsonb_build_array(jsonb_build_object(
+            'path', '', 'message', 'content is at most 16 MiB'
+        ));
+    end if;
+    if (select count(*) from jsonb_object_keys(content -> 'sections')) > 1000 then
+        return jsonb_build_array(jsonb_build_object(
+            'path', 'sections', 'message', 'at most 1000 sections per automation'
         ));
     end if;
     -- Fast path, one pass over sections and entries: valid content (nearly every save)
@@ -447,6 +465,10 @@ declare
     found cfg.automations;
     caller_role cfg.org_role;
 begin
+    -- Taking the save lock is an editor's act: a viewer must not be able to hold up saves.
+    if lock and min_role < 'editor' then
+        min_role := 'editor';
+    end if;
     select * into found from cfg.automations as a where a.id = automation_for.automation_id;
     -- The service key passes; anyone else needs a role in the automation's org.
     if found.id is not null and not cfg_private.is_service() then
@@ -527,6 +549,11 @@ begin
     -- version in dev): the per-row audit and direct-write triggers skip them and the
     -- dev deployment they cause (their WHEN clauses read this flag, which the caller
     -- turns off again). The version row and its audit entry are the record instead.
+    -- The mark is what makes the flag count (cfg_private.guard_versioned_write): a
+    -- client can set the flag, not the mark. write_version removes both.
+    insert into cfg_private.transaction_marks (mark, subject_id)
+    values ('versioned_write', apply_content.automation_id)
+    on conflict do nothing;
     perform set_config('cfgctl.versioned_write', 'on', true);
 
     -- Sections first, so that new entries have theirs: changed ones and new ones.
@@ -559,8 +586,11 @@ begin
             s.id as section_id, s.name as section, n.key, n.value -> 'value' as value,
             coalesce((n.value ->> 'secret')::boolean, false) as secret,
             coalesce(n.value ->> 'description', '') as description
-        from cfg.config_sections as s,
-            jsonb_each(coalesce(applied -> 'sections' -> s.name -> 'entries', '{}'::jsonb)) as n
+        -- Joined by name, not looked up per section: `applied -> 'sections'` copies the
+        -- whole sections object each time, which made this quadratic in their number.
+        from cfg.config_sections as s
+        join jsonb_each(applied -> 'sections') as ws on ws.key = s.name
+        cross join jsonb_each(coalesce(ws.value -> 'entries', '{}'::jsonb)) as n
         where s.automation_id = apply_content.automation_id
     ),
     live as (
@@ -616,7 +646,10 @@ begin
 
     -- Now empty: their entries went above.
     delete from cfg.config_sections as s
-    where s.automation_id = apply_content.automation_id and not (applied -> 'sections') ? s.name;
+    where s.automation_id = apply_content.automation_id
+        -- A hashed subplan, evaluated once (a per-row `applied -> 'sections' ? name` copies
+        -- the sections object for each row).
+        and s.name not in (select jsonb_object_keys(applied -> 'sections'));
 end
 $$;
 revoke execute on function cfg_private.apply_content(uuid, uuid, jsonb)
@@ -676,11 +709,27 @@ $$;
 revoke execute on function cfg_private.deploy(cfg.config_versions, uuid, text, uuid, uuid, text)
 from public, anon, authenticated, service_role;
 
+-- Serialises the numbering of one automation's versions until the transaction ends.
+-- The first key is a constant naming cfgctl's class of advisory locks; the second the automation.
+create or replace function cfg_private.lock_version_numbers(automation_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+    perform pg_advisory_xact_lock(-1394087491, hashtext(automation_id::text));
+end
+$$;
+revoke execute on function cfg_private.lock_version_numbers(uuid) from public, anon, authenticated, service_role;
+
 -- Records content (complete: secret values included) as a new version unless it
 -- equals the latest one, deploys it to the first environment and appends
 -- config.saved (or config.rolled_back). Without content, the live tables are read
 -- (direct writes); without changes, they are worked out from the latest version.
--- The caller holds the automation's lock.
+-- Version numbers are handed out under a per-automation advisory lock taken here,
+-- after the caller's row writes: saves (which also hold the automation row) and direct
+-- writes versioned at commit (which hold their rows, not the automation) take it at the
+-- same point, so neither waits for the other while holding what the other needs.
 -- security definer: it reads secret values and writes versions, which API roles cannot.
 create or replace function cfg_private.record_version(
     automation_id uuid, org_id uuid, message text, kind text,
@@ -694,14 +743,19 @@ set jit = off
 set search_path = ''
 as $$
 declare
-    complete jsonb := coalesce(content, cfg_private.live_content(record_version.automation_id));
-    snapshot jsonb := cfg_private.content_snapshot(complete);
-    hash text := encode(sha256(convert_to(snapshot::text, 'UTF8')), 'hex');
+    complete jsonb;
+    snapshot jsonb;
+    hash text;
     actor record := cfg_private.current_actor();
     latest cfg.config_versions;
     created cfg.config_versions;
     first_env uuid;
 begin
+    perform cfg_private.lock_version_numbers(record_version.automation_id);
+    -- Read after the lock: the previous holder's commit is visible now.
+    complete := coalesce(content, cfg_private.live_content(record_version.automation_id));
+    snapshot := cfg_private.content_snapshot(record_version.automation_id, complete);
+    hash := encode(sha256(convert_to(snapshot::text, 'UTF8')), 'hex');
     select * into latest
     from cfg.config_versions as v
     where v.automation_id = record_version.automation_id
@@ -785,6 +839,8 @@ begin
         target.id, target.org_id, message, kind, restored_from, written.applied, written.changes
     );
     perform set_config('cfgctl.versioned_write', 'off', true);
+    delete from cfg_private.transaction_marks as m
+    where m.txid = txid_current() and m.mark = 'versioned_write' and m.subject_id = target.id;
     return result;
 end
 $$;
@@ -867,9 +923,10 @@ grant execute on function cfg_private.require_current_version(uuid, integer) to 
 -- caller edited the current version, replaces sections and entries, records a
 -- version (none when nothing changed), deploys it to dev and appends config.saved.
 -- security definer: the version tables accept no writes from API roles, so history
--- cannot be forged; the caller's role is checked first (editor).
-create or replace function cfg.save_config(
-    automation_id uuid, expected_version integer, content jsonb, message text default ''
+-- cannot be forged; the caller's role is checked first (editor), by automation_for.
+-- cfg.save_config is the API; this is its privileged half.
+create or replace function cfg_private.save_config(
+    automation_id uuid, expected_version integer, content jsonb, message text
 )
 returns jsonb
 language plpgsql
@@ -889,15 +946,30 @@ begin
     return cfg_private.write_version(target, content, message, 'save');
 end
 $$;
+revoke execute on function cfg_private.save_config(uuid, integer, jsonb, text) from public, anon;
+grant execute on function cfg_private.save_config(uuid, integer, jsonb, text) to authenticated, service_role;
+
+create or replace function cfg.save_config(
+    automation_id uuid, expected_version integer, content jsonb, message text default ''
+)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+begin
+    return cfg_private.save_config(automation_id, expected_version, content, message);
+end
+$$;
 revoke execute on function cfg.save_config(uuid, integer, jsonb, text) from public, anon;
 grant execute on function cfg.save_config(uuid, integer, jsonb, text) to authenticated, service_role;
 
 -- Creates a new version whose content equals version to_version (history stays
 -- append-only), deploys it to dev and appends config.rolled_back. Pass
 -- expected_version to make it fail with PT409 if someone saved meanwhile.
--- security definer: it restores secret values kept in cfg_private; editors only.
-create or replace function cfg.rollback(
-    automation_id uuid, to_version integer, message text default null, expected_version integer default null
+-- security definer: it restores secret values kept in cfg_private; editors only
+-- (automation_for). cfg.rollback is the API; this is its privileged half.
+create or replace function cfg_private.rollback(
+    automation_id uuid, to_version integer, message text, expected_version integer
 )
 returns jsonb
 language plpgsql
@@ -926,6 +998,20 @@ begin
     return cfg_private.write_version(
         target, content, coalesce(message, 'rollback to version ' || restored.version), 'rollback', restored.version
     );
+end
+$$;
+revoke execute on function cfg_private.rollback(uuid, integer, text, integer) from public, anon;
+grant execute on function cfg_private.rollback(uuid, integer, text, integer) to authenticated, service_role;
+
+create or replace function cfg.rollback(
+    automation_id uuid, to_version integer, message text default null, expected_version integer default null
+)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+begin
+    return cfg_private.rollback(automation_id, to_version, message, expected_version);
 end
 $$;
 revoke execute on function cfg.rollback(uuid, integer, text, integer) from public, anon;
@@ -1083,16 +1169,32 @@ $$;
 revoke execute on function cfg.diff_versions(uuid, uuid) from public, anon;
 grant execute on function cfg.diff_versions(uuid, uuid) to authenticated, service_role;
 
+-- Mine's content as a snapshot of automation_id, for comparing with versions: its
+-- secrets become tokens. security definer: tokens need the private key; editors
+-- only (automation_for), who may read the automation's secret values anyway.
+create or replace function cfg_private.editor_snapshot(automation_id uuid, content jsonb)
+returns jsonb
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+begin
+    perform cfg_private.automation_for(editor_snapshot.automation_id, 'editor', 'merging config');
+    return cfg_private.content_snapshot(editor_snapshot.automation_id, content);
+end
+$$;
+revoke execute on function cfg_private.editor_snapshot(uuid, jsonb) from public, anon;
+grant execute on function cfg_private.editor_snapshot(uuid, jsonb) to authenticated, service_role;
+
 -- Three-way merge of mine (content, as save_config takes it) with theirs_version,
 -- both descending from base_version. Returns {"merged": content, "conflicts": [...]}
 -- where a conflict is a key both sides changed differently; merged keeps mine there.
 -- Save merged with expected_version = theirs' number.
--- security definer: comparing secrets needs their keyed digests (the key is
--- private); editors only, who may read secret values anyway.
+-- security invoker: RLS decides which versions the caller sees, so another org's
+-- version is "not found" like a missing one, before anything else is said.
 create or replace function cfg.merge_config(base_version uuid, theirs_version uuid, mine jsonb)
 returns jsonb
 language plpgsql stable
-security definer
 -- JIT compiling these jsonb queries costs far more than running them.
 set jit = off
 set search_path = ''
@@ -1100,15 +1202,12 @@ as $$
 declare
     base cfg.config_versions;
     theirs cfg.config_versions;
+    mine_snapshot jsonb;
     result jsonb;
 begin
     select * into base from cfg.config_versions as v where v.id = base_version;
     select * into theirs from cfg.config_versions as v where v.id = theirs_version;
-    if base.id is null or theirs.id is null
-        or (
-            not cfg_private.is_service()
-            and cfg_private.org_role(base.org_id) is null
-        ) then
+    if base.id is null or theirs.id is null then
         raise exception 'version not found'
             using errcode = 'PT404',
                   detail = jsonb_build_object('base_version', base_version, 'theirs_version', theirs_version)::text;
@@ -1122,6 +1221,7 @@ begin
     end if;
     perform cfg_private.require_role(base.org_id, 'editor', 'merging config');
     perform cfg_private.require_valid_content(mine);
+    mine_snapshot := cfg_private.editor_snapshot(base.automation_id, mine);
 
     with base_e as (
         select s.key as section, e.key, e.value as entry
@@ -1146,13 +1246,7 @@ begin
                         (select b.entry from base_e as b where b.section = m.section and b.key = m.key),
                         (select t.entry from theirs_e as t where t.section = m.section and t.key = m.key)
                     )
-                when coalesce((m.raw ->> 'secret')::boolean, false) then jsonb_build_object(
-                    'secret', true, 'digest', cfg_private.secret_digest(m.raw -> 'value'),
-                    'description', coalesce(m.raw ->> 'description', '')
-                )
-                else jsonb_build_object(
-                    'secret', false, 'value', m.raw -> 'value', 'description', coalesce(m.raw ->> 'description', '')
-                )
+                else mine_snapshot -> 'sections' -> m.section -> 'entries' -> m.key
             end as entry
         from mine_raw as m
     ),
@@ -1286,6 +1380,8 @@ grant execute on function cfg.merge_config(uuid, uuid, jsonb) to authenticated, 
 -- =============================================================================
 
 -- security definer: writes versions, which API roles cannot.
+-- It takes no lock on the automation: a save holding that lock may be waiting for
+-- this transaction's rows (see record_version for the one lock both paths take).
 create or replace function cfg_private.version_direct_write()
 returns trigger
 language plpgsql
@@ -1296,18 +1392,23 @@ declare
     row_data jsonb := case when tg_op = 'DELETE' then to_jsonb(old) else to_jsonb(new) end;
     target uuid;
     org uuid;
-    done text := coalesce(current_setting('cfgctl.versioned_automations', true), '');
 begin
     if tg_table_name = 'entry_secrets' then
         select e.automation_id into target from cfg.config_entries as e where e.id = (row_data ->> 'id')::uuid;
     else
         target := (row_data ->> 'automation_id')::uuid;
     end if;
-    if target is null or strpos(done, target::text) > 0 then
+    if target is null then
         return null;
     end if;
-    perform set_config('cfgctl.versioned_automations', done || target::text || ',', true);
-    select a.org_id into org from cfg.automations as a where a.id = target for no key update;
+    -- Once per automation and transaction: the first row's call versions them all.
+    insert into cfg_private.transaction_marks (mark, subject_id)
+    values ('direct_versioned', target)
+    on conflict do nothing;
+    if not found then
+        return null;
+    end if;
+    select a.org_id into org from cfg.automations as a where a.id = target;
     if org is null then
         -- The automation was deleted in this transaction.
         return null;
@@ -1317,6 +1418,65 @@ begin
 end
 $$;
 revoke execute on function cfg_private.version_direct_write() from public, anon, authenticated, service_role;
+
+-- The versioned-write flag (cfgctl.versioned_write) lets the row triggers' WHEN
+-- clauses skip rows that save_config/rollback version themselves; a setting is what a
+-- WHEN clause can read cheaply. Any client can set it, so before each statement on a
+-- table those clauses guard, the flag is switched off unless this transaction holds
+-- the mark only apply_content writes (cfg_private.transaction_marks). Cascaded deletes
+-- are statements too, so they are audited whatever the client set.
+create or replace function cfg_private.guard_versioned_write()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if not exists (
+        select 1 from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark = 'versioned_write'
+    ) then
+        perform set_config('cfgctl.versioned_write', 'off', true);
+    end if;
+    return null;
+end
+$$;
+revoke execute on function cfg_private.guard_versioned_write() from public, anon, authenticated, service_role;
+
+create or replace trigger guard_versioned_write before insert or update or delete on cfg.config_sections
+for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
+execute function cfg_private.guard_versioned_write();
+create or replace trigger guard_versioned_write before insert or update or delete on cfg.config_entries
+for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
+execute function cfg_private.guard_versioned_write();
+create or replace trigger guard_versioned_write before insert or update or delete on cfg.entry_secrets
+for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
+execute function cfg_private.guard_versioned_write();
+create or replace trigger guard_versioned_write before insert or update or delete on cfg.deployments
+for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
+execute function cfg_private.guard_versioned_write();
+create or replace trigger guard_versioned_write before insert or update or delete on cfg.deployment_history
+for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
+execute function cfg_private.guard_versioned_write();
+
+-- Marks of finished transactions are never read again (pg_cron, hourly).
+create or replace function cfg_private.purge_transaction_marks()
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    purged integer;
+begin
+    delete from cfg_private.transaction_marks as m
+    where m.txid < txid_snapshot_xmin(txid_current_snapshot());
+    get diagnostics purged = row_count;
+    return purged;
+end
+$$;
+revoke execute on function cfg_private.purge_transaction_marks() from public, anon, authenticated;
+grant execute on function cfg_private.purge_transaction_marks() to service_role;
 
 drop trigger if exists version_direct_write on cfg.config_sections;
 create constraint trigger version_direct_write after insert or update or delete on cfg.config_sections
@@ -1358,6 +1518,7 @@ begin
               detail = jsonb_build_object('version_id', old.id, 'version', old.version)::text;
 end
 $$;
+revoke execute on function cfg_private.forbid_version_change() from public, anon, authenticated, service_role;
 
 create or replace trigger immutable before update on cfg.config_versions
 for each row execute function cfg_private.forbid_version_change();

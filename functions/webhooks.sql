@@ -246,19 +246,20 @@ create or replace trigger check_endpoint before insert or update on cfg.webhook_
 for each row execute function cfg_private.check_webhook_endpoint();
 create or replace trigger endpoint_changed after insert or update on cfg.webhook_endpoints
 for each row execute function cfg_private.webhook_endpoint_changed();
--- URLs (Slack, Teams…) often carry a bearer token, so audit rows redact them.
+-- URLs (Slack, Teams…) often carry a bearer token, so audit rows redact them. Only
+-- admins read endpoints, allowlisted hosts and secrets, so only admins read their audit.
 create or replace trigger audit after insert or update or delete on cfg.webhook_endpoints
-for each row execute function cfg_private.audit_row('url');
+for each row execute function cfg_private.audit_row('url', '@admin');
 
 create or replace trigger touch_row before insert or update on cfg.webhook_allowed_hosts
 for each row execute function cfg_private.touch_row();
 create or replace trigger audit after insert or update or delete on cfg.webhook_allowed_hosts
-for each row execute function cfg_private.audit_row();
+for each row execute function cfg_private.audit_row('@admin');
 
 create or replace trigger touch_row before insert or update on cfg_private.webhook_secrets
 for each row execute function cfg_private.touch_row();
 create or replace trigger audit after insert or update or delete on cfg_private.webhook_secrets
-for each row execute function cfg_private.audit_row('secret');
+for each row execute function cfg_private.audit_row('secret', '@admin');
 
 -- =============================================================================
 -- Fan-out: each outbox event becomes one delivery per matching enabled

@@ -416,3 +416,26 @@ def test_setting_the_versioned_write_flag_does_not_skip_audit_or_versioning(conn
         "select count(*) as n from cfg.config_versions where automation_id = %s", (world.automation_a,)
     ).fetchone()["n"]
     assert versions_after == versions_before + 1
+
+
+def test_audit_rows_of_admin_only_tables_are_read_by_admins_only(conn, world):
+    """Editors cannot read webhook endpoints or allowlisted hosts, so neither may they
+    read them through the audit log (endpoint filters, hosts)."""
+    from webhooks_support import create_endpoint
+
+    create_endpoint(conn, world["admin"], world.org_a, "https://hooks.example.com/cfgctl")
+    # Operators allowlist hosts (cfgctl webhook allow-host, as the service role).
+    with acting_as(conn, world["service"]) as cur:
+        cur.execute("insert into cfg.webhook_allowed_hosts (org_id, host) values (%s, 'hooks.internal')",
+                    (world.org_a,))
+    admin_only = ("webhook_endpoints", "webhook_allowed_hosts")
+    seen_by = {}
+    for name in ("editor", "admin"):
+        with acting_as(conn, world[name]) as cur:
+            rows = cur.execute("select table_name from cfg.audit_log where org_id = %s", (world.org_a,)).fetchall()
+        seen_by[name] = {r["table_name"] for r in rows}
+        listed = {r["table_name"] for r in events(conn, world[name], world.org_a, max_rows=10000)}
+        assert listed == seen_by[name]
+    assert seen_by["admin"] >= set(admin_only)
+    assert seen_by["editor"].isdisjoint(admin_only)
+    assert "automations" in seen_by["editor"]

@@ -96,7 +96,8 @@ def test_a_saved_version_equals_the_live_tables_so_a_no_op_direct_write_adds_non
     body["sections"]["http"]["entries"]["tls"]["description"] = "terminate TLS"
     result = save(conn, world["editor"], a, 1, body)
     row = conn.execute(
-        "select v.content, cfg_private.content_snapshot(cfg_private.live_content(v.automation_id)) as live "
+        "select v.content, "
+        "cfg_private.content_snapshot(v.automation_id, cfg_private.live_content(v.automation_id)) as live "
         "from cfg.config_versions v where v.id = %s",
         (result["version_id"],),
     ).fetchone()
@@ -340,7 +341,12 @@ def test_merge_refuses_viewers_foreign_and_mismatched_versions(conn, world):
     refused(conn, world["viewer"], sql, (v1, v2, mine), "PT403")
     refused(conn, world["outsider"], sql, (v1, v2, mine), "PT404")
     refused(conn, world["other_admin"], sql, (v1, v2, mine), "PT404")
-    refused(conn, world["editor"], sql, (v1, other, mine), "PT422")
+    # Another org's version is not found, like a missing one (issue 8): never PT422.
+    refused(conn, world["editor"], sql, (v1, other, mine), "PT404")
+    sibling = rpc(conn, world["editor"], "select id from cfg.create_automation(%s, 'Sibling', 'sibling')",
+                  (world.org_a,))["id"]
+    save(conn, world["editor"], sibling, 0, content({"main": {"x": 1}}))
+    refused(conn, world["editor"], sql, (v1, version_id(conn, sibling, 1), mine), "PT422")
     refused(conn, world["editor"], sql, (v1, v2, '{"sections": 1}'), "PT422")
 
 
