@@ -157,3 +157,30 @@ def test_no_security_definer_views_and_no_public_execute(conn):
         (list(SCHEMAS),),
     ).fetchall()
     assert public_exec == []
+
+
+# splinter's lints 0028 and 0029 (supabase/splinter, lints/002[89]_*.sql), their
+# queries mirrored with the exposed schemas of supabase/config.toml as PostgREST's
+# pgrst.db_schemas. No allow-list: a definer function in an exposed schema is a finding.
+EXPOSED_SCHEMAS = "public, graphql_public, cfg"
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_splinter_0028_0029_no_security_definer_function_is_executable_in_exposed_schemas(conn, role):
+    conn.execute("select set_config('pgrst.db_schemas', %s, false)", (EXPOSED_SCHEMAS,))
+    findings = conn.execute(
+        """
+        select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as fn
+        from pg_proc p
+        join pg_namespace n on p.pronamespace = n.oid
+        where p.prosecdef
+          and has_function_privilege(%s, p.oid, 'EXECUTE')
+          and n.nspname = any(array(select trim(unnest(string_to_array(current_setting('pgrst.db_schemas', 't'), ',')))))
+          and n.nspname not in ('auth', 'cron', 'extensions', 'graphql', 'graphql_public', 'information_schema',
+                                'net', 'pgsodium', 'pgsodium_masks', 'pg_catalog', 'realtime', 'storage',
+                                'supabase_functions', 'supabase_migrations', 'vault')
+        order by 1
+        """,
+        (role,),
+    ).fetchall()
+    assert [f["fn"] for f in findings] == []
