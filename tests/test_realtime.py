@@ -68,3 +68,22 @@ def test_secret_values_never_reach_the_stream(conn, world, stream):
     assert "correct horse battery" not in published
     assert "rotated staple" not in published
     assert "entry_secrets" not in {c["table"] for c in changes}
+
+
+def test_delete_events_carry_only_the_primary_key(conn, world, stream):
+    """Supabase Realtime cannot apply RLS to DELETE events of postgres_changes: the old
+    row's identity reaches every subscriber of the table, other orgs' included (README,
+    "Realtime"). What leaks is bounded by the replica identity: the primary key alone,
+    never org_id, names or values. A table set to REPLICA IDENTITY FULL would leak rows."""
+    full = conn.execute(
+        "select c.relname from pg_publication_tables p join pg_class c "
+        "on c.relname = p.tablename and c.relnamespace = p.schemaname::regnamespace "
+        "where p.pubname = 'supabase_realtime' and c.relreplident <> 'd'"
+    ).fetchall()
+    conn.commit()
+    assert full == []
+    stream()
+    with acting_as(conn, world["editor"]) as cur:
+        cur.execute("delete from cfg.config_entries where id = %s", (world.entry_a,))
+    deletes = [c for c in stream() if c["action"] == "D"]
+    assert deletes and all([i["name"] for i in c["identity"]] == ["id"] for c in deletes)
