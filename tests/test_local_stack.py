@@ -91,6 +91,7 @@ def cluster():
     c.start()
     yield c
     c.destroy()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def status(monkeypatch, cluster: local.Cluster, *args: str):

@@ -233,6 +233,7 @@ def cron_cluster():
     cluster.start()
     yield cluster
     cluster.destroy()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_pg_cron_in_public_moves_to_pg_catalog_with_its_jobs(cron_cluster, tmp_path):
