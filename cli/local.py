@@ -27,6 +27,18 @@ PG_MAJOR = 15
 PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
 PG_SHARE = Path(f"/usr/share/postgresql/{PG_MAJOR}/extension")
 PG_LIB = Path(f"/usr/lib/postgresql/{PG_MAJOR}/lib")
+POSTGRES = PG_BIN / "postgres"
+
+# The stack's settings file in the data directory, and the line of postgresql.conf that reads it.
+SETTINGS_FILE = "cfgctl.conf"
+INCLUDE_LINE = f"include '{SETTINGS_FILE}'"
+# Earlier releases appended these settings to postgresql.conf under this line.
+OLD_BLOCK_MARK = "# cfgctl embedded stack"
+OLD_BLOCK_KEYS = {
+    "listen_addresses", "unix_socket_directories", "shared_preload_libraries", "cron.database_name",
+    "wal_level", "max_replication_slots", "max_wal_senders", "max_connections", "log_min_messages",
+    "output_plugin_libraries", "fsync", "synchronous_commit", "full_page_writes",
+}
 
 # What the stack needs, and the Debian package that provides it.
 REQUIRED_FILES = [
@@ -51,6 +63,15 @@ def check_packages(for_tests: bool = False) -> None:
             "PostgreSQL pieces are missing; install them with: "
             f"apt-get install -y {' '.join(missing)}  (or run ./scripts/bootstrap.sh)"
         )
+
+
+def installed_version() -> str | None:
+    """`postgres --version` of the installed server, as `show server_version` words it."""
+    try:
+        out = subprocess.run([str(POSTGRES), "--version"], check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not installed: check_packages() names the package
+    return out.strip().removeprefix("postgres (PostgreSQL) ")
 
 
 def _as_root() -> bool:
@@ -130,6 +151,19 @@ class Cluster:
             os.unlink(pw.name)
         if result.returncode != 0:
             raise CfgError(f"initdb failed: {result.stderr.strip()}")
+        self.configure()
+
+    # -------------------------------------------------------------------------
+    # The settings the stack needs live in one file the data directory includes,
+    # rewritten at every start: a cluster created by an older cfgctl, or before a
+    # PostgreSQL update that added a setting, gets them too (see start()).
+    # -------------------------------------------------------------------------
+
+    @property
+    def settings_file(self) -> Path:
+        return self.data_dir / SETTINGS_FILE
+
+    def settings(self) -> dict[str, str]:
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "unix_socket_directories": f"'{self.socket_dir}'",
@@ -141,31 +175,124 @@ class Cluster:
             "max_connections": "200",
             "log_min_messages": "warning",
         }
-        # This build gates logical decoding plugins; Supabase Realtime's wal2json must be allowed.
+        # 15.19+ gates logical decoding plugins; Supabase Realtime's wal2json must be allowed.
+        # Older builds refuse to start with a setting they do not know, hence the check.
         sample = PG_SHARE.parent / "postgresql.conf.sample"
         if sample.exists() and "output_plugin_libraries" in sample.read_text():
             settings["output_plugin_libraries"] = "'pgoutput, test_decoding, wal2json'"
         if self.fast:
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-        conf = "\n# cfgctl embedded stack\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
-        with open(self.data_dir / "postgresql.conf", "a") as f:
-            f.write(conf)
+        return settings
+
+    def _settings_text(self) -> str:
+        lines = "".join(f"{k} = {v}\n" for k, v in self.settings().items())
+        return f"# Written by cfgctl at every `cfgctl local start`; edit postgresql.conf instead.\n{lines}"
+
+    def _main_conf_text(self) -> str:
+        """postgresql.conf with our include last, without the block earlier releases appended."""
+        kept: list[str] = []
+        in_old_block = False
+        for line in (self.data_dir / "postgresql.conf").read_text().splitlines(keepends=True):
+            if line.strip() == OLD_BLOCK_MARK:
+                in_old_block = True
+                continue
+            if in_old_block and line.split("=")[0].strip() in OLD_BLOCK_KEYS:
+                continue
+            in_old_block = False
+            if line.strip() != INCLUDE_LINE:
+                kept.append(line)
+        body = "".join(kept).rstrip("\n")
+        return f"{body}\n{INCLUDE_LINE}\n"
+
+    def settings_current(self) -> bool:
+        return (
+            self.settings_file.exists()
+            and self.settings_file.read_text() == self._settings_text()
+            and (self.data_dir / "postgresql.conf").read_text() == self._main_conf_text()
+        )
+
+    def configure(self) -> bool:
+        """Write the stack's settings into the data directory; True when something changed."""
+        if self.settings_current():
+            return False
+        for path, text in ((self.settings_file, self._settings_text()),
+                           (self.data_dir / "postgresql.conf", self._main_conf_text())):
+            path.write_text(text)
+            if _as_root():
+                pg = pwd.getpwnam("postgres")
+                os.chown(path, pg.pw_uid, pg.pw_gid)
+        return True
+
+    # -------------------------------------------------------------------------
+    # A postmaster older than the installed binaries. Debian's updates replace
+    # /usr/lib/postgresql/15 under a running server: the postmaster keeps the old
+    # code while every new backend loads the new libraries (plpgsql.so: undefined
+    # symbol). Comparing file times does not work (dpkg keeps the package's build
+    # time, older than the server's start); two checks that do:
+    #   - the version the server reports differs from `postgres --version`;
+    #   - the postmaster's executable (/proc/PID/exe) is no longer the installed
+    #     file (dpkg renames the new file over it), which needs no connection.
+    # -------------------------------------------------------------------------
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def server_version(self) -> str | None:
+        """What the running server reports, e.g. "15.20 (Debian 15.20-0+deb12u1)"; None if unreachable."""
+        try:
+            with psycopg.connect(self.db_url, connect_timeout=5) as conn:
+                return conn.execute("show server_version").fetchone()[0]
+        except psycopg.Error:
+            return None
+
+    def executable_replaced(self) -> bool:
+        pid = self.postmaster_pid()
+        try:
+            running, installed = os.stat(f"/proc/{pid}/exe"), os.stat(POSTGRES)
+        except OSError:  # no /proc, or not allowed to look: rely on the version check
+            return False
+        return (running.st_dev, running.st_ino) != (installed.st_dev, installed.st_ino)
+
+    def stale_binaries(self) -> bool:
+        if not self.is_running():
+            return False
+        running, installed = self.server_version(), installed_version()
+        return (None not in (running, installed) and running != installed) or self.executable_replaced()
 
     def is_running(self) -> bool:
         if not self.initialised:
             return False
         return self._run(PG_BIN / "pg_ctl", "status", "-D", self.data_dir, check=False).returncode == 0
 
-    def start(self) -> None:
-        if self.is_running():
-            return
+    def start(self) -> str | None:
+        """Start the server, or bring a running one up to date: restart it when the
+        installed binaries are newer or its settings changed (the data is kept).
+        Returns why it restarted, or None."""
+        changed = self.configure()
+        if not self.is_running():
+            self._pg_ctl("start")
+            return None
+        if self.stale_binaries():
+            self._pg_ctl("restart")
+            return "binaries upgraded"
+        if changed:
+            # Most of these settings only take effect at a restart; a reload is also
+            # asynchronous. A restart is the one deterministic way.
+            self._pg_ctl("restart")
+            return "settings changed"
+        return None
+
+    def _pg_ctl(self, action: str) -> None:
         result = self._run(
-            PG_BIN / "pg_ctl", "start", "-w", "-t", "60", "-D", self.data_dir,
+            PG_BIN / "pg_ctl", action, "-w", "-t", "60", "-m", "fast", "-D", self.data_dir,
             "-l", self.log_file, "-o", f"-p {self.port}", check=False,
         )
         if result.returncode != 0:
             tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
-            raise CfgError(f"postgres did not start on port {self.port}: {result.stderr.strip()}\n{tail}")
+            raise CfgError(f"postgres did not {action} on port {self.port}: {result.stderr.strip()}\n{tail}")
 
     def stop(self, mode: str = "fast") -> None:
         if self.is_running():

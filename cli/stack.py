@@ -26,13 +26,27 @@ def _cluster(port: int | None) -> local.Cluster:
     return local.cluster_from_state(settings.state_dir, port, settings.pg_port)
 
 
+RESTART_HINT = "cfgctl local start"
+
+
 def _status(cluster: local.Cluster) -> dict:
+    running = cluster.is_running()
+    stale = running and cluster.stale_binaries()
+    settings_current = cluster.settings_current() if cluster.initialised else None
     return {
-        "running": cluster.is_running(),
+        "running": running,
         "db_url": cluster.db_url,
         "port": cluster.port,
         "data_dir": str(cluster.data_dir),
         "log_file": str(cluster.log_file),
+        "server_version": cluster.server_version() if running else None,
+        "installed_version": local.installed_version(),
+        # The running postmaster predates the installed binaries (an apt upgrade).
+        "stale_binaries": stale,
+        # The data directory lacks settings this release needs (written by `start`).
+        "settings_current": settings_current,
+        # What to run to fix either (restarts the server; the data is kept), or null.
+        "fix": RESTART_HINT if stale or (running and settings_current is False) else None,
     }
 
 
@@ -49,10 +63,12 @@ def local_start(
     if not cluster.initialised:
         err_console.print(f"initialising a PostgreSQL {local.PG_MAJOR} cluster in {cluster.data_dir}")
         cluster.init()
-    cluster.start()
+    restarted = cluster.start()
+    if restarted:
+        err_console.print(f"restarted PostgreSQL ({restarted}); the data is kept")
     local.save_state(settings.state_dir, {"data_dir": str(cluster.data_dir), "port": cluster.port})
     report = local.provision(cluster.db_url, seed=seed)
-    status = _status(cluster) | {"migrations": report}
+    status = _status(cluster) | {"restarted": restarted, "migrations": report}
     if as_json:
         print(to_json(status))
     else:
@@ -70,7 +86,7 @@ def local_stop() -> None:
 
 @local_app.command("status")
 def local_status(as_json: JsonOpt = False) -> None:
-    """Whether the stack runs, its URL and where its data lives."""
+    """Whether the stack runs and is up to date, its URL and where its data lives."""
     status = _status(_cluster(None))
     if as_json:
         print(to_json(status))
@@ -78,7 +94,13 @@ def local_status(as_json: JsonOpt = False) -> None:
     state = "[green]running[/green]" if status["running"] else "[yellow]stopped[/yellow]"
     console.print(f"{state}\ndb_url:   {status['db_url']}\ndata_dir: {status['data_dir']}\n"
                   f"log_file: {status['log_file']}")
-    raise typer.Exit(0 if status["running"] else 1)
+    if status["stale_binaries"]:
+        console.print(f"[red]PostgreSQL {status['server_version'] or '(unreachable)'} is running but "
+                      f"{status['installed_version']} is installed[/red]: run `{status['fix']}` "
+                      "to restart it (the data is kept)")
+    elif status["fix"]:
+        console.print(f"[yellow]the cluster lacks settings this release needs[/yellow]: run `{status['fix']}`")
+    raise typer.Exit(0 if status["running"] and not status["fix"] else 1)
 
 
 @local_app.command("reset")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import free_port
 from psycopg.rows import dict_row
 
 from cli import local
@@ -212,3 +216,62 @@ def test_a_database_built_by_an_earlier_release_upgrades_in_place(pg_cluster, tm
             ]
     finally:
         drop_database(pg_cluster, name)
+
+
+# The release before pg_cron moved to pg_catalog (its migrations created it in public).
+CRON_IN_PUBLIC = "ff2907d2686812be161d2b4b24937c6bb33e667d"
+
+
+@pytest.fixture
+def cron_cluster():
+    """A cluster of its own: pg_cron can only live in cron.database_name (`postgres`),
+    and this test rebuilds that database the old way."""
+    base = Path(tempfile.mkdtemp(prefix="cfgctl-cron-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    cluster = local.Cluster(data_dir=base / "pg" / "data", port=free_port(), fast=True)
+    cluster.init()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_pg_cron_in_public_moves_to_pg_catalog_with_its_jobs(cron_cluster, tmp_path):
+    old = tmp_path / "old"
+    _schema_files_at(CRON_IN_PUBLIC, old)
+    url = cron_cluster.db_url
+    with psycopg.connect(url, autocommit=True) as conn:
+        for path in sorted((old / "supabase" / "local").glob("*.sql")):
+            conn.execute(path.read_text())
+    migrator.migrate(url, root=old)
+    jobs_sql = ("select jobid, jobname, schedule, command, nodename, nodeport, database, username, active "
+                "from cron.job order by jobid")
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute(
+            "select extnamespace::regnamespace::text from pg_extension where extname = 'pg_cron'"
+        ).fetchone() == ("public",)
+        # A user's own jobs too: another role's, paused, and one with a run recorded.
+        conn.execute("select cron.schedule_in_database('nightly-vacuum', '5 4 * * 1', 'vacuum', "
+                     "'postgres', 'supabase_admin', false)")
+        conn.execute("select cron.schedule('0 * * * *', 'select 1')")  # unnamed
+        conn.execute("insert into cron.job_run_details (jobid, runid, job_pid, database, username, command, "
+                     "status, return_message, start_time, end_time) "
+                     "select jobid, 7, 42, 'postgres', 'postgres', command, 'succeeded', '1 row', now(), now() "
+                     "from cron.job where jobname = 'cfgctl-audit-retention'")
+        jobs = conn.execute(jobs_sql).fetchall()
+        runs = conn.execute("select * from cron.job_run_details").fetchall()
+    assert len(jobs) == 4
+
+    local.apply_supabase_shim(url)
+    report = migrator.migrate(url)
+    assert "migrations/20261129110000_cron_in_pg_catalog.sql" in report.applied
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute(
+            "select extnamespace::regnamespace::text from pg_extension where extname = 'pg_cron'"
+        ).fetchone() == ("pg_catalog",)
+        assert conn.execute(jobs_sql).fetchall() == jobs
+        assert conn.execute("select * from cron.job_run_details").fetchall() == runs
+        # New jobs and runs do not collide with the kept ids.
+        new_id = conn.execute("select cron.schedule('later', '1 1 * * *', 'select 2')").fetchone()[0]
+        assert new_id > max(j[0] for j in jobs)
+        assert conn.execute("select nextval('cron.runid_seq')").fetchone()[0] > 7

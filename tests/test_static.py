@@ -184,3 +184,26 @@ def test_splinter_0028_0029_no_security_definer_function_is_executable_in_expose
         (role,),
     ).fetchall()
     assert [f["fn"] for f in findings] == []
+
+
+# splinter's lints/0014_extension_in_public.sql, its query as is (no allow-list).
+EXTENSION_IN_PUBLIC = """
+select pe.extname
+from pg_catalog.pg_extension pe
+where pe.extname not in ('plpgsql')
+  and pe.extnamespace::regnamespace::text = 'public'
+"""
+
+
+def test_no_extension_in_public(conn, pg_cluster):
+    """Lint 0014 on a test database and on the one pg_cron lives in (cron.database_name,
+    the cluster's `postgres` database, provisioned as `cfgctl local start` does)."""
+    from cli import local
+
+    assert conn.execute(EXTENSION_IN_PUBLIC).fetchall() == []
+    local.provision(pg_cluster.db_url, seed=False)
+    with psycopg.connect(pg_cluster.db_url) as cron_db:
+        assert cron_db.execute(EXTENSION_IN_PUBLIC).fetchall() == []
+        assert cron_db.execute(
+            "select extnamespace::regnamespace::text from pg_extension where extname = 'pg_cron'"
+        ).fetchone() == ("pg_catalog",)
