@@ -219,7 +219,7 @@ def env_request_change(
     as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Request a change that loosens the pipeline; another admin approves it (applied at once
-    when the org has no other admin). Turning approval on or renaming needs no request."""
+    when the org has no other admin). Turning approval on or a new name needs no request."""
     chosen = [c for c in ({"requires_approval": False} if approval_off else None,
                           {"position": position} if position is not None else None,
                           {"delete": True} if delete else None) if c]

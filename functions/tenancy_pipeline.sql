@@ -5,7 +5,8 @@
 --   cfg.request_environment_change -> pending -> cfg.approve_environment_change
 --   (another admin; applies it) or cfg.reject_environment_change.
 -- With no other admin the request is applied at once, and says so. Tightening
--- (approval on, a new environment at the end, renaming) needs nobody.
+-- (approval on, a new environment at the end, a new display name) needs nobody; the
+-- slug of an environment that requires approval does not change.
 -- Table: migrations/20261129130000_promotion_environment_changes.sql. Loaded after
 -- tenancy.sql (its triggers use touch_row); promotion itself: functions/promotion.sql.
 -- =============================================================================
@@ -33,8 +34,8 @@ begin
         raise exception 'a change is one of {"requires_approval": false}, {"position": n}, {"delete": true}'
             using errcode = 'PT422',
                   detail = jsonb_build_object('field', 'change', 'change', change)::text,
-                  hint = 'Turning approval on, renaming and adding environments at the end need no approval: '
-                      'update cfg.environments directly.';
+                  hint = 'Turning approval on, a new display name and a new environment at the end '
+                      'need no approval: update cfg.environments directly.';
     end if;
 end
 $$;
@@ -372,6 +373,10 @@ begin
         change := '{"requires_approval": false}';
     elsif tg_op = 'UPDATE' and new.position <> old.position then
         change := jsonb_build_object('position', new.position);
+    elsif tg_op = 'UPDATE' and old.requires_approval and new.slug <> old.slug then
+        -- Consumers find prod by its slug: renaming it and adding an unguarded 'prod' at the
+        -- end would route around the approval. Switch approval off first (by request).
+        change := '{"requires_approval": false}';
     elsif tg_op = 'INSERT' and exists (
         select 1 from cfg.environments as e where e.org_id = new.org_id and e.position > new.position
     ) then

@@ -404,6 +404,9 @@ def test_loosening_the_pipeline_directly_is_refused(conn, world, who):
                   (org,), "PT403")
     assert err.detail["change"] == {"position": 7}
     refused(conn, actor, "delete from cfg.environments where org_id = %s and slug = 'prod'", (org,), "PT403")
+    # Renaming prod's slug would let an unguarded environment take its name.
+    refused(conn, actor, "update cfg.environments set slug = 'prod-old' where org_id = %s and slug = 'prod'",
+            (org,), "PT403")
     # A gap (made by a DBA) does not let a new environment slip in before prod.
     conn.execute("update cfg.environments set position = 10 where org_id = %s and slug = 'prod'", (org,))
     conn.commit()
