@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from sync_service.db import CfgError
+
 from .common import (
     AsOpt,
     JsonOpt,
@@ -20,7 +22,9 @@ from .common import (
 )
 from .config_cmd import render_diff
 
-env_app = typer.Typer(help="Environments: list, promote, requests, approve, reject, apply, status.",
+env_app = typer.Typer(help="Environments: list, promote, requests, approve, reject, apply, status, "
+                           "and pipeline changes that need a second admin (request-change, changes, "
+                           "approve-change, reject-change).",
                       no_args_is_help=True)
 
 RequestId = Annotated[str, typer.Argument(help="The promotion request's id (see `cfgctl env requests`).")]
@@ -184,3 +188,94 @@ def env_status(
         table_rows.append(cells)
     render(table_rows, ["automation", "latest", *envs, "drift", "pending"], False,
            title="* differs from the environment before it")
+
+
+# =============================================================================
+# Pipeline changes: the two-person rule (functions/tenancy_pipeline.sql)
+# =============================================================================
+
+ChangeId = Annotated[str, typer.Argument(help="The change request's id (see `cfgctl env changes`).")]
+CHANGE_COLUMNS = ["id", "environment_slug", "change", "status", "requested_by_email", "created_at",
+                  "decided_by_email", "decision_comment"]
+
+
+def _change_summary(row: dict) -> str:
+    if row["status"] == "applied" and row["decided_by"] == row["requested_by"]:
+        return f"change {row['id']} applied directly: {row['decision_comment']}"
+    if row["status"] == "pending":
+        return f"change {row['id']} is pending another admin's approval (`cfgctl env approve-change {row['id']}`)"
+    return f"change {row['id']} is now {row['status']}"
+
+
+@env_app.command("request-change")
+def env_request_change(
+    org: str,
+    env: Annotated[str, typer.Argument(help="The environment's slug, e.g. prod")],
+    approval_off: Annotated[bool, typer.Option("--approval-off", help="Stop requiring approval.")] = False,
+    position: Annotated[int | None, typer.Option("--position", min=0,
+                                                  help="Move it there (swaps with the one there).")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Delete an environment that requires approval.")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (shown to the approver).")] = None,
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Request a change that loosens the pipeline; another admin approves it (applied at once
+    when the org has no other admin). Turning approval on or a new name needs no request."""
+    chosen = [c for c in ({"requires_approval": False} if approval_off else None,
+                          {"position": position} if position is not None else None,
+                          {"delete": True} if delete else None) if c]
+    if len(chosen) != 1:
+        raise typer.BadParameter("give exactly one of --approval-off, --position N, --delete")
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute("select id from cfg.environments where org_id = %s and slug = %s", (org_row["id"], env))
+        found = cur.fetchone()
+        if found is None:
+            raise CfgError(f"environment {env!r} not found in {org}", "PT404")
+        cur.execute("select * from cfg.request_environment_change(%s, %s::jsonb, %s)",
+                    (found["id"], to_json(chosen[0]), reason))
+        row = cur.fetchone()
+    if as_json:
+        render_one(row, True)
+    else:
+        console.print(_change_summary(row))
+
+
+@env_app.command("changes")
+def env_changes(
+    org: str,
+    status: Annotated[str, typer.Option("--status", help="pending | approved | applied | rejected | all")]
+    = "pending",
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Pipeline change requests of ORG (default: pending)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute(
+            "select * from cfg.environment_change_requests where org_id = %s and (%s = 'all' or status = %s) "
+            "order by created_at desc",
+            (org_row["id"], status, status),
+        )
+        rows = cur.fetchall()
+    render(rows, CHANGE_COLUMNS, as_json)
+
+
+@env_app.command("approve-change")
+def env_approve_change(
+    change_id: ChangeId,
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Approve and apply a pending pipeline change (admins other than the requester)."""
+    _decide("select * from cfg.approve_environment_change(%s, %s)", (change_id, comment),
+            as_user, service, as_json, "approved")
+
+
+@env_app.command("reject-change")
+def env_reject_change(
+    change_id: ChangeId,
+    reason: Annotated[str, typer.Option("--reason", help="Why (required).")],
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Reject a pending pipeline change (admins)."""
+    _decide("select * from cfg.reject_environment_change(%s, %s)", (change_id, reason),
+            as_user, service, as_json, "rejected")

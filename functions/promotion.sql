@@ -4,30 +4,38 @@
 -- reason. Environments with requires_approval get a request that an admin who is
 -- not the requester approves (pending -> approved -> applied) or rejects.
 -- Tables: migrations/20261125200000_versioning.sql. Helpers: functions/versioning.sql.
+--
+-- The RPCs in cfg are security invoker (Supabase lint 0029). What API roles cannot
+-- write themselves (deployments, requests, events) is done by one security definer
+-- helper in cfg_private per RPC, which checks the caller's role itself first: each
+-- is callable on its own and trusts none of its caller's checks.
 -- =============================================================================
 
--- An environment of org_id by slug; PT404 names the ones that exist.
+-- An environment of org_id by slug; PT404 names the ones that exist. Another org's
+-- environment answers exactly like one that does not exist (no list either).
+-- security invoker: members read their org's environments under RLS.
 create or replace function cfg_private.environment_by_slug(org_id uuid, slug text)
 returns cfg.environments
 language plpgsql stable
-security definer
 set search_path = ''
 as $$
--- security definer: called after the caller's role was checked, whatever RLS says.
 declare
+    visible boolean := cfg_private.is_service() or cfg_private.org_role(environment_by_slug.org_id) is not null;
     found cfg.environments;
 begin
-    select * into found from cfg.environments as e
-    where e.org_id = environment_by_slug.org_id and e.slug = environment_by_slug.slug;
+    if visible then
+        select * into found from cfg.environments as e
+        where e.org_id = environment_by_slug.org_id and e.slug = environment_by_slug.slug;
+    end if;
     if found.id is null then
         raise exception 'environment % does not exist', coalesce(quote_literal(slug), 'null')
             using errcode = 'PT404',
                   detail = jsonb_build_object(
                       'environment', slug,
-                      'available', (
+                      'available', case when visible then (
                           select jsonb_agg(e.slug order by e.position)
                           from cfg.environments as e where e.org_id = environment_by_slug.org_id
-                      )
+                      ) end
                   )::text;
     end if;
     return found;
@@ -50,45 +58,23 @@ $$;
 revoke execute on function cfg_private.is_admin_of(uuid) from public, anon;
 grant execute on function cfg_private.is_admin_of(uuid) to authenticated, service_role;
 
--- Dry run (default): returns the diff the target would take, changes nothing.
--- Confirmed (dry_run => false): the target environment moves to the source's
--- version, or, when it requires approval, a pending promotion request is created
--- (superseding an older open one). Editors promote to the next environment only;
--- an admin may skip steps by giving a reason. expected_version, when given, must be
--- the version the source runs (so a confirmed preview promotes what it showed).
--- security definer: deployments and requests accept no writes from API roles.
--- The six-argument form of an earlier draft, replaced by the one below.
-drop function if exists cfg.promote(uuid, text, text, boolean, text, text);
-create or replace function cfg.promote(
-    automation_id uuid,
-    from_env text,
-    to_env text,
-    dry_run boolean default true,
-    reason text default null,
-    message text default null,
-    expected_version integer default null
+-- Checks a promotion and finds what it moves: the caller must be an editor (an
+-- admin with a reason to skip steps), the target after the source, a version
+-- deployed in the source (expected_version, when given). lock: hold the automation.
+-- security invoker: cfg.promote reads as the caller under RLS, confirm_promotion as its owner.
+create or replace function cfg_private.promotion_plan(
+    automation_id uuid, from_env text, to_env text, reason text, message text, expected_version integer,
+    lock boolean,
+    out target cfg.automations, out src cfg.environments, out dst cfg.environments, out skipped jsonb,
+    out src_version cfg.config_versions, out dst_version cfg.config_versions
 )
-returns jsonb
 language plpgsql
-security definer
--- JIT compiling these jsonb queries costs far more than running them.
-set jit = off
 set search_path = ''
 as $$
 declare
-    target cfg.automations;
-    src cfg.environments;
-    dst cfg.environments;
     next_env cfg.environments;
-    skipped jsonb;
-    src_version cfg.config_versions;
-    dst_version cfg.config_versions;
-    open_request cfg.promotion_requests;
-    request cfg.promotion_requests;
-    deployment_id uuid;
-    result jsonb;
 begin
-    target := cfg_private.automation_for(promote.automation_id, 'editor', 'promoting config', not coalesce(dry_run, true));
+    target := cfg_private.automation_for(promotion_plan.automation_id, 'editor', 'promoting config', lock);
     src := cfg_private.environment_by_slug(target.org_id, from_env);
     dst := cfg_private.environment_by_slug(target.org_id, to_env);
     if dst.position <= src.position then
@@ -151,18 +137,46 @@ begin
     from cfg.deployments as d
     join cfg.config_versions as v on v.id = d.version_id
     where d.automation_id = target.id and d.environment_id = dst.id;
+end
+$$;
+revoke execute on function cfg_private.promotion_plan(uuid, text, text, text, text, integer, boolean)
+from public, anon;
+grant execute on function cfg_private.promotion_plan(uuid, text, text, text, text, integer, boolean)
+to authenticated, service_role;
 
-    result := jsonb_build_object(
-        'automation_id', target.id,
-        'from', jsonb_build_object('environment', src.slug, 'environment_id', src.id, 'version', src_version.version),
-        'to', jsonb_build_object('environment', dst.slug, 'environment_id', dst.id, 'version', dst_version.version),
-        'requires_approval', dst.requires_approval,
-        'skipped', coalesce(skipped, '[]'::jsonb),
-        'diff', cfg_private.diff_contents(coalesce(dst_version.content, '{"sections": {}}'::jsonb), src_version.content)
+-- The write of a confirmed promotion: the target moves to the source's version or,
+-- when it requires approval, a pending request is created (superseding an older
+-- open one). Returns {action: promoted | requested, request_id, status, supersedes}.
+-- security definer: deployments, requests and events accept no writes from API
+-- roles. It checks the promotion (and so the caller's role) itself: promotion_plan.
+create or replace function cfg_private.confirm_promotion(
+    automation_id uuid, from_env text, to_env text, reason text, message text, expected_version integer
+)
+returns jsonb
+language plpgsql
+security definer
+set jit = off
+set search_path = ''
+as $$
+declare
+    plan record;
+    target cfg.automations;
+    src cfg.environments;
+    dst cfg.environments;
+    src_version cfg.config_versions;
+    dst_version cfg.config_versions;
+    open_request cfg.promotion_requests;
+    request cfg.promotion_requests;
+    deployment_id uuid;
+begin
+    select * into plan from cfg_private.promotion_plan(
+        confirm_promotion.automation_id, from_env, to_env, reason, message, expected_version, true
     );
-    if coalesce(dry_run, true) then
-        return result || jsonb_build_object('dry_run', true, 'action', 'preview');
-    end if;
+    target := plan.target;
+    src := plan.src;
+    dst := plan.dst;
+    src_version := plan.src_version;
+    dst_version := plan.dst_version;
     if dst_version.id = src_version.id then
         raise exception '% already runs version %', dst.slug, src_version.version
             using errcode = 'PT409',
@@ -194,7 +208,7 @@ begin
         )
         values (
             target.org_id, target.id, src.id, dst.id, src_version.version, src_version.id,
-            dst_version.version, coalesce(message, ''), case when skipped is not null then btrim(reason) end,
+            dst_version.version, coalesce(message, ''), case when plan.skipped is not null then btrim(reason) end,
             (select auth.uid()), coalesce((select auth.email()), (select auth.role()), current_user::text)
         )
         returning * into request;
@@ -206,16 +220,16 @@ begin
             jsonb_build_object(
                 'request_id', request.id, 'version', request.version, 'version_id', request.version_id,
                 'from_environment', src.slug, 'to_environment', dst.slug, 'target_version', dst_version.version,
-                'skipped', coalesce(skipped, '[]'::jsonb), 'reason', request.skip_reason, 'message', request.message,
-                'supersedes', open_request.id,
+                'skipped', coalesce(plan.skipped, '[]'::jsonb), 'reason', request.skip_reason,
+                'message', request.message, 'supersedes', open_request.id,
                 'changes', cfg_private.changed_keys(
                     coalesce(dst_version.content, '{"sections": {}}'::jsonb), src_version.content
                 )
             ),
             dst.id
         );
-        return result || jsonb_build_object(
-            'dry_run', false, 'action', 'requested', 'request_id', request.id, 'status', request.status,
+        return jsonb_build_object(
+            'action', 'requested', 'request_id', request.id, 'status', request.status,
             'supersedes', open_request.id
         );
     end if;
@@ -228,18 +242,80 @@ begin
         jsonb_build_object(
             'request_id', null, 'version', src_version.version, 'version_id', src_version.id,
             'previous_version', dst_version.version, 'from_environment', src.slug, 'to_environment', dst.slug,
-            'skipped', coalesce(skipped, '[]'::jsonb), 'reason', btrim(reason), 'message', coalesce(message, '')
+            'skipped', coalesce(plan.skipped, '[]'::jsonb), 'reason', btrim(reason), 'message', coalesce(message, '')
         ),
         dst.id
     );
-    return result || jsonb_build_object('dry_run', false, 'action', 'promoted');
+    return jsonb_build_object('action', 'promoted');
+end
+$$;
+revoke execute on function cfg_private.confirm_promotion(uuid, text, text, text, text, integer) from public, anon;
+grant execute on function cfg_private.confirm_promotion(uuid, text, text, text, text, integer)
+to authenticated, service_role;
+
+-- Dry run (default): returns the diff the target would take, changes nothing.
+-- Confirmed (dry_run => false): the target environment moves to the source's
+-- version, or, when it requires approval, a pending promotion request is created
+-- (superseding an older open one). Editors promote to the next environment only;
+-- an admin may skip steps by giving a reason. expected_version, when given, must be
+-- the version the source runs (so a confirmed preview promotes what it showed).
+-- security invoker: reads under the caller's RLS; the write is confirm_promotion's.
+-- The six-argument form of an earlier draft, replaced by the one below.
+drop function if exists cfg.promote(uuid, text, text, boolean, text, text);
+create or replace function cfg.promote(
+    automation_id uuid,
+    from_env text,
+    to_env text,
+    dry_run boolean default true,
+    reason text default null,
+    message text default null,
+    expected_version integer default null
+)
+returns jsonb
+language plpgsql
+security invoker
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    plan record;
+    src cfg.environments;
+    dst cfg.environments;
+    src_version cfg.config_versions;
+    dst_version cfg.config_versions;
+    result jsonb;
+begin
+    -- Confirmed: the automation is locked from here, so the diff below is what moves.
+    select * into plan from cfg_private.promotion_plan(
+        promote.automation_id, from_env, to_env, reason, message, expected_version, not coalesce(dry_run, true)
+    );
+    src := plan.src;
+    dst := plan.dst;
+    src_version := plan.src_version;
+    dst_version := plan.dst_version;
+    result := jsonb_build_object(
+        'automation_id', (plan.target).id,
+        'from', jsonb_build_object('environment', src.slug, 'environment_id', src.id, 'version', src_version.version),
+        'to', jsonb_build_object('environment', dst.slug, 'environment_id', dst.id, 'version', dst_version.version),
+        'requires_approval', dst.requires_approval,
+        'skipped', coalesce(plan.skipped, '[]'::jsonb),
+        'diff', cfg_private.diff_contents(coalesce(dst_version.content, '{"sections": {}}'::jsonb), src_version.content)
+    );
+    if coalesce(dry_run, true) then
+        return result || jsonb_build_object('dry_run', true, 'action', 'preview');
+    end if;
+    return result || jsonb_build_object('dry_run', false) || cfg_private.confirm_promotion(
+        promote.automation_id, from_env, to_env, reason, message, src_version.version
+    );
 end
 $$;
 revoke execute on function cfg.promote(uuid, text, text, boolean, text, text, integer) from public, anon;
 grant execute on function cfg.promote(uuid, text, text, boolean, text, text, integer) to authenticated, service_role;
 
 -- The request, checked for the caller's role (PT404 when they cannot see it) and
--- locked together with its automation. security definer: see cfg.promote.
+-- locked together with its automation. security definer: called only by the
+-- definer helpers below, which API roles reach through the cfg RPCs.
 create or replace function cfg_private.request_for(request_id uuid, min_role cfg.org_role, action text)
 returns cfg.promotion_requests
 language plpgsql
@@ -286,7 +362,7 @@ revoke execute on function cfg_private.require_request_status(cfg.promotion_requ
 from public, anon, authenticated, service_role;
 
 -- Deploys an approved request's own version (never a newer one) and marks it applied.
--- security definer: see cfg.promote.
+-- security definer: deployments accept no writes from API roles.
 create or replace function cfg_private.apply_request(request cfg.promotion_requests)
 returns cfg.promotion_requests
 language plpgsql
@@ -324,8 +400,9 @@ from public, anon, authenticated, service_role;
 
 -- Approves a pending request (admins other than the requester) and, unless
 -- apply is false, deploys its version at once.
--- security definer: see cfg.promote.
-create or replace function cfg.approve_promotion(request_id uuid, comment text default null, apply boolean default true)
+-- security definer: requests and deployments accept no writes from API roles;
+-- request_for checks the caller's role.
+create or replace function cfg_private.approve_promotion(request_id uuid, comment text, apply boolean)
 returns cfg.promotion_requests
 language plpgsql
 security definer
@@ -373,12 +450,26 @@ begin
     return request;
 end
 $$;
+revoke execute on function cfg_private.approve_promotion(uuid, text, boolean) from public, anon;
+grant execute on function cfg_private.approve_promotion(uuid, text, boolean) to authenticated, service_role;
+
+-- The API entry point. security invoker: the helper above checks the caller's role.
+create or replace function cfg.approve_promotion(request_id uuid, comment text default null, apply boolean default true)
+returns cfg.promotion_requests
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+    return cfg_private.approve_promotion(approve_promotion.request_id, approve_promotion.comment, approve_promotion.apply);
+end
+$$;
 revoke execute on function cfg.approve_promotion(uuid, text, boolean) from public, anon;
 grant execute on function cfg.approve_promotion(uuid, text, boolean) to authenticated, service_role;
 
 -- Deploys an approved request that was approved with apply => false (editors and up).
--- security definer: see cfg.promote.
-create or replace function cfg.apply_promotion(request_id uuid)
+-- security definer: as approve_promotion.
+create or replace function cfg_private.apply_promotion(request_id uuid)
 returns cfg.promotion_requests
 language plpgsql
 security definer
@@ -391,12 +482,26 @@ begin
     return cfg_private.apply_request(request);
 end
 $$;
+revoke execute on function cfg_private.apply_promotion(uuid) from public, anon;
+grant execute on function cfg_private.apply_promotion(uuid) to authenticated, service_role;
+
+-- The API entry point. security invoker: the helper above checks the caller's role.
+create or replace function cfg.apply_promotion(request_id uuid)
+returns cfg.promotion_requests
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+    return cfg_private.apply_promotion(apply_promotion.request_id);
+end
+$$;
 revoke execute on function cfg.apply_promotion(uuid) from public, anon;
 grant execute on function cfg.apply_promotion(uuid) to authenticated, service_role;
 
 -- Rejects a pending or approved (not yet applied) request, with a reason. Admins only.
--- security definer: see cfg.promote.
-create or replace function cfg.reject_promotion(request_id uuid, reason text)
+-- security definer: as approve_promotion.
+create or replace function cfg_private.reject_promotion(request_id uuid, reason text)
 returns cfg.promotion_requests
 language plpgsql
 security definer
@@ -426,6 +531,20 @@ begin
         request.to_environment_id
     );
     return request;
+end
+$$;
+revoke execute on function cfg_private.reject_promotion(uuid, text) from public, anon;
+grant execute on function cfg_private.reject_promotion(uuid, text) to authenticated, service_role;
+
+-- The API entry point. security invoker: the helper above checks the caller's role.
+create or replace function cfg.reject_promotion(request_id uuid, reason text)
+returns cfg.promotion_requests
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+    return cfg_private.reject_promotion(reject_promotion.request_id, reject_promotion.reason);
 end
 $$;
 revoke execute on function cfg.reject_promotion(uuid, text) from public, anon;

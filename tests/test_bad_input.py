@@ -242,6 +242,37 @@ CASES: dict[str, Bad] = {
         lambda w: (w.org_a, w.automation_a, INJECTION), "23514", "config_sections_name_format"),
     "member-email-injection": Bad("admin", "select cfg.add_member(%s, %s, 'viewer')",
                                   lambda w: (w.org_a, INJECTION), "PT404", "no user with email"),
+    # ---- pipeline changes (two-person rule): requests and the direct writes they replace ----
+    **{
+        f"environment-change-{name}": Bad(
+            "admin", "select cfg.request_environment_change("
+            "(select id from cfg.environments where org_id = %s and slug = 'prod'), %s::jsonb)",
+            lambda w, c=change: (w.org_a, c), "PT422", "a change is one of")
+        for name, change in [("null", None), ("not-an-object", '"requires_approval"'), ("empty", "{}"),
+                             ("two-keys", '{"requires_approval": false, "position": 0}'),
+                             ("approval-on", '{"requires_approval": true}'), ("delete-false", '{"delete": false}'),
+                             ("position-negative", '{"position": -1}'), ("position-text", '{"position": "1"}'),
+                             ("position-fraction", '{"position": 1.5}'), ("unknown-key", '{"name": "Prod"}')]
+    },
+    "environment-change-reason-too-long": Bad(
+        "admin", "select cfg.request_environment_change("
+        "(select id from cfg.environments where org_id = %s and slug = 'prod'), '{\"position\": 9}', %s)",
+        lambda w: (w.org_a, "r" * 2001), "PT422", "reason is at most 2000 characters"),
+    "environment-change-unknown-environment": Bad(
+        "admin", "select cfg.request_environment_change(%s, '{\"requires_approval\": false}')",
+        lambda w: (UNKNOWN_ORG,), "PT404", "environment not found"),
+    "environment-change-unknown-request": Bad(
+        "admin", "select cfg.approve_environment_change(%s)", lambda w: (UNKNOWN_ORG,),
+        "PT404", "environment change request not found"),
+    "environment-approval-off-direct": Bad(
+        "admin", "update cfg.environments set requires_approval = false where org_id = %s and slug = 'prod'",
+        _org, "PT403", "needs another admin's approval"),
+    "environment-reorder-direct": Bad(
+        "admin", "update cfg.environments set position = 5 where org_id = %s and slug = 'dev'",
+        _org, "PT403", "needs another admin's approval"),
+    "environment-delete-direct": Bad(
+        "admin", "delete from cfg.environments where org_id = %s and slug = 'prod'",
+        _org, "PT403", "needs another admin's approval"),
 }
 
 

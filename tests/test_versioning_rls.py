@@ -9,16 +9,19 @@ import json
 
 import psycopg
 import pytest
+from conftest import create_user
 from psycopg.types.json import Jsonb
 from versioning_helpers import content, rpc, save, version_id
 
 from sync_service.db import act_as
 
 IDENTITIES = ("anon", "viewer", "editor", "admin", "other_admin", "service")
-TABLES = ("config_versions", "deployments", "deployment_history", "promotion_requests")
+TABLES = ("config_versions", "deployments", "deployment_history", "promotion_requests",
+          "environment_change_requests")
 # Every RPC this module's matrices exercise (tests/test_rls_matrix.py checks coverage).
 RPCS = ("save_config", "rollback", "merge_config", "promote", "diff_versions", "config_history",
-        "get_config", "deployment_status", "approve_promotion", "reject_promotion", "apply_promotion")
+        "get_config", "deployment_status", "approve_promotion", "reject_promotion", "apply_promotion",
+        "request_environment_change", "approve_environment_change", "reject_environment_change")
 
 
 def outcome(conn, who, sql, params=()) -> str:
@@ -61,7 +64,19 @@ def busy(conn, world):
     world.other_request = other["request_id"]
     # dev moves on to version 3, so there is something to promote to staging.
     save(conn, world["editor"], a, 2, content({"http": {"port": 9091, "api_key": ("secret",)}}))
+    # Pipeline changes: org A has a second admin, so its request stays pending; org B's
+    # only admin moves prod to the free position 5, applied at once.
+    world.users["admin2"] = create_user(conn, "admin2@example.test")
+    rpc(conn, world["admin"], "select cfg.add_member(%s, %s, 'admin')", (world.org_a, world["admin2"].email))
+    off = '{"requires_approval": false}'
+    world.env_change = rpc(conn, world["admin"], REQUEST_CHANGE, (world.org_a, "prod", off))["id"]
+    moved = rpc(conn, world["other_admin"], REQUEST_CHANGE, (world.org_b, "prod", '{"position": 5}'))
+    assert moved["status"] == "applied"
     return world
+
+
+REQUEST_CHANGE = ("select * from cfg.request_environment_change("
+                  "(select id from cfg.environments where org_id = %s and slug = %s), %s::jsonb)")
 
 
 def test_tables_are_readable_by_members_of_their_org_only(conn, busy):
@@ -142,6 +157,18 @@ def test_rpc_matrix_approvals(conn, busy):
     assert outcome(conn, world["other_admin"], "select cfg.approve_promotion(%s)", (world.other_request,)) == "PT403"
     assert outcome(conn, world["admin"], "select cfg.approve_promotion(%s)", (world.other_request,)) == "PT404"
     assert outcome(conn, world["service"], "select cfg.approve_promotion(%s)", (world.other_request,)) == "ok"
+
+
+def test_rpc_matrix_environment_changes(conn, busy):
+    world = busy
+    admins = {"anon": "42501", "viewer": "PT403", "editor": "PT403", "admin": "ok", "other_admin": "PT404",
+              "service": "ok"}
+    _matrix(conn, world, REQUEST_CHANGE, (world.org_a, "dev", '{"position": 7}'), admins)
+    _matrix(conn, world, "select cfg.reject_environment_change(%s, 'no')", (world.env_change,), admins)
+    # Two-person rule: the requester (admin) cannot approve; another admin or the service key can.
+    _matrix(conn, world, "select cfg.approve_environment_change(%s)", (world.env_change,),
+            {**admins, "admin": "PT403"})
+    assert outcome(conn, world["admin2"], "select cfg.approve_environment_change(%s)", (world.env_change,)) == "ok"
 
 
 def test_foundation_section_and_entry_writes_stay_open_to_editors(conn, busy):
