@@ -11,10 +11,25 @@ insert into auth.users (
     raw_app_meta_data, raw_user_meta_data, created_at, updated_at
 )
 select
-    '00000000-0000-0000-0000-000000000000'::uuid, u.id::uuid, 'authenticated', 'authenticated', u.email,
-    extensions.crypt('password', extensions.gen_salt('bf')), now(),
-    '', '', '', '', '', '', '', '',
-    '{"provider": "email", "providers": ["email"]}', '{}', now(), now()
+    '00000000-0000-0000-0000-000000000000'::uuid as instance_id,
+    u.id::uuid as id,
+    'authenticated' as aud,
+    'authenticated' as role,
+    u.email,
+    extensions.crypt('password', extensions.gen_salt('bf')) as encrypted_password,
+    now() as email_confirmed_at,
+    '' as confirmation_token,
+    '' as recovery_token,
+    '' as email_change_token_new,
+    '' as email_change,
+    '' as email_change_token_current,
+    '' as phone_change,
+    '' as phone_change_token,
+    '' as reauthentication_token,
+    '{"provider": "email", "providers": ["email"]}'::jsonb as raw_app_meta_data,
+    '{}'::jsonb as raw_user_meta_data,
+    now() as created_at,
+    now() as updated_at
 from (values
     ('00000000-0000-4000-a000-000000000001', 'admin@acme.test'),
     ('00000000-0000-4000-a000-000000000002', 'editor@acme.test'),
@@ -25,9 +40,15 @@ on conflict (id) do nothing;
 -- The email identity: provider_id is the user's id, identity_data as GoTrue fills it.
 insert into auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
 select
-    u.id::text, u.id,
-    jsonb_build_object('sub', u.id::text, 'email', u.email, 'email_verified', true, 'phone_verified', false),
-    'email', now(), now(), now()
+    u.id::text as provider_id,
+    u.id as user_id,
+    jsonb_build_object(
+        'sub', u.id::text, 'email', u.email, 'email_verified', true, 'phone_verified', false
+    ) as identity_data,
+    'email' as provider,
+    now() as last_sign_in_at,
+    now() as created_at,
+    now() as updated_at
 from auth.users as u
 where u.id in (
     '00000000-0000-4000-a000-000000000001',

@@ -265,3 +265,28 @@ def test_a_user_created_later_with_an_invited_email_is_someone_new(conn, world):
     invite(conn, world["admin"], world.org_a, "late@example.test", "viewer")
     create_user(conn, "late@example.test")
     assert members(conn, world.org_a)["late@example.test"] == "viewer"
+
+
+def test_tenancy_rpcs_are_security_invoker_and_trigger_functions_not_executable(conn):
+    rows = conn.execute(
+        "select p.proname, p.prosecdef from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
+        "and p.proname = any(%s)",
+        (["create_org", "list_members", "set_member_role", "remove_member", "create_automation",
+          "delete_automation", "invite_member", "list_invitations", "revoke_invitation", "accept_invitation"],),
+    ).fetchall()
+    assert len(rows) == 10 and not any(r["prosecdef"] for r in rows), rows
+    triggers = ["touch_row", "touch_updated_at", "stamp_author", "stamp_org_creator", "guard_membership",
+                "divert_secret_value", "keep_one_admin", "accept_invitations_on_sign_in", "invitation_event"]
+    granted = conn.execute(
+        "select p.proname, r.rolname from pg_proc p cross join pg_roles r "
+        "where p.pronamespace = 'cfg_private'::regnamespace and p.proname = any(%s) "
+        "and r.rolname in ('public', 'anon', 'authenticated', 'service_role') "
+        "and has_function_privilege(r.oid, p.oid, 'execute')", (triggers,)
+    ).fetchall()
+    assert granted == []
+    hook = conn.execute(
+        "select r.rolname from pg_roles r where has_function_privilege(r.oid, "
+        "'cfg_private.custom_access_token_hook(jsonb)', 'execute') and not r.rolsuper "
+        "and r.rolname in ('anon', 'authenticated', 'service_role', 'supabase_auth_admin')"
+    ).fetchall()
+    assert [h["rolname"] for h in hook] == ["supabase_auth_admin"]
