@@ -1,25 +1,76 @@
--- Demo data for the embedded stack: one org, a user per role, a few automations.
--- Every user's password is "password". Safe to run twice.
+-- Demo data: one org, a user per role, a few automations. Every user's password is
+-- "password". Safe to run twice. `supabase start` seeds this file (config.toml), so
+-- users are written as GoTrue's own sign-up writes them: nil instance_id, aud and role
+-- 'authenticated', '' (not NULL) in the token columns GoTrue reads as strings, a
+-- confirmed email, and an auth.identities row for the email provider.
 
-insert into auth.users (id, email, encrypted_password, email_confirmed_at, raw_app_meta_data)
-values
-    ('00000000-0000-4000-a000-000000000001', 'admin@acme.test',
-     extensions.crypt('password', extensions.gen_salt('bf')), now(), '{"provider": "email"}'),
-    ('00000000-0000-4000-a000-000000000002', 'editor@acme.test',
-     extensions.crypt('password', extensions.gen_salt('bf')), now(), '{"provider": "email"}'),
-    ('00000000-0000-4000-a000-000000000003', 'viewer@acme.test',
-     extensions.crypt('password', extensions.gen_salt('bf')), now(), '{"provider": "email"}')
+insert into auth.users (
+    instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+    confirmation_token, recovery_token, email_change_token_new, email_change,
+    email_change_token_current, phone_change, phone_change_token, reauthentication_token,
+    raw_app_meta_data, raw_user_meta_data, created_at, updated_at
+)
+select
+    '00000000-0000-0000-0000-000000000000'::uuid as instance_id,
+    u.id::uuid as id,
+    'authenticated' as aud,
+    'authenticated' as role,
+    u.email,
+    extensions.crypt('password', extensions.gen_salt('bf')) as encrypted_password,
+    now() as email_confirmed_at,
+    '' as confirmation_token,
+    '' as recovery_token,
+    '' as email_change_token_new,
+    '' as email_change,
+    '' as email_change_token_current,
+    '' as phone_change,
+    '' as phone_change_token,
+    '' as reauthentication_token,
+    '{"provider": "email", "providers": ["email"]}'::jsonb as raw_app_meta_data,
+    '{}'::jsonb as raw_user_meta_data,
+    now() as created_at,
+    now() as updated_at
+from (values
+    ('00000000-0000-4000-a000-000000000001', 'admin@acme.test'),
+    ('00000000-0000-4000-a000-000000000002', 'editor@acme.test'),
+    ('00000000-0000-4000-a000-000000000003', 'viewer@acme.test')
+) as u (id, email)
 on conflict (id) do nothing;
+
+-- The email identity: provider_id is the user's id, identity_data as GoTrue fills it.
+insert into auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+select
+    u.id::text as provider_id,
+    u.id as user_id,
+    jsonb_build_object(
+        'sub', u.id::text, 'email', u.email, 'email_verified', true, 'phone_verified', false
+    ) as identity_data,
+    'email' as provider,
+    now() as last_sign_in_at,
+    now() as created_at,
+    now() as updated_at
+from auth.users as u
+where u.id in (
+    '00000000-0000-4000-a000-000000000001',
+    '00000000-0000-4000-a000-000000000002',
+    '00000000-0000-4000-a000-000000000003'
+)
+on conflict (provider_id, provider) do nothing;
 
 insert into cfg.orgs (id, name, slug, created_by)
 values ('00000000-0000-4000-b000-000000000001', 'Acme', 'acme', '00000000-0000-4000-a000-000000000001')
 on conflict (id) do nothing;
 
-insert into cfg.org_members (org_id, user_id, role)
+-- Written directly (the seed runs as the database owner): invitations are how people
+-- join through the API, and these demo members would have accepted theirs.
+insert into cfg.org_members (org_id, user_id, role, invited_by)
 values
-    ('00000000-0000-4000-b000-000000000001', '00000000-0000-4000-a000-000000000001', 'admin'),
-    ('00000000-0000-4000-b000-000000000001', '00000000-0000-4000-a000-000000000002', 'editor'),
-    ('00000000-0000-4000-b000-000000000001', '00000000-0000-4000-a000-000000000003', 'viewer')
+    ('00000000-0000-4000-b000-000000000001', '00000000-0000-4000-a000-000000000001', 'admin',
+     '00000000-0000-4000-a000-000000000001'),
+    ('00000000-0000-4000-b000-000000000001', '00000000-0000-4000-a000-000000000002', 'editor',
+     '00000000-0000-4000-a000-000000000001'),
+    ('00000000-0000-4000-b000-000000000001', '00000000-0000-4000-a000-000000000003', 'viewer',
+     '00000000-0000-4000-a000-000000000001')
 on conflict (org_id, user_id) do nothing;
 
 insert into cfg.environments (org_id, name, slug, position, requires_approval)

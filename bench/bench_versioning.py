@@ -35,7 +35,8 @@ from sync_service.db import Identity, act_as
 
 
 def user(conn, email: str) -> Identity:
-    row = conn.execute("insert into auth.users (email) values (%s) returning id", (email,)).fetchone()
+    row = conn.execute("insert into auth.users (email, email_confirmed_at) values (%s, now()) returning id",
+                       (email,)).fetchone()
     conn.commit()
     return Identity(role="authenticated", user_id=row["id"], email=email)
 
@@ -241,7 +242,9 @@ def main() -> None:
         admin, editor, viewer = (user(conn, f"{n}@bench.test") for n in ("admin", "editor", "viewer"))
         org = call(conn, admin, "select id from cfg.create_org('Bench', 'bench')")[0]["id"]
         for who, role in ((editor, "editor"), (viewer, "viewer")):
-            call(conn, admin, "select cfg.add_member(%s, %s, %s)", (org, who.email, role))
+            invitation = call(conn, admin, "select id from cfg.invite_member(%s, %s, %s)",
+                              (org, who.email, role))[0]["id"]
+            call(conn, who, "select cfg.accept_invitation(%s)", (invitation,))
         ids = {
             slug: call(conn, admin, "select id from cfg.create_automation(%s, %s, %s)", (org, slug, slug))[0]["id"]
             for slug in ("save", "diff", "history", "history-small")

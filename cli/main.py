@@ -13,7 +13,7 @@ from .config_cmd import config_app
 from .env_cmd import env_app
 from .serve import serve
 from .stack import db_app, local_app
-from .tenancy import automation_app, member_app, org_app, user_app
+from .tenancy import automation_app, invite_app, member_app, org_app, user_app
 from .webhook_cmd import webhook_app
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="org")
 app.add_typer(member_app, name="member")
+app.add_typer(invite_app, name="invite")
 app.add_typer(user_app, name="user")
 app.add_typer(automation_app, name="automation")
 app.add_typer(audit_app, name="audit")

@@ -1,4 +1,4 @@
-"""`cfgctl org | member | user | automation` — tenancy as a signed-in user would see it."""
+"""`cfgctl org | member | invite | user | automation` — tenancy as a signed-in user would see it."""
 
 from __future__ import annotations
 
@@ -25,12 +25,17 @@ from .common import (
 
 org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
 member_app = typer.Typer(help="Members of an organisation and their roles.", no_args_is_help=True)
+invite_app = typer.Typer(help="Invitations addressed to you.", no_args_is_help=True)
 user_app = typer.Typer(help="Users (Supabase Auth).", no_args_is_help=True)
 automation_app = typer.Typer(help="Automations: services, cron jobs, gateways.", no_args_is_help=True)
 
 ORG_COLUMNS = ["slug", "name", "role", "id", "created_at"]
 AUTOMATION_COLUMNS = ["slug", "name", "type", "status", "tags", "updated_at", "id"]
 Role = Annotated[str, typer.Option("--role", help="viewer | editor | admin")]
+ExpiresOpt = Annotated[str, typer.Option("--expires-in", help="e.g. '7 days', '12 hours' (1 hour to 30 days)")]
+RedirectOpt = Annotated[
+    str | None, typer.Option("--redirect-to", help="Hosted project: where the invite email's link lands.")
+]
 
 
 @org_app.command("create")
@@ -77,14 +82,65 @@ def member_list(org: str, as_user: AsOpt = None, service: ServiceOpt = False,
     render(rows, ["email", "role", "user_id", "created_at"], as_json)
 
 
-@member_app.command("add")
-def member_add(org: str, email: str, role: Role = "viewer", as_user: AsOpt = None,
-               service: ServiceOpt = False, as_json: JsonOpt = False) -> None:
-    """Add the user with EMAIL to ORG (admins only)."""
+# There is no `member add`: people join by accepting an invitation (issue 8).
+@member_app.command("invite")
+def member_invite(
+    org: str, email: str, role: Role = "viewer",
+    expires_in: ExpiresOpt = "7 days",
+    redirect_to: RedirectOpt = None,
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Invite EMAIL to ORG with a role (admins only). The answer is the same whether or not
+    EMAIL has an account. On a hosted project Supabase Auth also emails new addresses."""
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
-        cur.execute("select * from cfg.add_member(%s, %s, %s::cfg.org_role)",
-                    (org_row["id"], email, role))
+        cur.execute("select * from cfg.invite_member(%s, %s, %s::cfg.org_role, %s::interval)",
+                    (org_row["id"], email, role, expires_in))
+        row = cur.fetchone()
+    # After the commit: the invitation exists before anyone can follow the email's link.
+    user_directory(db_url(None)).invite_user(row["email"], redirect_to)
+    render_one(row, as_json)
+
+
+@member_app.command("invitations")
+def member_invitations(org: str, as_user: AsOpt = None, service: ServiceOpt = False,
+                       as_json: JsonOpt = False) -> None:
+    """Invitations of ORG with their status: pending, expired, accepted, revoked (admins only)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute("select * from cfg.list_invitations(%s)", (org_row["id"],))
+        rows = cur.fetchall()
+    render(rows, ["email", "role", "status", "expires_at", "invited_by_email", "id"], as_json)
+
+
+@member_app.command("revoke-invite")
+def member_revoke_invite(invitation_id: str, as_user: AsOpt = None, service: ServiceOpt = False,
+                         as_json: JsonOpt = False) -> None:
+    """Revoke a pending invitation by its id (admins only)."""
+    with session(as_user, service) as (cur, _):
+        cur.execute("select * from cfg.revoke_invitation(%s)", (invitation_id,))
+        row = cur.fetchone()
+    render_one(row, as_json)
+
+
+@invite_app.command("list")
+def invite_list(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Open invitations addressed to your email."""
+    with session(as_user, False) as (cur, _):
+        cur.execute(
+            "select i.id, i.org_id, i.role, i.expires_at from cfg.org_invitations i "
+            "where i.accepted_at is null and i.revoked_at is null and i.expires_at > now() "
+            "order by i.created_at"
+        )
+        rows = cur.fetchall()
+    render(rows, ["id", "org_id", "role", "expires_at"], as_json)
+
+
+@invite_app.command("accept")
+def invite_accept(invitation_id: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Accept an invitation addressed to your email: you join its organisation."""
+    with session(as_user, False) as (cur, _):
+        cur.execute("select * from cfg.accept_invitation(%s)", (invitation_id,))
         row = cur.fetchone()
     render_one(row, as_json)
 
@@ -127,6 +183,22 @@ def user_create(
         render_one(user, True)
     else:
         console.print(f"created {user['email']} ({user['id']})")
+
+
+@user_app.command("delete")
+def user_delete(email: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
+                url: DbUrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete a user as Supabase Auth does. Their memberships end; what they did stays
+    (author ids and emails are kept). An org whose last admin this was is left without
+    one: name a new admin with `member set-role ... admin --service` or `member invite
+    ... --role admin --service`."""
+    if not yes:
+        typer.confirm(f"Delete the user {email} and all their memberships?", abort=True)
+    user = user_directory(db_url(url)).delete_user(email)
+    if as_json:
+        render_one(user, True)
+    else:
+        console.print(f"deleted {user['email']} ({user['id']})")
 
 
 @automation_app.command("create")

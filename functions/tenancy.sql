@@ -112,6 +112,7 @@ begin
     return new;
 end
 $$;
+revoke execute on function cfg_private.touch_row() from public, anon, authenticated, service_role;
 
 -- updated_at for cfg.orgs, the one table whose tenant key is its own id.
 create or replace function cfg_private.touch_updated_at()
@@ -124,6 +125,7 @@ begin
     return new;
 end
 $$;
+revoke execute on function cfg_private.touch_updated_at() from public, anon, authenticated, service_role;
 
 -- created_by/updated_by come from the JWT, never from the client.
 create or replace function cfg_private.stamp_author()
@@ -143,11 +145,54 @@ begin
     return new;
 end
 $$;
+revoke execute on function cfg_private.stamp_author() from public, anon, authenticated, service_role;
+
+-- cfg.orgs.created_by comes from the JWT (cfg.create_org) and never changes after.
+create or replace function cfg_private.stamp_org_creator()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if tg_op = 'INSERT' then
+        new.created_by := coalesce((select auth.uid()), new.created_by);
+    else
+        new.created_by := old.created_by;
+    end if;
+    return new;
+end
+$$;
+revoke execute on function cfg_private.stamp_org_creator() from public, anon, authenticated, service_role;
+
+-- A membership belongs to one user for good, and who invited them never changes.
+-- invited_by is set by the code that makes memberships: cfg.create_org (the creator,
+-- from the JWT) and invitation acceptance (the inviter, stamped from their JWT when
+-- they invited). No API role inserts memberships directly.
+create or replace function cfg_private.guard_membership()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if new.user_id is distinct from old.user_id then
+        raise exception 'a membership cannot be given to another user; invite them instead'
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('org_id', old.org_id, 'user_id', old.user_id)::text;
+    end if;
+    new.invited_by := old.invited_by;
+    return new;
+end
+$$;
+revoke execute on function cfg_private.guard_membership() from public, anon, authenticated, service_role;
 
 create or replace trigger touch_row before insert or update on cfg.orgs
 for each row execute function cfg_private.touch_updated_at();
+create or replace trigger stamp_creator before insert or update on cfg.orgs
+for each row execute function cfg_private.stamp_org_creator();
 create or replace trigger touch_row before insert or update on cfg.org_members
 for each row execute function cfg_private.touch_row();
+create or replace trigger guard_membership before update on cfg.org_members
+for each row execute function cfg_private.guard_membership();
 create or replace trigger touch_row before insert or update on cfg.environments
 for each row execute function cfg_private.touch_row();
 create or replace trigger touch_row before insert or update on cfg.automations
@@ -197,6 +242,7 @@ begin
     return new;
 end
 $$;
+revoke execute on function cfg_private.divert_secret_value() from public, anon, authenticated, service_role;
 
 -- Only rows that are or were secret: the function does nothing for the others, and
 -- a save rewrites many plain entries at once.
@@ -208,6 +254,10 @@ for each row when (new.is_secret or old.is_secret)
 execute function cfg_private.divert_secret_value();
 
 -- The last admin of an org cannot leave or be demoted: someone must manage it.
+-- One exception: Supabase Auth deleting the account (DELETE FROM auth.users cascades
+-- to the memberships). That must succeed, so the org is left without an admin and an
+-- org.admin_lost event records it; an operator names a new admin with the service
+-- key (README, "When an account is deleted").
 -- security definer: it must see the org and every membership whatever the caller's
 -- RLS says; an admin removing themselves no longer sees their org at this point.
 create or replace function cfg_private.keep_one_admin()
@@ -229,6 +279,14 @@ begin
         select 1 from cfg.org_members as m
         where m.org_id = old.org_id and m.role = 'admin'
     ) then
+        -- Checked at the end of the statement: a deleted account is gone by then.
+        if tg_op = 'DELETE' and not exists (select 1 from auth.users as u where u.id = old.user_id) then
+            perform cfg_private.emit_event(
+                old.org_id, 'org.admin_lost', 'org', old.org_id, null,
+                jsonb_build_object('user_id', old.user_id)
+            );
+            return null;
+        end if;
         raise exception 'cannot remove or demote the last admin of the organisation'
             using errcode = 'PT409',
                   detail = jsonb_build_object('org_id', old.org_id, 'user_id', old.user_id)::text,
@@ -237,6 +295,7 @@ begin
     return null;
 end
 $$;
+revoke execute on function cfg_private.keep_one_admin() from public, anon, authenticated, service_role;
 
 -- A constraint trigger sees the final state of the statement, so swaps still work.
 drop trigger if exists keep_one_admin on cfg.org_members;
@@ -247,9 +306,10 @@ for each row execute function cfg_private.keep_one_admin();
 -- Org RPCs
 -- =============================================================================
 
--- Creates an org with the caller as its first admin and the default pipeline.
--- security definer: the caller is not a member yet, so no policy could admit it.
-create or replace function cfg.create_org(name text, slug text)
+-- The privileged half of cfg.create_org: the org row and its first admin, the
+-- caller (from the JWT). security definer: the caller is not a member yet, so no
+-- policy could admit either row; it checks the caller itself.
+create or replace function cfg_private.found_org(name text, slug text)
 returns cfg.orgs
 language plpgsql
 security definer
@@ -273,19 +333,34 @@ begin
         raise exception 'organisation name must be 1-200 characters'
             using errcode = 'PT422', detail = jsonb_build_object('field', 'name')::text;
     end if;
-    if exists (select 1 from cfg.orgs as o where o.slug = create_org.slug) then
+    insert into cfg.orgs (name, slug, created_by)
+    values (btrim(found_org.name), found_org.slug, creator)
+    on conflict on constraint orgs_slug_key do nothing
+    returning * into created;
+    if created.id is null then
         raise exception 'an organisation with slug % already exists', quote_literal(slug)
             using errcode = 'PT409',
                   detail = jsonb_build_object('field', 'slug', 'value', slug)::text;
     end if;
-
-    insert into cfg.orgs (name, slug, created_by)
-    values (btrim(create_org.name), create_org.slug, creator)
-    returning * into created;
-
     insert into cfg.org_members (org_id, user_id, role, invited_by)
     values (created.id, creator, 'admin', creator);
+    return created;
+end
+$$;
+revoke execute on function cfg_private.found_org(text, text) from public, anon;
+grant execute on function cfg_private.found_org(text, text) to authenticated, service_role;
 
+-- Creates an org with the caller as its first admin and the default pipeline.
+-- The pipeline is written as the caller, who is the org's admin by then.
+create or replace function cfg.create_org(name text, slug text)
+returns cfg.orgs
+language plpgsql
+set search_path = ''
+as $$
+declare
+    created cfg.orgs;
+begin
+    created := cfg_private.found_org(create_org.name, create_org.slug);
     insert into cfg.environments (org_id, name, slug, position, requires_approval)
     values
         (created.id, 'Development', 'dev', 0, false),
@@ -296,41 +371,6 @@ end
 $$;
 revoke execute on function cfg.create_org(text, text) from public, anon;
 grant execute on function cfg.create_org(text, text) to authenticated, service_role;
-
--- Adds a user, by email, to an org. Admins only.
--- security definer: it resolves the email in auth.users, which API roles cannot read.
-create or replace function cfg.add_member(org_id uuid, email text, role cfg.org_role)
-returns cfg.org_members
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-    member_id uuid;
-    added cfg.org_members;
-begin
-    perform cfg_private.require_role(add_member.org_id, 'admin', 'adding members');
-    select u.id into member_id from auth.users as u where lower(u.email) = lower(btrim(add_member.email));
-    if member_id is null then
-        raise exception 'no user with email %', quote_literal(email)
-            using errcode = 'PT404',
-                  detail = jsonb_build_object('email', left(email, 320))::text,
-                  hint = 'The user must sign up (or be invited) first.';
-    end if;
-    insert into cfg.org_members (org_id, user_id, role, invited_by)
-    values (add_member.org_id, member_id, add_member.role, (select auth.uid()))
-    on conflict on constraint org_members_org_user_key do nothing
-    returning * into added;
-    if added.id is null then
-        raise exception '% is already a member', quote_literal(email)
-            using errcode = 'PT409',
-                  detail = jsonb_build_object('org_id', org_id, 'user_id', member_id)::text;
-    end if;
-    return added;
-end
-$$;
-revoke execute on function cfg.add_member(uuid, text, cfg.org_role) from public, anon;
-grant execute on function cfg.add_member(uuid, text, cfg.org_role) to authenticated, service_role;
 
 -- The member row of (org_id, user_id) after checking the caller is an admin there.
 create or replace function cfg_private.member_for_admin(org_id uuid, user_id uuid, action text)
@@ -438,25 +478,43 @@ begin
 end
 $$;
 grant usage on schema cfg_private to supabase_auth_admin;
-revoke execute on function cfg_private.custom_access_token_hook(jsonb) from public, anon, authenticated;
-grant execute on function cfg_private.custom_access_token_hook(jsonb) to supabase_auth_admin, service_role;
+revoke execute on function cfg_private.custom_access_token_hook(jsonb) from public, anon, authenticated, service_role;
+grant execute on function cfg_private.custom_access_token_hook(jsonb) to supabase_auth_admin;
 
--- Members with their emails. security definer: emails live in auth.users, which
--- API roles cannot read; require_role limits it to the org's own members.
-create or replace function cfg.list_members(org_id uuid)
-returns table (user_id uuid, email text, role cfg.org_role, created_at timestamptz)
+-- The emails of an org's members. security definer: emails live in auth.users,
+-- which API roles cannot read; it checks the caller is a member itself.
+create or replace function cfg_private.member_emails(org_id uuid)
+returns table (user_id uuid, email text)
 language plpgsql stable
 security definer
 set search_path = ''
 as $$
 begin
-    perform cfg_private.require_role(list_members.org_id, 'viewer', 'listing members');
+    perform cfg_private.require_role(member_emails.org_id, 'viewer', 'listing members');
     return query
-    select m.user_id, u.email::text, m.role, m.created_at
+    select m.user_id, u.email::text
     from cfg.org_members as m
     join auth.users as u on u.id = m.user_id
+    where m.org_id = member_emails.org_id;
+end
+$$;
+revoke execute on function cfg_private.member_emails(uuid) from public, anon;
+grant execute on function cfg_private.member_emails(uuid) to authenticated, service_role;
+
+-- Members with their emails.
+create or replace function cfg.list_members(org_id uuid)
+returns table (user_id uuid, email text, role cfg.org_role, created_at timestamptz)
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    perform cfg_private.require_role(list_members.org_id, 'viewer', 'listing members');
+    return query
+    select m.user_id, e.email, m.role, m.created_at
+    from cfg.org_members as m
+    join cfg_private.member_emails(list_members.org_id) as e on e.user_id = m.user_id
     where m.org_id = list_members.org_id
-    order by u.email;
+    order by e.email;
 end
 $$;
 revoke execute on function cfg.list_members(uuid) from public, anon;

@@ -23,10 +23,9 @@ create policy "members read memberships" on cfg.org_members
 for select to authenticated
 using (org_id in (select cfg_private.orgs_with_role('viewer')));
 
+-- No insert policy: people join by accepting an invitation (or by creating the org),
+-- never because an admin wrote a row (functions/tenancy_invitations.sql).
 drop policy if exists "admins add members" on cfg.org_members;
-create policy "admins add members" on cfg.org_members
-for insert to authenticated
-with check (org_id in (select cfg_private.orgs_with_role('admin')));
 
 drop policy if exists "admins change roles" on cfg.org_members;
 create policy "admins change roles" on cfg.org_members
@@ -38,6 +37,18 @@ drop policy if exists "admins remove members" on cfg.org_members;
 create policy "admins remove members" on cfg.org_members
 for delete to authenticated
 using (org_id in (select cfg_private.orgs_with_role('admin')));
+
+-- org_invitations: written only by the invitation RPCs. Admins of the org read its
+-- invitations; the invitee reads those addressed to the email in their JWT.
+drop policy if exists "admins read invitations" on cfg.org_invitations;
+create policy "admins read invitations" on cfg.org_invitations
+for select to authenticated
+using (org_id in (select cfg_private.orgs_with_role('admin')));
+
+drop policy if exists "invitees read their invitations" on cfg.org_invitations;
+create policy "invitees read their invitations" on cfg.org_invitations
+for select to authenticated
+using (email = (select lower(auth.email())));
 
 -- environments
 drop policy if exists "members read environments" on cfg.environments;

@@ -98,11 +98,22 @@ class World:
 
 
 def create_user(conn: psycopg.Connection, email: str) -> Identity:
+    """A confirmed account, as GoTrue's sign-up writes it when confirmations are off."""
     row = conn.execute(
-        "insert into auth.users (email) values (%s) returning id", (email,)
+        "insert into auth.users (email, email_confirmed_at) values (%s, now()) returning id", (email,)
     ).fetchone()
     conn.commit()
     return Identity(role="authenticated", user_id=row["id"], email=email)
+
+
+def add_member(conn: psycopg.Connection, admin: Identity, org_id: UUID, member: Identity,
+               role: str) -> None:
+    """Membership the only way the API allows: the admin invites, the member accepts."""
+    with acting_as(conn, admin) as cur:
+        invitation = cur.execute("select id from cfg.invite_member(%s, %s, %s)",
+                                 (org_id, member.email, role)).fetchone()["id"]
+    with acting_as(conn, member) as cur:
+        cur.execute("select cfg.accept_invitation(%s)", (invitation,))
 
 
 def build_world(conn: psycopg.Connection) -> World:
@@ -112,8 +123,9 @@ def build_world(conn: psycopg.Connection) -> World:
     }
     with acting_as(conn, users["admin"]) as cur:
         org_a = cur.execute("select id from cfg.create_org('Org A', 'org-a')").fetchone()["id"]
-        for name, role in (("editor", "editor"), ("viewer", "viewer")):
-            cur.execute("select cfg.add_member(%s, %s, %s)", (org_a, users[name].email, role))
+    for name in ("editor", "viewer"):
+        add_member(conn, users["admin"], org_a, users[name], name)
+    with acting_as(conn, users["admin"]) as cur:
         automation_a = cur.execute(
             "select id from cfg.create_automation(%s, 'Billing', 'billing')", (org_a,)
         ).fetchone()["id"]

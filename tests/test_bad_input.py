@@ -125,8 +125,14 @@ CASES: dict[str, Bad] = {
     # ---- unknown org ----
     "unknown-org-create-automation": Bad("editor", "select cfg.create_automation(%s, 'M', 'm')",
                                          lambda w: (UNKNOWN_ORG,), "PT404", "organisation not found"),
-    "unknown-org-add-member": Bad("admin", "select cfg.add_member(%s, 'viewer@example.test', 'viewer')",
-                                  lambda w: (UNKNOWN_ORG,), "PT404", "organisation not found"),
+    "unknown-org-invite-member": Bad("admin", "select cfg.invite_member(%s, 'viewer@example.test', 'viewer')",
+                                     lambda w: (UNKNOWN_ORG,), "PT404", "organisation not found"),
+    "unknown-org-list-invitations": Bad("admin", "select cfg.list_invitations(%s)", lambda w: (UNKNOWN_ORG,),
+                                        "PT404", "organisation not found"),
+    "unknown-invitation-revoke": Bad("admin", "select cfg.revoke_invitation(%s)", lambda w: (UNKNOWN_ORG,),
+                                     "PT404", "invitation not found"),
+    "unknown-invitation-accept": Bad("outsider", "select cfg.accept_invitation(%s)", lambda w: (UNKNOWN_ORG,),
+                                     "PT404", "invitation not found"),
     "unknown-org-list-members": Bad("admin", "select cfg.list_members(%s)", lambda w: (UNKNOWN_ORG,),
                                     "PT404", "organisation not found"),
     "unknown-org-audit-events": Bad("admin", "select cfg.audit_events(%s)", lambda w: (UNKNOWN_ORG,),
@@ -140,8 +146,9 @@ CASES: dict[str, Bad] = {
     # The service key skips the role check, not the existence check.
     "unknown-org-service-create-automation": Bad("service", "select cfg.create_automation(%s, 'M', 'm')",
                                                  lambda w: (UNKNOWN_ORG,), "PT404", "organisation not found"),
-    "unknown-org-service-add-member": Bad("service", "select cfg.add_member(%s, 'viewer@example.test', 'viewer')",
-                                          lambda w: (UNKNOWN_ORG,), "PT404", "organisation not found"),
+    "unknown-org-service-invite-member": Bad(
+        "service", "select cfg.invite_member(%s, 'viewer@example.test', 'viewer')",
+        lambda w: (UNKNOWN_ORG,), "PT404", "organisation not found"),
     "unknown-org-service-audit-events": Bad("service", "select cfg.audit_events(%s)", lambda w: (UNKNOWN_ORG,),
                                             "PT404", "organisation not found"),
     "unknown-org-service-list-members": Bad("service", "select cfg.list_members(%s)", lambda w: (UNKNOWN_ORG,),
@@ -159,14 +166,14 @@ CASES: dict[str, Bad] = {
         lambda w: (json_string_of_text_length(MIB + 1), w.secret_entry_a), "23514",
         "entry_secrets_value_max_1mib"),
     # ---- unknown role and enum values ----
-    "unknown-role-add-member": Bad("admin", "select cfg.add_member(%s, 'outsider@example.test', 'owner')",
-                                   _org, "22P02", 'invalid input value for enum cfg.org_role: "owner"'),
+    "unknown-role-invite-member": Bad("admin", "select cfg.invite_member(%s, 'outsider@example.test', 'owner')",
+                                      _org, "22P02", 'invalid input value for enum cfg.org_role: "owner"'),
     "unknown-role-set-role": Bad("admin", "select cfg.set_member_role(%s, %s, 'superadmin')",
                                  lambda w: (w.org_a, w["viewer"].user_id), "22P02",
                                  'invalid input value for enum cfg.org_role: "superadmin"'),
     "unknown-role-direct-update": Bad("admin", "update cfg.org_members set role = 'root' where org_id = %s",
                                       _org, "22P02", "invalid input value for enum cfg.org_role"),
-    "role-wrong-case": Bad("admin", "select cfg.add_member(%s, 'outsider@example.test', 'Admin')",
+    "role-wrong-case": Bad("admin", "select cfg.invite_member(%s, 'outsider@example.test', 'Admin')",
                            _org, "22P02", "invalid input value for enum cfg.org_role"),
     "unknown-automation-type": Bad("editor", "select cfg.create_automation(%s, 'M', 'm', 'lambda')", _org,
                                    "22P02", "invalid input value for enum cfg.automation_type"),
@@ -191,8 +198,8 @@ CASES: dict[str, Bad] = {
         lambda w: (w.entry_a, w.org_b), "23503", "entry_secrets_entry_fkey"),
     "create-automation-in-other-org": Bad("editor", "select cfg.create_automation(%s, 'M', 'm')",
                                           lambda w: (w.org_b,), "PT404", "organisation not found"),
-    "add-member-to-other-org": Bad("admin", "select cfg.add_member(%s, 'admin@example.test', 'admin')",
-                                   lambda w: (w.org_b,), "PT404", "organisation not found"),
+    "invite-member-to-other-org": Bad("admin", "select cfg.invite_member(%s, 'admin@example.test', 'admin')",
+                                      lambda w: (w.org_b,), "PT404", "organisation not found"),
     "delete-other-orgs-automation": Bad("admin", "select cfg.delete_automation(%s)",
                                         lambda w: (w.automation_b,), "PT404", "automation not found"),
     "set-role-in-other-org": Bad("other_admin", "select cfg.set_member_role(%s, %s, 'admin')",
@@ -240,8 +247,10 @@ CASES: dict[str, Bad] = {
     "section-name-injection": Bad(
         "editor", "insert into cfg.config_sections (org_id, automation_id, name) values (%s, %s, %s)",
         lambda w: (w.org_a, w.automation_a, INJECTION), "23514", "config_sections_name_format"),
-    "member-email-injection": Bad("admin", "select cfg.add_member(%s, %s, 'viewer')",
-                                  lambda w: (w.org_a, INJECTION), "PT404", "no user with email"),
+    "member-email-injection": Bad("admin", "select cfg.invite_member(%s, %s, 'viewer')",
+                                  lambda w: (w.org_a, INJECTION), "PT422", "is not an email address"),
+    "invitation-lifetime-too-long": Bad("admin", "select cfg.invite_member(%s, 'x@example.test', 'viewer', '1 year')",
+                                        _org, "PT422", "1 hour to 30 days"),
     # ---- pipeline changes (two-person rule): requests and the direct writes they replace ----
     **{
         f"environment-change-{name}": Bad(
@@ -362,10 +371,10 @@ def test_sql_looking_strings_are_stored_verbatim(conn, world, _autocommit):
     assert audited["n"] == INJECTION
 
 
-def test_an_sql_looking_email_is_just_an_unknown_user(conn, world, _autocommit):
-    # add_member must not build SQL from the email: a classic tautology finds nobody.
+def test_an_sql_looking_email_is_just_an_invalid_address(conn, world, _autocommit):
+    # invite_member must not build SQL from the email: a classic tautology is no address.
     before = snapshot(conn)
     with pytest.raises(CfgError) as info, acting_as(conn, world["admin"]) as cur:
-        cur.execute("select cfg.add_member(%s, %s, 'viewer')", (world.org_a, "' or '1'='1"))
-    assert info.value.code == "PT404"
+        cur.execute("select cfg.invite_member(%s, %s, 'viewer')", (world.org_a, "' or '1'='1"))
+    assert info.value.code == "PT422"
     assert snapshot(conn) == before

@@ -101,10 +101,16 @@ def test_unknown_user_is_not_found(cfgctl, world):
 # =============================================================================
 
 
-def test_member_add_set_role_list_remove(cfgctl, world):
-    added = cfgctl("member", "add", "org-a", "outsider@example.test", "--role", "editor", *A, "--json")
-    assert added.code == 0, added.err
-    assert added.json()["role"] == "editor"
+def test_member_invite_accept_set_role_list_remove(cfgctl, world):
+    invited = cfgctl("member", "invite", "org-a", "outsider@example.test", "--role", "editor", *A, "--json")
+    assert invited.code == 0, invited.err
+    invitation = invited.json()
+    assert (invitation["email"], invitation["role"]) == ("outsider@example.test", "editor")
+    mine = cfgctl("invite", "list", "--as", "outsider@example.test", "--json")
+    assert [i["id"] for i in mine.json()] == [invitation["id"]]
+    accepted = cfgctl("invite", "accept", invitation["id"], "--as", "outsider@example.test", "--json")
+    assert accepted.code == 0, accepted.err
+    assert accepted.json()["role"] == "editor"
     changed = cfgctl("member", "set-role", "org-a", "outsider@example.test", "admin", *A, "--json")
     assert changed.code == 0 and changed.json()["role"] == "admin"
     listed = cfgctl("member", "list", "org-a", *V, "--json")
@@ -118,13 +124,36 @@ def test_member_add_set_role_list_remove(cfgctl, world):
     assert table.code == 0 and "outsider" not in table.out and "viewer@example.test" in table.out
 
 
+def test_member_invitations_and_revoke(cfgctl, world):
+    ghost = cfgctl("member", "invite", "org-a", "Ghost@example.test", "--expires-in", "2 days", *A, "--json")
+    assert ghost.code == 0, ghost.err
+    # Same answer for an address with no account: nothing says whether one exists.
+    assert ghost.json().keys() == cfgctl("member", "invite", "org-a", "outsider@example.test", *A,
+                                         "--json").json().keys()
+    listed = cfgctl("member", "invitations", "org-a", *A, "--json").json()
+    assert {i["email"]: i["status"] for i in listed if i["status"] == "pending"} == {
+        "ghost@example.test": "pending", "outsider@example.test": "pending"}
+    revoked = cfgctl("member", "revoke-invite", ghost.json()["id"], *A, "--json")
+    assert revoked.code == 0 and revoked.json()["revoked_at"]
+    table = cfgctl("member", "invitations", "org-a", *A)
+    assert table.code == 0 and "revoked" in table.out and "ghost@example.test" in table.out
+    again = cfgctl("member", "revoke-invite", ghost.json()["id"], *A)
+    assert again.code == 5 and "already revoked" in again.err
+    not_yours = cfgctl("invite", "accept", ghost.json()["id"], "--as", "outsider@example.test")
+    assert not_yours.code == 3 and "invitation not found" in not_yours.err
+
+
 def test_member_errors_map_to_exit_codes(cfgctl, world):
-    forbidden = cfgctl("member", "add", "org-a", "outsider@example.test", *V)
+    forbidden = cfgctl("member", "invite", "org-a", "outsider@example.test", *V)
     assert forbidden.code == 4 and "requires the admin role" in forbidden.err
-    unknown = cfgctl("member", "add", "org-a", "ghost@example.test", *A)
-    assert unknown.code == 3 and "no user with email" in unknown.err
-    duplicate = cfgctl("member", "add", "org-a", "editor@example.test", *A)
+    invalid = cfgctl("member", "invite", "org-a", "not-an-email", *A)
+    assert invalid.code == 6 and "not an email address" in invalid.err
+    too_long = cfgctl("member", "invite", "org-a", "x@example.test", "--expires-in", "90 days", *A)
+    assert too_long.code == 6 and "30 days" in too_long.err
+    duplicate = cfgctl("member", "invite", "org-a", "editor@example.test", *A)
     assert duplicate.code == 5 and "already a member" in duplicate.err
+    gone = cfgctl("member", "add", "org-a", "outsider@example.test", *A)
+    assert gone.code == 2  # no such command: people join by invitation
     bad_role = cfgctl("member", "set-role", "org-a", "editor@example.test", "owner", *A)
     assert bad_role.code == 6 and "owner" in bad_role.err
     last_admin = cfgctl("member", "remove", "org-a", "admin@example.test", *A)
@@ -133,6 +162,23 @@ def test_member_errors_map_to_exit_codes(cfgctl, world):
     assert not_member.code == 3
     other_org = cfgctl("member", "list", "org-b", *A)
     assert other_org.code == 3 and "not found" in other_org.err
+
+
+def test_user_delete_and_recovering_the_org(cfgctl, world, conn):
+    refused = cfgctl("user", "delete", "admin@example.test", input="n\n")
+    assert refused.code == 1 and conn.execute(
+        "select count(*) from auth.users where email = 'admin@example.test'").fetchone()["count"] == 1
+    deleted = cfgctl("user", "delete", "admin@example.test", "--yes", "--json")
+    assert deleted.code == 0, deleted.err
+    assert deleted.json() == {"id": str(world["admin"].user_id), "email": "admin@example.test"}
+    unknown = cfgctl("user", "delete", "admin@example.test", "--yes")
+    assert unknown.code == 3 and "no user" in unknown.err
+    # Org A has no admin left; the operator names one with the service key.
+    promoted = cfgctl("member", "set-role", "org-a", "editor@example.test", "admin", "--service", "--json")
+    assert promoted.code == 0, promoted.err
+    listed = cfgctl("member", "list", "org-a", *E, "--json").json()
+    assert {m["email"]: m["role"] for m in listed} == {
+        "editor@example.test": "admin", "viewer@example.test": "viewer"}
 
 
 # =============================================================================

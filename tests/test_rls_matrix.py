@@ -46,7 +46,10 @@ OPERATIONS = ("select", "insert", "update", "delete")
 #                    select      insert      update      delete
 MATRIX = {
     "orgs":            ("-YYY--Y", "------Y", "---Y--Y", "------Y"),
-    "org_members":     ("-YYY--Y", "---Y--Y", "---Y--Y", "---Y--Y"),
+    # Nobody inserts memberships through the API: they come from invitations (RPCs).
+    "org_members":     ("-YYY--Y", "------Y", "---Y--Y", "---Y--Y"),
+    # Written only by the invitation RPCs; invitees read theirs (tests/test_invitations.py).
+    "org_invitations": ("---Y--Y", "------Y", "------Y", "------Y"),
     "environments":    ("-YYY--Y", "---Y--Y", "---Y--Y", "---Y--Y"),
     "automations":     ("-YYY--Y", "--YY--Y", "--YY--Y", "---Y--Y"),
     "config_sections": ("-YYY--Y", "--YY--Y", "--YY--Y", "--YY--Y"),
@@ -123,6 +126,13 @@ TABLES: dict[str, TableSpec] = {
                    {"org": w.org_a, "user": w["outsider"].user_id}),
         "role", "editor",
     ),
+    "org_invitations": TableSpec(
+        "org_id", lambda w: ("select id from cfg.org_invitations where id = %(id)s", {"id": PENDING_A}),
+        lambda w: ("insert into cfg.org_invitations (org_id, email, role, expires_at) "
+                   "values (%(org)s, 'new.person@example.test', 'viewer', now() + interval '1 day')",
+                   {"org": w.org_a}),
+        "role", "admin",
+    ),
     "environments": TableSpec(
         "org_id",
         lambda w: ("select id from cfg.environments where org_id = %(org)s and slug = 'dev'",
@@ -173,13 +183,34 @@ TABLES: dict[str, TableSpec] = {
 # =============================================================================
 
 
+# Open invitations: one in org A to someone outside the world, one in org B to the
+# outsider. The accepted invitations of build_world are dropped, so that what a member
+# sees of org A's invitations is decided by their role alone (invitees see theirs).
+PENDING_A = "00000000-0000-4000-8000-00000000a001"
+PENDING_B = "00000000-0000-4000-8000-00000000b001"
+
+
+def add_pending_invitations(conn: psycopg.Connection, world: World) -> None:
+    with conn.transaction():
+        conn.execute("delete from cfg.org_invitations")
+        conn.execute(
+            "insert into cfg.org_invitations (id, org_id, email, role, invited_by, expires_at) values "
+            "(%s, %s, 'pending@example.test', 'editor', %s, now() + interval '7 days'), "
+            "(%s, %s, %s, 'viewer', %s, now() + interval '7 days')",
+            (PENDING_A, world.org_a, world["admin"].user_id,
+             PENDING_B, world.org_b, world["outsider"].email, world["other_admin"].user_id),
+        )
+
+
 @pytest.fixture(scope="module")
 def shared(pg_cluster, template_url):
     name = f"rls_matrix_{os.getpid()}"
     url = create_database(pg_cluster, name)
     try:
         with psycopg.connect(url, row_factory=dict_row) as c:
-            yield c, build_world(c)
+            world = build_world(c)
+            add_pending_invitations(c, world)
+            yield c, world
     finally:
         drop_database(pg_cluster, name)
 
@@ -329,11 +360,27 @@ RPCS: dict[str, RpcSpec] = {
         # The service key is nobody: an org needs a signed-in creator to be its admin.
         _expect(DENIED, "ok", "ok", "ok", "ok", "ok", "PT403"),
     ),
-    "add_member": RpcSpec(
-        lambda w: ("select * from cfg.add_member(%(org)s, %(email)s, 'viewer')",
+    "invite_member": RpcSpec(
+        lambda w: ("select * from cfg.invite_member(%(org)s, %(email)s, 'viewer')",
                    {"org": w.org_a, "email": w["outsider"].email}),
-        lambda w: ("select count(*) from cfg.org_members where org_id = %(org)s", {"org": w.org_a}),
+        lambda w: ("select count(*) from cfg.org_invitations where org_id = %(org)s", {"org": w.org_a}),
         _expect(DENIED, "PT403", "PT403", "ok", "PT404", "PT404", "ok"),
+    ),
+    "list_invitations": RpcSpec(
+        lambda w: ("select * from cfg.list_invitations(%(org)s)", {"org": w.org_a}),
+        None,
+        _expect(DENIED, "PT403", "PT403", "ok", "PT404", "PT404", "ok"),
+    ),
+    "revoke_invitation": RpcSpec(
+        lambda w: ("select * from cfg.revoke_invitation(%(id)s)", {"id": PENDING_A}),
+        lambda w: ("select revoked_at is not null from cfg.org_invitations where id = %(id)s", {"id": PENDING_A}),
+        _expect(DENIED, "PT403", "PT403", "ok", "PT404", "PT404", "ok"),
+    ),
+    # Only the account the invitation is addressed to (the outsider, to org B).
+    "accept_invitation": RpcSpec(
+        lambda w: ("select * from cfg.accept_invitation(%(id)s)", {"id": PENDING_B}),
+        lambda w: ("select count(*) from cfg.org_members where org_id = %(org)s", {"org": w.org_b}),
+        _expect(DENIED, "PT404", "PT404", "PT404", "PT404", "ok", "PT404"),
     ),
     "set_member_role": RpcSpec(
         lambda w: ("select * from cfg.set_member_role(%(org)s, %(user)s, 'editor')",
@@ -551,7 +598,7 @@ def test_stale_or_absent_org_roles_claim_changes_nothing(shared, claim):
             out = run_as(conn, identity, "update cfg.automations set description = 'x' where id = %s",
                          (automation,))
             assert out.ok and out.rowcount == 0
-        out = run_as(conn, identity, "select * from cfg.add_member(%s, %s, 'admin')",
+        out = run_as(conn, identity, "select * from cfg.invite_member(%s, %s, 'admin')",
                      (world.org_a, world["outsider"].email))
         assert out.code == "PT403"
         out = run_as(conn, identity, "select * from cfg.delete_automation(%s)", (world.automation_b,))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import create_user
+from conftest import add_member, create_user
 
 from sync_service.db import CfgError, acting_as
 
@@ -90,11 +90,12 @@ def test_updated_at_moves_on_every_write(conn, world):
 # =============================================================================
 
 
-def test_add_member_then_set_role_then_remove(conn, world):
+def test_invited_member_then_set_role_then_remove(conn, world):
+    add_member(conn, world["admin"], world.org_a, world["outsider"], "editor")
+    added = conn.execute("select role::text, invited_by from cfg.org_members where org_id = %s and user_id = %s",
+                         (world.org_a, world["outsider"].user_id)).fetchone()
+    assert added == {"role": "editor", "invited_by": world["admin"].user_id}
     with acting_as(conn, world["admin"]) as cur:
-        added = cur.execute("select * from cfg.add_member(%s, %s, 'editor')",
-                            (world.org_a, " OUTSIDER@example.test ")).fetchone()
-        assert added["role"] == "editor" and added["invited_by"] == world["admin"].user_id
         changed = cur.execute("select * from cfg.set_member_role(%s, %s, 'viewer')",
                               (world.org_a, world["outsider"].user_id)).fetchone()
         assert changed["role"] == "viewer"
@@ -157,27 +158,6 @@ def test_deleting_an_org_removes_its_members(conn, world):
     assert members(conn, world.org_b) == {}
 
 
-def test_add_member_unknown_email_is_not_found_and_changes_nothing(conn, world):
-    before = members(conn, world.org_a)
-    with pytest.raises(CfgError) as info, acting_as(conn, world["admin"]) as cur:
-        cur.execute("select cfg.add_member(%s, 'ghost@example.test', 'viewer')", (world.org_a,))
-    assert info.value.code == "PT404"
-    assert "no user with email 'ghost@example.test'" in str(info.value)
-    assert "sign up" in info.value.hint
-    assert members(conn, world.org_a) == before
-
-
-@pytest.mark.parametrize("role", ["viewer", "admin"])
-def test_add_member_twice_is_a_conflict_and_keeps_the_role(conn, world, role):
-    before = members(conn, world.org_a)
-    with pytest.raises(CfgError) as info, acting_as(conn, world["admin"]) as cur:
-        cur.execute("select cfg.add_member(%s, 'Editor@Example.test', %s)", (world.org_a, role))
-    assert info.value.code == "PT409"
-    assert "already a member" in str(info.value)
-    assert info.value.detail == {"org_id": str(world.org_a), "user_id": str(world["editor"].user_id)}
-    assert members(conn, world.org_a) == before
-
-
 def test_member_rpcs_on_a_non_member_are_not_found(conn, world):
     for sql in ("select cfg.set_member_role(%s, %s, 'editor')", "select cfg.remove_member(%s, %s)"):
         with pytest.raises(CfgError) as info, acting_as(conn, world["admin"]) as cur:
@@ -187,8 +167,7 @@ def test_member_rpcs_on_a_non_member_are_not_found(conn, world):
 
 
 def test_a_user_in_two_orgs_keeps_separate_roles(conn, world):
-    with acting_as(conn, world["other_admin"]) as cur:
-        cur.execute("select cfg.add_member(%s, %s, 'admin')", (world.org_b, world["viewer"].email))
+    add_member(conn, world["other_admin"], world.org_b, world["viewer"], "admin")
     # Admin in B, still only a viewer in A.
     with acting_as(conn, world["viewer"]) as cur:
         cur.execute("select cfg.create_automation(%s, 'In B', 'in-b')", (world.org_b,))
@@ -241,18 +220,17 @@ def test_automation_lifecycle_emits_events_with_the_actor(conn, world):
 
 
 def test_member_changes_emit_events_with_the_actor(conn, world):
-    mark = last_event_id(conn)
     outsider = world["outsider"].user_id
+    add_member(conn, world["admin"], world.org_a, world["outsider"], "viewer")
+    mark = last_event_id(conn)  # member.invited and member.added: tests/test_invitations.py
     with acting_as(conn, world["admin"]) as cur:
-        cur.execute("select cfg.add_member(%s, %s, 'viewer')", (world.org_a, world["outsider"].email))
         cur.execute("select cfg.set_member_role(%s, %s, 'editor')", (world.org_a, outsider))
         # Setting the same role again changes nothing and emits nothing.
         cur.execute("select cfg.set_member_role(%s, %s, 'editor')", (world.org_a, outsider))
         cur.execute("select cfg.remove_member(%s, %s)", (world.org_a, outsider))
     events = new_events(conn, mark)
-    assert [e["type"] for e in events] == ["member.added", "member.role_changed", "member.removed"]
+    assert [e["type"] for e in events] == ["member.role_changed", "member.removed"]
     assert [e["payload"] for e in events] == [
-        {"user_id": str(outsider), "role": "viewer", "previous_role": None},
         {"user_id": str(outsider), "role": "editor", "previous_role": "viewer"},
         {"user_id": str(outsider), "role": "editor", "previous_role": None},
     ]

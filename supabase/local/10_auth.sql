@@ -28,6 +28,46 @@ create table if not exists auth.users (
     last_sign_in_at timestamptz,
     deleted_at timestamptz
 );
+-- The rest of GoTrue's columns (its migrations, read from supabase/auth), with its
+-- defaults: the first four token columns have none, which is why rows written by
+-- hand (seed.sql) must give them '' — GoTrue cannot read a NULL token.
+alter table auth.users
+add column if not exists invited_at timestamptz,
+add column if not exists confirmation_token varchar(255),
+add column if not exists confirmation_sent_at timestamptz,
+add column if not exists recovery_token varchar(255),
+add column if not exists recovery_sent_at timestamptz,
+add column if not exists email_change_token_new varchar(255),
+add column if not exists email_change varchar(255),
+add column if not exists email_change_sent_at timestamptz,
+add column if not exists email_change_token_current varchar(255) default '',
+add column if not exists email_change_confirm_status smallint default 0,
+add column if not exists phone_confirmed_at timestamptz,
+add column if not exists phone_change text default '',
+add column if not exists phone_change_token varchar(255) default '',
+add column if not exists phone_change_sent_at timestamptz,
+add column if not exists reauthentication_token varchar(255) default '',
+add column if not exists reauthentication_sent_at timestamptz,
+add column if not exists banned_until timestamptz,
+add column if not exists is_super_admin boolean;
+
+-- One row per way of signing in (email, google, azure, sso:…); GoTrue writes one at
+-- every sign-up and deletes them with the user.
+create table if not exists auth.identities (
+    provider_id text not null,
+    user_id uuid not null references auth.users (id) on delete cascade,
+    identity_data jsonb not null,
+    provider text not null,
+    last_sign_in_at timestamptz,
+    created_at timestamptz,
+    updated_at timestamptz,
+    email text generated always as (lower(identity_data ->> 'email')) stored,
+    id uuid primary key default gen_random_uuid(),
+    constraint identities_provider_id_provider_unique unique (provider_id, provider)
+);
+create index if not exists identities_user_id_idx on auth.identities (user_id);
+alter table auth.identities owner to supabase_auth_admin;
+
 alter table auth.users owner to supabase_auth_admin;
 
 -- auth.uid()/role()/email()/jwt() read the claims PostgREST puts in the transaction,

@@ -6,11 +6,11 @@ set local search_path = extensions, public;
 
 select plan(31);
 
-insert into auth.users (id, email) values
-    ('00000000-0000-4000-b000-00000000000a', 'alice@example.test'),
-    ('00000000-0000-4000-b000-00000000000b', 'bob@example.test'),
-    ('00000000-0000-4000-b000-00000000000c', 'carol@example.test'),
-    ('00000000-0000-4000-b000-00000000000d', 'dave@example.test');
+insert into auth.users (id, email, email_confirmed_at) values
+    ('00000000-0000-4000-b000-00000000000a', 'alice@example.test', now()),
+    ('00000000-0000-4000-b000-00000000000b', 'bob@example.test', now()),
+    ('00000000-0000-4000-b000-00000000000c', 'carol@example.test', now()),
+    ('00000000-0000-4000-b000-00000000000d', 'dave@example.test', now());
 
 create function pg_temp.act_as(email text) returns void
 language sql as $$
@@ -36,10 +36,17 @@ declare
     acme uuid := (select id from cfg.create_org('Acme', 'acme'));
 begin
     perform set_config('test.acme', acme::text, true);
-    perform cfg.add_member(acme, 'bob@example.test', 'editor');
-    perform cfg.add_member(acme, 'carol@example.test', 'viewer');
+    perform cfg.invite_member(acme, 'bob@example.test', 'editor');
+    perform cfg.invite_member(acme, 'carol@example.test', 'viewer');
 end
 $$;
+reset role;
+-- They accept: members join only by invitation.
+select pg_temp.act_as('bob@example.test');
+do $$ begin perform cfg.accept_invitation((select id from cfg.org_invitations)); end $$;
+reset role;
+select pg_temp.act_as('carol@example.test');
+do $$ begin perform cfg.accept_invitation((select id from cfg.org_invitations)); end $$;
 reset role;
 select pg_temp.act_as('dave@example.test');
 do $$ begin perform cfg.create_org('Dave Co', 'dave-co'); end $$;

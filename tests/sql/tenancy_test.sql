@@ -4,19 +4,19 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 
-select plan(40);
+select plan(42);
 
 -- =============================================================================
 -- Users: alice (admin of acme), bob (editor), carol (viewer), dave (admin of
 -- dave-co), eve (no org).
 -- =============================================================================
 
-insert into auth.users (id, email) values
-    ('00000000-0000-4000-a000-00000000000a', 'alice@example.test'),
-    ('00000000-0000-4000-a000-00000000000b', 'bob@example.test'),
-    ('00000000-0000-4000-a000-00000000000c', 'carol@example.test'),
-    ('00000000-0000-4000-a000-00000000000d', 'dave@example.test'),
-    ('00000000-0000-4000-a000-00000000000e', 'eve@example.test');
+insert into auth.users (id, email, email_confirmed_at) values
+    ('00000000-0000-4000-a000-00000000000a', 'alice@example.test', now()),
+    ('00000000-0000-4000-a000-00000000000b', 'bob@example.test', now()),
+    ('00000000-0000-4000-a000-00000000000c', 'carol@example.test', now()),
+    ('00000000-0000-4000-a000-00000000000d', 'dave@example.test', now()),
+    ('00000000-0000-4000-a000-00000000000e', 'eve@example.test', now());
 
 create function pg_temp.act_as(email text, extra jsonb default '{}'::jsonb) returns void
 language sql as $$
@@ -48,27 +48,42 @@ select results_eq(
 );
 do $$ begin perform set_config('test.acme', (select id::text from cfg.orgs where slug = 'acme'), true); end $$;
 select lives_ok(
-    $$ select cfg.add_member(current_setting('test.acme')::uuid, 'bob@example.test', 'editor') $$,
-    'the admin adds an editor'
+    $$ select cfg.invite_member(current_setting('test.acme')::uuid, 'bob@example.test', 'editor') $$,
+    'the admin invites an editor'
 );
 select lives_ok(
-    $$ select cfg.add_member(current_setting('test.acme')::uuid, 'carol@example.test', 'viewer') $$,
-    'the admin adds a viewer'
+    $$ select cfg.invite_member(current_setting('test.acme')::uuid, 'carol@example.test', 'viewer') $$,
+    'the admin invites a viewer'
+);
+select lives_ok(
+    $$ select cfg.invite_member(current_setting('test.acme')::uuid, 'nobody@example.test', 'viewer') $$,
+    'inviting an email without an account answers the same'
 );
 select throws_ok(
-    $$ select cfg.add_member(current_setting('test.acme')::uuid, 'nobody@example.test', 'viewer') $$,
-    'PT404', 'no user with email ''nobody@example.test''',
-    'adding an unknown email is not found'
-);
-select throws_ok(
-    $$ select cfg.add_member(current_setting('test.acme')::uuid, 'bob@example.test', 'admin') $$,
-    'PT409', '''bob@example.test'' is already a member',
-    'adding a member twice is a conflict'
-);
-select throws_ok(
-    $$ select cfg.add_member(current_setting('test.acme')::uuid, 'eve@example.test', 'owner') $$,
+    $$ select cfg.invite_member(current_setting('test.acme')::uuid, 'eve@example.test', 'owner') $$,
     '22P02', null,
     'an unknown role name is invalid'
+);
+reset role;
+
+select pg_temp.act_as('bob@example.test');
+select lives_ok(
+    $$ select cfg.accept_invitation((select id from cfg.org_invitations)) $$,
+    'bob accepts the invitation addressed to him'
+);
+reset role;
+select pg_temp.act_as('carol@example.test');
+select lives_ok(
+    $$ select cfg.accept_invitation((select id from cfg.org_invitations)) $$,
+    'carol accepts hers'
+);
+reset role;
+
+select pg_temp.act_as('alice@example.test');
+select throws_ok(
+    $$ select cfg.invite_member(current_setting('test.acme')::uuid, 'bob@example.test', 'admin') $$,
+    'PT409', '''bob@example.test'' is already a member',
+    'inviting a member is a conflict'
 );
 reset role;
 
@@ -126,9 +141,9 @@ select results_eq(
     'nor delete them directly: RLS leaves no row to delete'
 );
 select throws_ok(
-    $$ select cfg.add_member(current_setting('test.acme')::uuid, 'eve@example.test', 'viewer') $$,
-    'PT403', 'adding members requires the admin role; you are editor',
-    'an editor cannot add members'
+    $$ select cfg.invite_member(current_setting('test.acme')::uuid, 'eve@example.test', 'viewer') $$,
+    'PT403', 'inviting members requires the admin role; you are editor',
+    'an editor cannot invite members'
 );
 select is_empty(
     $$ select 1 from cfg.automations where org_id = current_setting('test.dave_co')::uuid $$,
@@ -175,7 +190,7 @@ select pg_temp.act_as(
     jsonb_build_object('org_roles', jsonb_build_object(current_setting('test.acme'), 'admin'))
 );
 select throws_ok(
-    $$ select cfg.add_member(current_setting('test.acme')::uuid, 'eve@example.test', 'viewer') $$,
+    $$ select cfg.invite_member(current_setting('test.acme')::uuid, 'eve@example.test', 'viewer') $$,
     'PT403', null,
     'a claim saying admin does not make a viewer admin'
 );
@@ -255,7 +270,8 @@ select results_eq(
 );
 select results_eq(
     $$ select type from cfg_private.events where org_id = current_setting('test.acme')::uuid order by id $$,
-    $$ values ('member.added'::text), ('member.added'), ('member.added'), ('automation.created'),
+    $$ values ('member.added'::text), ('member.invited'), ('member.invited'), ('member.invited'),
+              ('member.added'), ('member.added'), ('automation.created'),
               ('member.role_changed'), ('member.removed') $$,
     'every member and automation change left an event'
 );
