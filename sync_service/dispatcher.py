@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import hmac
 import ipaddress
@@ -184,10 +183,11 @@ def normalise(host: str) -> str:
     return host.lower().rstrip(".")
 
 
-@dataclass(frozen=True)
 class SsrfPolicy:
-    networks: tuple
-    names: tuple[str, ...]
+    def __init__(self, networks: tuple, names: tuple[str, ...]):
+        self.networks = networks
+        self.names = names
+        self._urls: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
     @classmethod
     def from_lists(cls, networks: list[str], names: list[str]) -> SsrfPolicy:
@@ -234,10 +234,18 @@ class SsrfPolicy:
             return "local_name"
         return None
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - pure, and the policy lives as long as the process
     def url_refusal(self, url: str, allowed: tuple[str, ...]) -> str | None:
         """What cfg_private.check_webhook_url refuses, as a message (None: may be sent).
-        Names are not resolved here: HostGuard checks their addresses at connection time."""
+        Names are not resolved here: HostGuard checks their addresses at connection time.
+        Memoised: a pure function of its arguments (no DNS), unlike a resolver's verdict."""
+        key = (url, allowed)
+        if key not in self._urls:
+            if len(self._urls) >= 10000:
+                self._urls.clear()
+            self._urls[key] = self._url_refusal(url, allowed)
+        return self._urls[key]
+
+    def _url_refusal(self, url: str, allowed: tuple[str, ...]) -> str | None:
         try:
             parts = urlsplit(url)
             host = parts.hostname or ""
