@@ -44,6 +44,8 @@ from public, anon, authenticated;
 grant execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb, uuid) to service_role;
 
 -- security definer: it calls emit_event, which API roles may not call directly.
+-- Executable by nobody (see the revoke below each trigger function): attached to a
+-- temp table, it would forge events for any org.
 create or replace function cfg_private.automation_event()
 returns trigger
 language plpgsql
@@ -62,6 +64,7 @@ begin
     return null;
 end
 $$;
+revoke execute on function cfg_private.automation_event() from public, anon, authenticated, service_role;
 
 create or replace trigger emit_event after insert or update or delete on cfg.automations
 for each row execute function cfg_private.automation_event();
@@ -92,6 +95,7 @@ begin
     return null;
 end
 $$;
+revoke execute on function cfg_private.member_event() from public, anon, authenticated, service_role;
 
 create or replace trigger emit_event after insert or update or delete on cfg.org_members
 for each row execute function cfg_private.member_event();

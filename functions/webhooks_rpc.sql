@@ -27,8 +27,8 @@ $$;
 revoke execute on function cfg_private.webhook_endpoint_org(uuid, text) from public, anon;
 grant execute on function cfg_private.webhook_endpoint_org(uuid, text) to authenticated, service_role;
 
--- Creates an endpoint and returns it with its signing secret, shown this once.
--- security definer: the secret is kept in cfg_private, which admins cannot read.
+-- Creates an endpoint (under the caller's RLS; the endpoint trigger validates it and
+-- creates its secret) and returns it with its signing secret, shown this once.
 create or replace function cfg.create_webhook_endpoint(
     org_id uuid,
     url text,
@@ -39,7 +39,6 @@ create or replace function cfg.create_webhook_endpoint(
 )
 returns jsonb
 language plpgsql
-security definer
 set search_path = ''
 as $$
 declare
@@ -53,10 +52,7 @@ begin
         create_webhook_endpoint.automation_id
     )
     returning * into created;
-    return to_jsonb(created) || jsonb_build_object(
-        'secret',
-        (select s.secret from cfg_private.webhook_secrets as s where s.endpoint_id = created.id and s.expires_at is null)
-    );
+    return to_jsonb(created) || jsonb_build_object('secret', cfg_private.reveal_webhook_secret(created.id));
 end
 $$;
 revoke execute on function cfg.create_webhook_endpoint(uuid, text, text, text [], uuid, uuid) from public, anon;
@@ -65,29 +61,39 @@ to authenticated, service_role;
 
 -- Replaces the signing secret; the previous one stays valid for 24 hours (the
 -- dispatcher signs with both meanwhile). Returns the new secret, shown this once.
--- security definer: secrets live in cfg_private.
-create or replace function cfg.rotate_webhook_secret(endpoint_id uuid)
+-- security definer: secrets live in cfg_private; admin is checked here.
+create or replace function cfg_private.replace_webhook_secret(endpoint_id uuid)
 returns jsonb
 language plpgsql
 security definer
 set search_path = ''
 as $$
 declare
-    org uuid := cfg_private.webhook_endpoint_org(rotate_webhook_secret.endpoint_id, 'rotating webhook secrets');
+    org uuid := cfg_private.webhook_endpoint_org(replace_webhook_secret.endpoint_id, 'rotating webhook secrets');
     fresh text := cfg_private.new_webhook_secret();
 begin
     -- Only the secret being replaced keeps a grace period; older ones end now.
     update cfg_private.webhook_secrets as s set expires_at = now()
-    where s.endpoint_id = rotate_webhook_secret.endpoint_id and s.expires_at > now();
+    where s.endpoint_id = replace_webhook_secret.endpoint_id and s.expires_at > now();
     update cfg_private.webhook_secrets as s set expires_at = now() + interval '24 hours'
-    where s.endpoint_id = rotate_webhook_secret.endpoint_id and s.expires_at is null;
-    insert into cfg_private.webhook_secrets (org_id, endpoint_id, secret)
-    values (org, rotate_webhook_secret.endpoint_id, fresh);
+    where s.endpoint_id = replace_webhook_secret.endpoint_id and s.expires_at is null;
+    insert into cfg_private.webhook_secrets (org_id, endpoint_id, secret, revealed_at)
+    values (org, replace_webhook_secret.endpoint_id, fresh, now());
     return jsonb_build_object(
-        'endpoint_id', rotate_webhook_secret.endpoint_id, 'secret', fresh,
+        'endpoint_id', replace_webhook_secret.endpoint_id, 'secret', fresh,
         'previous_valid_until', now() + interval '24 hours'
     );
 end
+$$;
+revoke execute on function cfg_private.replace_webhook_secret(uuid) from public, anon;
+grant execute on function cfg_private.replace_webhook_secret(uuid) to authenticated, service_role;
+
+create or replace function cfg.rotate_webhook_secret(endpoint_id uuid)
+returns jsonb
+language sql
+set search_path = ''
+as $$
+    select cfg_private.replace_webhook_secret(rotate_webhook_secret.endpoint_id)
 $$;
 revoke execute on function cfg.rotate_webhook_secret(uuid) from public, anon;
 grant execute on function cfg.rotate_webhook_secret(uuid) to authenticated, service_role;
@@ -132,7 +138,7 @@ $$;
 revoke execute on function cfg.delete_webhook_endpoint(uuid) from public, anon;
 grant execute on function cfg.delete_webhook_endpoint(uuid) to authenticated, service_role;
 
--- What the delivery log shows: one delivery (no secrets, no body).
+-- PT409 when the endpoint is disabled (nothing is sent to it).
 create or replace function cfg_private.require_enabled_endpoint(endpoint_id uuid)
 returns void
 language plpgsql stable
@@ -148,25 +154,51 @@ $$;
 revoke execute on function cfg_private.require_enabled_endpoint(uuid) from public, anon;
 grant execute on function cfg_private.require_enabled_endpoint(uuid) to authenticated, service_role;
 
--- Sends one finished delivery again now, with a fresh retry schedule.
+-- The endpoint of a delivery, after checking the caller is an admin of its org (PT404
+-- for a delivery the caller cannot see, PT403 below admin).
+-- security definer: the queue lives in cfg_private.
+create or replace function cfg_private.webhook_delivery_endpoint(delivery_id bigint, action text)
+returns uuid
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    found uuid;
+begin
+    select d.endpoint_id into found from cfg_private.webhook_deliveries as d
+    where d.id = webhook_delivery_endpoint.delivery_id;
+    if found is null then
+        raise exception 'webhook delivery not found'
+            using errcode = 'PT404', detail = jsonb_build_object('delivery_id', delivery_id)::text;
+    end if;
+    perform cfg_private.webhook_endpoint_org(found, action);
+    return found;
+end
+$$;
+revoke execute on function cfg_private.webhook_delivery_endpoint(bigint, text) from public, anon;
+grant execute on function cfg_private.webhook_delivery_endpoint(bigint, text) to authenticated, service_role;
+
+-- Puts deliveries back in the queue, due now with a fresh retry schedule: one finished
+-- delivery (delivery_id), or every failed or cancelled one of endpoint_id created since
+-- `since`. PT409 for a disabled endpoint or a delivery already pending. Returns the
+-- ids of the requeued deliveries (now pending, due now()) and wakes the dispatcher.
 -- security definer: the queue lives in cfg_private; admin is checked here.
-create or replace function cfg.retry_webhook_delivery(delivery_id bigint)
-returns table (id bigint, endpoint_id uuid, status text, next_attempt_at timestamptz)
+create or replace function cfg_private.requeue_webhook_deliveries(
+    endpoint_id uuid, delivery_id bigint, since timestamptz
+)
+returns setof bigint
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-    target cfg_private.webhook_deliveries;
 begin
-    select * into target from cfg_private.webhook_deliveries as d where d.id = retry_webhook_delivery.delivery_id;
-    if target.id is null then
-        raise exception 'webhook delivery not found'
-            using errcode = 'PT404', detail = jsonb_build_object('delivery_id', delivery_id)::text;
-    end if;
-    perform cfg_private.webhook_endpoint_org(target.endpoint_id, 'retrying webhook deliveries');
-    perform cfg_private.require_enabled_endpoint(target.endpoint_id);
-    if target.status = 'pending' then
+    perform cfg_private.webhook_endpoint_org(requeue_webhook_deliveries.endpoint_id, 'retrying webhook deliveries');
+    perform cfg_private.require_enabled_endpoint(requeue_webhook_deliveries.endpoint_id);
+    if requeue_webhook_deliveries.delivery_id is not null and exists (
+        select 1 from cfg_private.webhook_deliveries as d
+        where d.id = requeue_webhook_deliveries.delivery_id
+            and d.endpoint_id = requeue_webhook_deliveries.endpoint_id and d.status = 'pending'
+    ) then
         raise exception 'the delivery is already pending'
             using errcode = 'PT409', detail = jsonb_build_object('delivery_id', delivery_id)::text;
     end if;
@@ -174,77 +206,135 @@ begin
     return query
     update cfg_private.webhook_deliveries as d
     set status = 'pending', run_attempts = 0, next_attempt_at = now(), completed_at = null, updated_at = now()
-    where d.id = target.id
-    returning d.id, d.endpoint_id, d.status, d.next_attempt_at;
+    where d.endpoint_id = requeue_webhook_deliveries.endpoint_id
+        and case
+            when requeue_webhook_deliveries.delivery_id is not null
+                then d.id = requeue_webhook_deliveries.delivery_id
+            else d.status in ('failed', 'cancelled') and d.created_at >= requeue_webhook_deliveries.since
+        end
+    returning d.id;
+end
+$$;
+revoke execute on function cfg_private.requeue_webhook_deliveries(uuid, bigint, timestamptz) from public, anon;
+grant execute on function cfg_private.requeue_webhook_deliveries(uuid, bigint, timestamptz)
+to authenticated, service_role;
+
+-- Sends one finished delivery again now, with a fresh retry schedule.
+create or replace function cfg.retry_webhook_delivery(delivery_id bigint)
+returns table (id bigint, endpoint_id uuid, status text, next_attempt_at timestamptz)
+language plpgsql
+set search_path = ''
+as $$
+declare
+    endpoint uuid := cfg_private.webhook_delivery_endpoint(retry_webhook_delivery.delivery_id, 'retrying webhook deliveries');
+begin
+    return query
+    select r.id, endpoint, 'pending'::text, now()
+    from cfg_private.requeue_webhook_deliveries(endpoint, retry_webhook_delivery.delivery_id, null) as r (id);
 end
 $$;
 revoke execute on function cfg.retry_webhook_delivery(bigint) from public, anon;
 grant execute on function cfg.retry_webhook_delivery(bigint) to authenticated, service_role;
 
 -- Sends every failed (or cancelled) delivery of an endpoint created since `since`
--- again now. Returns how many. security definer: as above.
+-- again now. Returns how many.
 create or replace function cfg.retry_failed_webhook_deliveries(endpoint_id uuid, since timestamptz)
 returns integer
 language plpgsql
-security definer
 set search_path = ''
 as $$
-declare
-    retried integer;
 begin
     perform cfg_private.webhook_endpoint_org(retry_failed_webhook_deliveries.endpoint_id, 'retrying webhook deliveries');
     if since is null then
         raise exception 'since is required: retry failed deliveries created since when?'
             using errcode = 'PT422', detail = jsonb_build_object('field', 'since')::text;
     end if;
-    perform cfg_private.require_enabled_endpoint(retry_failed_webhook_deliveries.endpoint_id);
-    update cfg_private.webhook_deliveries as d
-    set status = 'pending', run_attempts = 0, next_attempt_at = now(), completed_at = null, updated_at = now()
-    where d.endpoint_id = retry_failed_webhook_deliveries.endpoint_id
-        and d.status in ('failed', 'cancelled')
-        and d.created_at >= since;
-    get diagnostics retried = row_count;
-    perform pg_notify('cfgctl_webhooks', '');
-    return retried;
+    return (
+        select count(*)::integer
+        from cfg_private.requeue_webhook_deliveries(retry_failed_webhook_deliveries.endpoint_id, null, since)
+    );
 end
 $$;
 revoke execute on function cfg.retry_failed_webhook_deliveries(uuid, timestamptz) from public, anon;
 grant execute on function cfg.retry_failed_webhook_deliveries(uuid, timestamptz) to authenticated, service_role;
 
--- Sends a webhook.test event to one endpoint. Returns the delivery id.
--- security definer: the event and the delivery are written to cfg_private.
-create or replace function cfg.send_test_webhook(endpoint_id uuid, payload jsonb default null)
+-- Appends a webhook.test event and queues it for one endpoint only (PT409 when it is
+-- disabled, PT422 for a payload over the size limit). Returns the delivery id.
+-- security definer: the event and the delivery are written to cfg_private; admin is
+-- checked here.
+create or replace function cfg_private.queue_test_webhook(endpoint_id uuid, payload jsonb)
 returns bigint
 language plpgsql
 security definer
 set search_path = ''
 as $$
 declare
-    org uuid := cfg_private.webhook_endpoint_org(send_test_webhook.endpoint_id, 'sending test webhooks');
+    org uuid := cfg_private.webhook_endpoint_org(queue_test_webhook.endpoint_id, 'sending test webhooks');
     event_id bigint;
     created bigint;
 begin
-    perform cfg_private.require_enabled_endpoint(send_test_webhook.endpoint_id);
+    perform cfg_private.require_enabled_endpoint(queue_test_webhook.endpoint_id);
     if octet_length(payload::text) > cfg_private.webhook_max_payload_bytes() then
         raise exception 'test payload is larger than % bytes', cfg_private.webhook_max_payload_bytes()
             using errcode = 'PT422',
                   detail = jsonb_build_object('field', 'payload', 'bytes', octet_length(payload::text))::text;
     end if;
     event_id := cfg_private.emit_event(
-        org, 'webhook.test', 'webhook_endpoint', send_test_webhook.endpoint_id, null,
-        jsonb_build_object('endpoint_id', send_test_webhook.endpoint_id)
+        org, 'webhook.test', 'webhook_endpoint', queue_test_webhook.endpoint_id, null,
+        jsonb_build_object('endpoint_id', queue_test_webhook.endpoint_id)
         || coalesce(payload, jsonb_build_object('message', 'cfgctl test event'))
     );
     insert into cfg_private.webhook_deliveries (org_id, endpoint_id, event_id, event_type)
-    values (org, send_test_webhook.endpoint_id, event_id, 'webhook.test')
+    values (org, queue_test_webhook.endpoint_id, event_id, 'webhook.test')
     returning id into created;
     return created;
 end
 $$;
+revoke execute on function cfg_private.queue_test_webhook(uuid, jsonb) from public, anon;
+grant execute on function cfg_private.queue_test_webhook(uuid, jsonb) to authenticated, service_role;
+
+-- Sends a webhook.test event to one endpoint. Returns the delivery id.
+create or replace function cfg.send_test_webhook(endpoint_id uuid, payload jsonb default null)
+returns bigint
+language sql
+set search_path = ''
+as $$
+    select cfg_private.queue_test_webhook(send_test_webhook.endpoint_id, send_test_webhook.payload)
+$$;
 revoke execute on function cfg.send_test_webhook(uuid, jsonb) from public, anon;
 grant execute on function cfg.send_test_webhook(uuid, jsonb) to authenticated, service_role;
 
--- The deliveries of an endpoint, newest first. security definer: the queue is in cfg_private.
+-- The deliveries of an endpoint, newest first (no secrets, no body).
+-- security definer: the queue is in cfg_private; admin is checked here.
+create or replace function cfg_private.webhook_delivery_log(
+    endpoint_id uuid, with_status text, since timestamptz, max_rows integer
+)
+returns table (
+    id bigint, event_id bigint, event_type text, status text, attempt_count integer,
+    next_attempt_at timestamptz, last_attempt_at timestamptz, last_status_code integer, last_error text,
+    created_at timestamptz, completed_at timestamptz
+)
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+begin
+    perform cfg_private.webhook_endpoint_org(webhook_delivery_log.endpoint_id, 'reading webhook deliveries');
+    return query
+    select d.id, d.event_id, d.event_type, d.status, d.attempt_count, d.next_attempt_at,
+        d.last_attempt_at, d.last_status_code, d.last_error, d.created_at, d.completed_at
+    from cfg_private.webhook_deliveries as d
+    where d.endpoint_id = webhook_delivery_log.endpoint_id
+        and (with_status is null or d.status = with_status)
+        and (since is null or d.created_at >= since)
+    order by d.id desc
+    limit max_rows;
+end
+$$;
+revoke execute on function cfg_private.webhook_delivery_log(uuid, text, timestamptz, integer) from public, anon;
+grant execute on function cfg_private.webhook_delivery_log(uuid, text, timestamptz, integer)
+to authenticated, service_role;
+
 create or replace function cfg.webhook_deliveries(
     endpoint_id uuid,
     with_status text default null,
@@ -257,7 +347,6 @@ returns table (
     created_at timestamptz, completed_at timestamptz
 )
 language plpgsql stable
-security definer
 set search_path = ''
 as $$
 begin
@@ -272,21 +361,15 @@ begin
             using errcode = 'PT422', detail = jsonb_build_object('field', 'with_status', 'value', with_status)::text;
     end if;
     return query
-    select d.id, d.event_id, d.event_type, d.status, d.attempt_count, d.next_attempt_at,
-        d.last_attempt_at, d.last_status_code, d.last_error, d.created_at, d.completed_at
-    from cfg_private.webhook_deliveries as d
-    where d.endpoint_id = webhook_deliveries.endpoint_id
-        and (with_status is null or d.status = with_status)
-        and (since is null or d.created_at >= since)
-    order by d.id desc
-    limit max_rows;
+    select * from cfg_private.webhook_delivery_log(webhook_deliveries.endpoint_id, with_status, since, max_rows);
 end
 $$;
 revoke execute on function cfg.webhook_deliveries(uuid, text, timestamptz, integer) from public, anon;
 grant execute on function cfg.webhook_deliveries(uuid, text, timestamptz, integer) to authenticated, service_role;
 
--- Every attempt of one delivery. security definer: the log is in cfg_private.
-create or replace function cfg.webhook_delivery_attempts(delivery_id bigint)
+-- Every attempt of one delivery. security definer: the log is in cfg_private; admin
+-- is checked here.
+create or replace function cfg_private.webhook_attempt_log(delivery_id bigint)
 returns table (
     attempt integer, created_at timestamptz, status_code integer, latency_ms integer, error text,
     response_excerpt text, worker text
@@ -295,22 +378,27 @@ language plpgsql stable
 security definer
 set search_path = ''
 as $$
-declare
-    endpoint uuid;
 begin
-    select d.endpoint_id into endpoint from cfg_private.webhook_deliveries as d
-    where d.id = webhook_delivery_attempts.delivery_id;
-    if endpoint is null then
-        raise exception 'webhook delivery not found'
-            using errcode = 'PT404', detail = jsonb_build_object('delivery_id', delivery_id)::text;
-    end if;
-    perform cfg_private.webhook_endpoint_org(endpoint, 'reading webhook deliveries');
+    perform cfg_private.webhook_delivery_endpoint(webhook_attempt_log.delivery_id, 'reading webhook deliveries');
     return query
     select a.attempt, a.created_at, a.status_code, a.latency_ms, a.error, a.response_excerpt, a.worker
     from cfg_private.webhook_attempts as a
-    where a.delivery_id = webhook_delivery_attempts.delivery_id
+    where a.delivery_id = webhook_attempt_log.delivery_id
     order by a.attempt;
 end
+$$;
+revoke execute on function cfg_private.webhook_attempt_log(bigint) from public, anon;
+grant execute on function cfg_private.webhook_attempt_log(bigint) to authenticated, service_role;
+
+create or replace function cfg.webhook_delivery_attempts(delivery_id bigint)
+returns table (
+    attempt integer, created_at timestamptz, status_code integer, latency_ms integer, error text,
+    response_excerpt text, worker text
+)
+language sql stable
+set search_path = ''
+as $$
+    select * from cfg_private.webhook_attempt_log(webhook_delivery_attempts.delivery_id)
 $$;
 revoke execute on function cfg.webhook_delivery_attempts(bigint) from public, anon;
 grant execute on function cfg.webhook_delivery_attempts(bigint) to authenticated, service_role;

@@ -25,6 +25,7 @@ import ipaddress
 import logging
 import os
 import random
+import re
 import socket
 import time
 from collections import deque
@@ -62,7 +63,6 @@ class WebhookSettings(BaseSettings):
     disable_after: float = 5 * 86400.0
     # Hosts, IPs or CIDRs every org may reach although private (the operator's allowlist).
     allow_hosts: str = ""
-    dns_ttl: float = 30.0
 
     @property
     def schedule(self) -> list[float]:
@@ -143,98 +143,167 @@ def next_delay(settings: WebhookSettings, run_attempt: int, retry_after: float |
 
 
 # =============================================================================
-# SSRF guard: the same blocked networks as the database (one list, read at
-# start), resolved addresses pinned for the connection (no DNS rebinding).
+# SSRF guard. The policy is the database's: the blocked networks and names are read
+# from cfg_private.webhook_blocked_networks() / webhook_blocked_names() at start, and
+# SsrfPolicy.refusal mirrors cfg_private.webhook_refusal() line for line
+# (tests/test_webhooks_ssrf.py asserts one table of host forms against both).
+# Every connection is checked in the resolver aiohttp connects with (HostGuard):
+# every address of every answer, no verdict kept beyond the connection.
 # =============================================================================
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
+_IPV6 = re.compile(rf"[0-9a-f:]*:[0-9a-f:]*|[0-9a-f:]*:{_OCTET}(\.{_OCTET}){{3}}")
+_HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*|[0-9a-f:.]*:[0-9a-f:.]*")
+_NUMERIC_END = re.compile(r"(^|\.)(0x[0-9a-f]*|[0-9]+)$")
+_PREFIX = re.compile(r"[^/]*/[0-9]{1,3}")
+
+REASONS = {
+    "non_ascii": "is not an ASCII host name",
+    "invalid_host": "is not a valid host name or IP address",
+    "blocked_address": "is a loopback, private, link-local or metadata address",
+    "numeric_host": "is a numeric address form",
+    "local_name": "is a local name",
+}
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def host_literal(name: str) -> Address | None:
+    """cfg_private.webhook_host_literal: the address a normalised host names, in canonical form only."""
+    if _IPV4.fullmatch(name) or _IPV6.fullmatch(name):
+        try:
+            return ipaddress.ip_address(name)
+        except ValueError:
+            return None
+    return None
+
+
+def normalise(host: str) -> str:
+    return host.lower().rstrip(".")
+
+
+class SsrfPolicy:
+    def __init__(self, networks: tuple, names: tuple[str, ...]):
+        self.networks = networks
+        self.names = names
+        self._urls: dict[tuple[str, tuple[str, ...]], str | None] = {}
+
+    @classmethod
+    def from_lists(cls, networks: list[str], names: list[str]) -> SsrfPolicy:
+        return cls(tuple(ipaddress.ip_network(n) for n in networks), tuple(names))
+
+    @staticmethod
+    def admits(allowed: tuple[str, ...], name: str, address: Address | None) -> bool:
+        """cfg_private.webhook_allowlist_admits: a name, an address or a CIDR network in allowed."""
+        for entry in allowed:
+            if normalise(entry) == name:
+                return True
+            if address is None or host_literal(entry.split("/", 1)[0]) is None:
+                continue
+            if "/" in entry and not _PREFIX.fullmatch(entry):
+                continue
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                continue
+            if network.version == address.version and address in network:
+                return True
+        return False
+
+    def refusal(self, host: str, address: Address | None, allowed: tuple[str, ...]) -> str | None:
+        """cfg_private.webhook_refusal: why host (at address) may not be called, or None."""
+        name = normalise(host)
+        if not host.isascii():
+            return "non_ascii"
+        if not _HOST.fullmatch(name):
+            return "invalid_host"
+        literal = host_literal(name)
+        if literal is None and ":" in name:
+            return "invalid_host"
+        address = address if address is not None else literal
+        if self.admits(allowed, name, address):
+            return None
+        if address is not None and any(
+            address.version == n.version and address in n for n in self.networks
+        ):
+            return "blocked_address"
+        if literal is None and _NUMERIC_END.search(name):
+            return "numeric_host"
+        if name in self.names or any(n.startswith(".") and name.endswith(n) for n in self.names):
+            return "local_name"
+        return None
+
+    def url_refusal(self, url: str, allowed: tuple[str, ...]) -> str | None:
+        """What cfg_private.check_webhook_url refuses, as a message (None: may be sent).
+        Names are not resolved here: HostGuard checks their addresses at connection time.
+        Memoised: a pure function of its arguments (no DNS), unlike a resolver's verdict."""
+        key = (url, allowed)
+        if key not in self._urls:
+            if len(self._urls) >= 10000:
+                self._urls.clear()
+            self._urls[key] = self._url_refusal(url, allowed)
+        return self._urls[key]
+
+    def _url_refusal(self, url: str, allowed: tuple[str, ...]) -> str | None:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:
+            return "refused: not a valid URL"
+        reason = self.refusal(host, None, allowed)
+        if reason is not None:
+            return f"refused: {host} {REASONS[reason]}"
+        name = normalise(host)
+        if parts.scheme != "https" and not self.admits(allowed, name, host_literal(name)):
+            return f"refused: plain http to {host} (https required unless allowlisted)"
+        return None
+
+
+class Refused(OSError):
+    """A connection the SSRF policy refuses (raised inside aiohttp's resolver)."""
+
+
+async def system_lookup(host: str, port: int, family: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    return [info[4][0] for info in infos]
 
 
 class HostGuard(AbstractResolver):
-    def __init__(self, blocked: list[str], global_allow: list[str], ttl: float):
-        self.blocked = [ipaddress.ip_network(n) for n in blocked]
-        self.global_allow = [h.strip().lower() for h in global_allow if h.strip()]
-        self.ttl = ttl
-        self._cache: dict[tuple[str, int], tuple[float, list]] = {}
-        self._verdicts: dict[tuple[str, tuple[str, ...]], tuple[float, str | None]] = {}
+    """aiohttp's resolver for one allowlist: checks the host and every address of every
+    answer each time aiohttp opens a connection, and hands aiohttp exactly the addresses
+    it checked. Nothing is cached, so a later answer (DNS rebinding) is checked afresh.
+    aiohttp does not call a resolver for IP literals: Dispatcher._send checks those."""
 
-    @staticmethod
-    def _networks(entries: list[str]) -> list:
-        nets = []
-        for entry in entries:
+    def __init__(self, policy: SsrfPolicy, allowed: tuple[str, ...] = (), lookup=system_lookup):
+        self.policy = policy
+        self.allowed = allowed
+        self.lookup = lookup
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_UNSPEC) -> list:
+        reason = self.policy.refusal(host, None, self.allowed)
+        if reason is not None:
+            raise Refused(f"refused: {host} {REASONS[reason]}")
+        results = []
+        for answer in await self.lookup(host, port, family):
             try:
-                nets.append(ipaddress.ip_network(entry, strict=False))
+                address = ipaddress.ip_address(answer.split("%", 1)[0])
             except ValueError:
-                pass
-        return nets
-
-    def _allowed(self, host: str, address: str | None, allow: list[str]) -> bool:
-        entries = self.global_allow + list(allow)
-        if host in entries:
-            return True
-        if address is None:
-            return False
-        ip = ipaddress.ip_address(address)
-        return any(ip in net for net in self._networks(entries) if net.version == ip.version)
-
-    def _blocked(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address)
-        return any(ip in net for net in self.blocked if net.version == ip.version)
-
-    async def _getaddrinfo(self, host: str, port: int) -> list:
-        key = (host, port)
-        hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit and hit[0] > now:
-            return hit[1]
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        self._cache[key] = (now + self.ttl, infos)
-        return infos
-
-    async def check(self, url: str, allow: list[str]) -> str | None:
-        """Why url may not be called now, or None when it may (cached as long as DNS answers)."""
-        key = (url, tuple(allow))
-        hit = self._verdicts.get(key)
-        now = time.monotonic()
-        if hit and hit[0] > now:
-            return hit[1]
-        verdict = await self._check(url, allow)
-        if len(self._verdicts) > 10000:
-            self._verdicts.clear()
-        self._verdicts[key] = (now + self.ttl, verdict)
-        return verdict
-
-    async def _check(self, url: str, allow: list[str]) -> str | None:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            literal = str(ipaddress.ip_address(host))
-        except ValueError:
-            literal = None
-        if parts.scheme != "https" and not self._allowed(host, literal, allow):
-            return f"refused: plain http to {host} (https required unless allowlisted)"
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                addresses = [info[4][0] for info in await self._getaddrinfo(host, port)]
-            except OSError as exc:
-                return f"DNS lookup of {host} failed: {exc}"
-        for address in addresses:
-            if self._blocked(address) and not self._allowed(host, address, allow):
-                return f"refused: {host} resolves to {address}, a loopback, private, link-local or metadata address"
-        return None
-
-    # aiohttp resolver: hand out exactly what check() looked at.
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list:
-        infos = await self._getaddrinfo(host, port)
-        return [
-            {"hostname": host, "host": info[4][0], "port": port, "family": info[0],
-             "proto": info[2], "flags": socket.AI_NUMERICHOST}
-            for info in infos
-        ]
+                raise Refused(f"refused: {host} resolves to {answer!r}, not an IP address") from None
+            if self.policy.refusal(host, address, self.allowed) is not None:
+                raise Refused(f"refused: {host} resolves to {answer}, a loopback, private, link-local or "
+                              "metadata address")
+            results.append({
+                "hostname": host, "host": answer, "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": socket.IPPROTO_TCP, "flags": socket.AI_NUMERICHOST,
+            })
+        if not results:
+            raise OSError(f"DNS lookup of {host} returned no address")
+        return results
 
     async def close(self) -> None:
-        self._cache.clear()
+        pass
 
 
 # =============================================================================
@@ -259,8 +328,11 @@ class Stats:
 
 
 class Dispatcher:
-    def __init__(self, db_url: str, settings: WebhookSettings | None = None, name: str | None = None):
+    def __init__(self, db_url: str, settings: WebhookSettings | None = None, name: str | None = None,
+                 lookup=system_lookup):
         self.db_url = db_url
+        # How host names are resolved (tests script it; the guard checks whatever it answers).
+        self.lookup = lookup
         self.settings = settings or WebhookSettings()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stats = Stats()
@@ -269,9 +341,12 @@ class Dispatcher:
         self._dirty = False
         self._idle: deque[asyncio.Event] = deque()
         self._stop = asyncio.Event()
-        self.guard: HostGuard | None = None
+        self.policy: SsrfPolicy | None = None
+        self._global_allow: tuple[str, ...] = ()
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
-        self.session: aiohttp.ClientSession | None = None
+        # One HTTP session per allowlist: a kept-alive connection that one org's
+        # allowlist admitted is never reused for an org whose allowlist does not.
+        self.sessions: dict[tuple[str, ...], aiohttp.ClientSession] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -309,34 +384,45 @@ class Dispatcher:
         except TimeoutError:
             pass
 
-    async def _load_blocked(self) -> list[str]:
+    async def _load_policy(self) -> SsrfPolicy:
+        """The database's SSRF lists, the one source of both sides' verdicts."""
         failures = 0
         while not self._stop.is_set():
             try:
                 async with await self._connect() as conn:
-                    cur = await conn.execute("select unnest(cfg_private.webhook_blocked_networks())::text")
-                    return [r[0] for r in await cur.fetchall()]
+                    cur = await conn.execute("select cfg_private.webhook_blocked_networks()::text[], "
+                                             "cfg_private.webhook_blocked_names()")
+                    networks, names = await cur.fetchone()
+                    return SsrfPolicy.from_lists(networks, names)
             except psycopg.Error as exc:
                 failures += 1
                 log.warning("cannot reach the database (%s); retrying", str(exc).strip())
                 await self._backoff(failures)
-        return []
+        return SsrfPolicy((), ())
+
+    def _session(self, allowed: tuple[str, ...]) -> aiohttp.ClientSession:
+        session = self.sessions.get(allowed)
+        if session is None:
+            s = self.settings
+            assert self.policy is not None
+            connector = aiohttp.TCPConnector(
+                limit=s.http_concurrency, limit_per_host=0, use_dns_cache=False, enable_cleanup_closed=True,
+                resolver=HostGuard(self.policy, allowed, self.lookup),
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=s.timeout),
+                headers={"user-agent": USER_AGENT},
+                skip_auto_headers=("accept-encoding",),
+            )
+            self.sessions[allowed] = session
+        return session
 
     async def run(self) -> None:
         """Run until stop(): the listener and `lanes` claim loops."""
         s = self.settings
-        blocked = await self._load_blocked()
-        self.guard = HostGuard(blocked, s.allow_hosts.split(","), s.dns_ttl)
-        connector = aiohttp.TCPConnector(
-            limit=s.http_concurrency, limit_per_host=0, resolver=self.guard, use_dns_cache=False,
-            enable_cleanup_closed=True,
-        )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=s.timeout),
-            headers={"user-agent": USER_AGENT},
-            skip_auto_headers=("accept-encoding",),
-        )
+        self.policy = await self._load_policy()
+        self._global_allow = tuple(h.strip().lower() for h in s.allow_hosts.split(",") if h.strip())
         self._results = asyncio.Queue()
         listener = asyncio.create_task(self._listen(), name="webhooks-listen")
         recorder = asyncio.create_task(self._recorder(), name="webhooks-recorder")
@@ -351,7 +437,9 @@ class Dispatcher:
             for task in (*lanes, recorder):
                 task.cancel()
             await asyncio.gather(listener, recorder, *lanes, return_exceptions=True)
-            await self.session.close()
+            for session in self.sessions.values():
+                await session.close()
+            self.sessions.clear()
 
     async def _listen(self) -> None:
         failures = 0
@@ -502,8 +590,12 @@ class Dispatcher:
             return self._result(row, None, None, f"internal error: {type(exc).__name__}: {exc}"[:2000], None, None)
 
     async def _send(self, row: Claimed) -> Result:
-        assert self.guard is not None and self.session is not None
-        refusal = await self.guard.check(row.url, row.allowed_hosts or [])
+        assert self.policy is not None
+        # The org's allowlist and the operator's, as one hashable key.
+        allowed = tuple(sorted({*self._global_allow, *(row.allowed_hosts or ())}))
+        # IP literals and names by their form; the addresses a name resolves to are
+        # checked by this session's HostGuard when it connects.
+        refusal = self.policy.url_refusal(row.url, allowed)
         if refusal is not None:
             return self._result(row, None, None, refusal, None, None)
         if not row.secrets:
@@ -519,7 +611,7 @@ class Dispatcher:
         started = time.perf_counter()
         status = retry_after = excerpt = error = None
         try:
-            async with self.session.post(row.url, data=body, headers=headers, allow_redirects=False) as resp:
+            async with self._session(allowed).post(row.url, data=body, headers=headers, allow_redirects=False) as resp:
                 status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("retry-after"))
                 raw = await resp.content.read(RESPONSE_EXCERPT_BYTES)
@@ -527,7 +619,8 @@ class Dispatcher:
         except TimeoutError:
             error = f"timed out after {self.settings.timeout:g} s"
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
+            refused = exc.__cause__ if isinstance(exc.__cause__, Refused) else None
+            error = str(refused) if refused else f"{type(exc).__name__}: {exc}"[:2000]
         except OSError as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
         latency_ms = int((time.perf_counter() - started) * 1000)

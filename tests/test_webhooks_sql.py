@@ -418,3 +418,108 @@ def test_rls_matrix_rpcs(conn, world, endpoint):
     # Event types: any signed-in user, not anon.
     assert outcome(conn, world["anon"], "select * from cfg.webhook_event_types()") == ("error", "42501")
     assert outcome(conn, world["viewer"], "select * from cfg.webhook_event_types()")[0] == "ok"
+
+
+# =============================================================================
+# Privileges: cfg RPCs are SECURITY INVOKER; no function of the area is executable
+# by PUBLIC; trigger functions by nobody (they cannot be attached elsewhere)
+# =============================================================================
+
+TRIGGER_FUNCTIONS = ("fan_out_event", "webhook_endpoint_changed", "check_webhook_endpoint",
+                     "automation_event", "member_event")
+
+
+def test_webhook_rpcs_are_security_invoker(conn):
+    with conn.transaction():
+        definer = conn.execute(
+            "select p.proname from pg_proc as p where p.pronamespace = 'cfg'::regnamespace "
+            "and p.prosecdef and p.proname = any(%s)", (list(RPCS),)).fetchall()
+    assert definer == []
+
+
+def test_no_webhook_function_is_executable_by_public(conn):
+    with conn.transaction():
+        rows = conn.execute(
+            """
+            select p.oid::regprocedure::text as name, p.prorettype = 'trigger'::regtype as is_trigger,
+                   array(select a.grantee::regrole::text
+                         from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) as a
+                         where a.privilege_type = 'EXECUTE' and a.grantee <> p.proowner) as grantees
+            from pg_proc as p
+            where p.pronamespace in ('cfg'::regnamespace, 'cfg_private'::regnamespace)
+              and (p.proname like '%%webhook%%' or p.proname = any(%s) or p.proname = 'emit_event')
+            """, (list(TRIGGER_FUNCTIONS),)).fetchall()
+    assert len(rows) > 20
+    public = [r["name"] for r in rows if "-" in r["grantees"]]  # aclexplode's grantee 0 is PUBLIC
+    assert public == []
+    assert {r["name"]: r["grantees"] for r in rows if r["is_trigger"]} == {
+        f"cfg_private.{name}()": [] for name in TRIGGER_FUNCTIONS}
+
+
+@pytest.mark.parametrize("who", ["editor", "admin"])
+@pytest.mark.parametrize(
+    ("function", "columns"),
+    [
+        # Would copy another org's events (any org_id) into deliveries to its endpoints.
+        ("fan_out_event", "id bigint, org_id uuid, type text, environment_id uuid, automation_id uuid, payload jsonb"),
+        # Would cancel any endpoint's pending deliveries.
+        ("webhook_endpoint_changed", "id uuid, org_id uuid, enabled boolean"),
+        ("automation_event", "id uuid, org_id uuid"),
+        ("member_event", "user_id uuid, org_id uuid, role text"),
+        ("check_webhook_endpoint", "org_id uuid, url text"),
+    ],
+)
+def test_trigger_functions_cannot_be_attached_to_a_temp_table(conn, world, who, function, columns):
+    create = (f"create temp table forged ({columns}) on commit drop; "
+              "create trigger forge after insert or update on forged for each row execute function {}()")
+    # The user can create the temp table and attach a trigger function of their own...
+    own = "create function pg_temp.noop() returns trigger language plpgsql as $$ begin return null; end $$; "
+    assert outcome(conn, world[who], own + create.format("pg_temp.noop"))[0] == "ok"
+    # ...but not ours.
+    assert outcome(conn, world[who], create.format(f"cfg_private.{function}")) == ("error", "42501")
+
+
+def test_secret_is_handed_out_once(conn, world, endpoint):
+    # The helper behind create_webhook_endpoint gives nothing a second time, to anyone.
+    for who in ("admin", "service"):
+        assert outcome(conn, world[who], "select cfg_private.reveal_webhook_secret(%s) as s",
+                       (endpoint["id"],)) == ("ok", [{"s": None}]), who
+    assert outcome(conn, world["other_admin"], "select cfg_private.reveal_webhook_secret(%s)",
+                   (endpoint["id"],)) == ("error", "PT404")
+    assert outcome(conn, world["editor"], "select cfg_private.reveal_webhook_secret(%s)",
+                   (endpoint["id"],)) == ("error", "PT403")
+    # A rotation's secret is returned by the rotation and never again either.
+    with acting_as(conn, world["admin"]) as cur:
+        cur.execute("select cfg.rotate_webhook_secret(%s)", (endpoint["id"],))
+    assert outcome(conn, world["admin"], "select cfg_private.reveal_webhook_secret(%s) as s",
+                   (endpoint["id"],)) == ("ok", [{"s": None}])
+
+
+def test_privileged_helpers_check_the_caller_themselves(conn, world, endpoint):
+    """Called directly (SQL access), the definer helpers behind the RPCs refuse exactly
+    as the RPCs do, and keep the RPCs' own checks."""
+    emit(conn, world.org_a)
+    claim_and_record(conn, "failed")
+    delivery_id = deliveries(conn, endpoint["id"])[0]["id"]
+    calls = [
+        ("select cfg_private.replace_webhook_secret(%s)", (endpoint["id"],)),
+        ("select cfg_private.queue_test_webhook(%s, null)", (endpoint["id"],)),
+        ("select * from cfg_private.webhook_delivery_log(%s, null, null, 10)", (endpoint["id"],)),
+        ("select * from cfg_private.webhook_attempt_log(%s)", (delivery_id,)),
+        ("select cfg_private.webhook_delivery_endpoint(%s, 'x')", (delivery_id,)),
+        ("select * from cfg_private.requeue_webhook_deliveries(%s, %s, null)", (endpoint["id"], delivery_id)),
+    ]
+    expected = {"anon": "42501", "viewer": "PT403", "editor": "PT403", "other_admin": "PT404"}
+    for sql, params in calls:
+        for who, code in expected.items():
+            assert outcome(conn, world[who], sql, params) == ("error", code), (who, sql)
+    # An admin of another org cannot reach this org's delivery through their own endpoint.
+    theirs = create_endpoint(conn, world["other_admin"], world.org_b, PUBLIC_URL)
+    assert outcome(conn, world["other_admin"], "select * from cfg_private.requeue_webhook_deliveries(%s, %s, null)",
+                   (theirs["id"], delivery_id)) == ("ok", [])
+    assert deliveries(conn, endpoint["id"])[0]["status"] == "failed"
+    # The helpers keep the RPCs' checks: nothing is queued for a disabled endpoint.
+    with acting_as(conn, world["admin"]) as cur:
+        cur.execute("select cfg.set_webhook_endpoint_enabled(%s, false)", (endpoint["id"],))
+    for sql, params in calls[1:2] + calls[5:]:
+        assert outcome(conn, world["admin"], sql, params) == ("error", "PT409"), sql

@@ -7,12 +7,20 @@ import time
 from datetime import datetime
 from email.utils import formatdate
 
+import pytest
 from standardwebhooks.webhooks import Webhook
 
-from sync_service.dispatcher import HostGuard, WebhookSettings, next_delay, parse_retry_after, sign
+from sync_service.dispatcher import (
+    HostGuard,
+    Refused,
+    SsrfPolicy,
+    WebhookSettings,
+    next_delay,
+    parse_retry_after,
+    sign,
+)
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAAAAAAA="
-BLOCKED = ["127.0.0.0/8", "10.0.0.0/8", "169.254.0.0/16", "::1/128", "fc00::/7"]
 
 
 def test_signature_matches_the_reference_implementation():
@@ -39,18 +47,56 @@ def test_retry_schedule_jitter_and_retry_after():
     assert parse_retry_after("soon") is None
 
 
-def test_host_guard():
-    guard = HostGuard(BLOCKED, [], ttl=30)
+BLOCKED = ["127.0.0.0/8", "10.0.0.0/8", "169.254.0.0/16", "::1/128", "::ffff:0:0/96", "fc00::/7"]
+POLICY = SsrfPolicy.from_lists(BLOCKED, ["localhost", ".internal"])
 
+
+def test_url_refusal():
     def check(url, allow=()):
-        return asyncio.run(guard.check(url, list(allow)))
+        return POLICY.url_refusal(url, tuple(allow))
 
     assert check("https://127.0.0.1/x").startswith("refused")
-    assert check("https://localhost/x").startswith("refused")  # a name resolving to loopback
+    assert check("https://localhost./x").startswith("refused")
     assert check("https://[::1]/x").startswith("refused")
-    assert check("http://127.0.0.1/x").startswith("refused: plain http")
+    assert check("https://[::ffff:127.0.0.1]/x").startswith("refused")
+    assert check("https://b\u00fccher.example/x").startswith("refused")
+    assert check("https://example.com/x") is None  # names are checked when connecting
+    assert check("http://example.com/x").startswith("refused: plain http")
+    assert check("http://127.0.0.1/x").startswith("refused")
     assert check("http://127.0.0.1:8080/x", ["127.0.0.1"]) is None
     assert check("https://10.9.9.9/x", ["10.0.0.0/8"]) is None
     assert check("https://169.254.169.254/latest", ["10.0.0.0/8"]).startswith("refused")
-    # The operator's send-time allowlist (CFGCTL_WEBHOOK_ALLOW_HOSTS) applies to every org.
-    assert asyncio.run(HostGuard(BLOCKED, ["127.0.0.1"], ttl=30).check("http://127.0.0.1/x", [])) is None
+
+
+def scripted(*answers):
+    """A resolver that gives each answer in turn (then the last again); no network."""
+    calls = []
+
+    async def lookup(host, port, family):
+        calls.append(host)
+        return list(answers[min(len(calls), len(answers)) - 1])
+
+    lookup.calls = calls
+    return lookup
+
+
+def test_guard_checks_every_answer_every_time():
+    # DNS rebinding: a public answer first, then loopback. The second resolution is
+    # checked again and refused (no verdict or answer is kept between connections).
+    lookup = scripted(["203.0.113.7"], ["127.0.0.1"])
+    guard = HostGuard(POLICY, (), lookup)
+    first = asyncio.run(guard.resolve("rebind.example", 443))
+    assert [r["host"] for r in first] == ["203.0.113.7"]
+    with pytest.raises(Refused, match="resolves to 127.0.0.1"):
+        asyncio.run(guard.resolve("rebind.example", 443))
+    assert lookup.calls == ["rebind.example", "rebind.example"]
+    # One private address among public ones refuses the whole answer.
+    with pytest.raises(Refused):
+        asyncio.run(HostGuard(POLICY, (), scripted(["203.0.113.7", "::ffff:10.0.0.1"])).resolve("x.example", 443))
+    # Names are checked before any lookup; an allowlisted name may resolve anywhere.
+    never = scripted(["203.0.113.7"])
+    with pytest.raises(Refused):
+        asyncio.run(HostGuard(POLICY, (), never).resolve("metadata.google.internal.", 80))
+    assert never.calls == []
+    allowed = asyncio.run(HostGuard(POLICY, ("ci.internal",), scripted(["10.1.2.3"])).resolve("ci.internal", 80))
+    assert allowed[0]["host"] == "10.1.2.3"

@@ -148,8 +148,8 @@ class Receiver:
 class ThreadDispatcher:
     """A Dispatcher on its own event loop in a thread (fast to start, in-process)."""
 
-    def __init__(self, db_url: str, settings: WebhookSettings | None = None, name: str = "test") -> None:
-        self.dispatcher = Dispatcher(db_url, settings or fast_settings(), name=name)
+    def __init__(self, db_url: str, settings: WebhookSettings | None = None, name: str = "test", **kwargs) -> None:
+        self.dispatcher = Dispatcher(db_url, settings or fast_settings(), name=name, **kwargs)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
