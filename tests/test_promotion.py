@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import create_user
+from conftest import add_member, create_user
 from typer.testing import CliRunner
 from versioning_helpers import content, events, refused, rpc, save
 
@@ -388,7 +388,7 @@ def pipeline(conn, org_id) -> list[str]:
 
 def second_admin(conn, world):
     world.users["admin2"] = create_user(conn, "admin2@example.test")
-    rpc(conn, world["admin"], "select cfg.add_member(%s, %s, 'admin')", (world.org_a, world["admin2"].email))
+    add_member(conn, world["admin"], world.org_a, world["admin2"], "admin")
     return world["admin2"]
 
 

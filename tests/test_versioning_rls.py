@@ -9,7 +9,7 @@ import json
 
 import psycopg
 import pytest
-from conftest import create_user
+from conftest import add_member, create_user
 from psycopg.types.json import Jsonb
 from versioning_helpers import content, rpc, save, version_id
 
@@ -67,7 +67,7 @@ def busy(conn, world):
     # Pipeline changes: org A has a second admin, so its request stays pending; org B's
     # only admin moves prod to the free position 5, applied at once.
     world.users["admin2"] = create_user(conn, "admin2@example.test")
-    rpc(conn, world["admin"], "select cfg.add_member(%s, %s, 'admin')", (world.org_a, world["admin2"].email))
+    add_member(conn, world["admin"], world.org_a, world["admin2"], "admin")
     off = '{"requires_approval": false}'
     world.env_change = rpc(conn, world["admin"], REQUEST_CHANGE, (world.org_a, "prod", off))["id"]
     moved = rpc(conn, world["other_admin"], REQUEST_CHANGE, (world.org_b, "prod", '{"position": 5}'))
