@@ -361,11 +361,14 @@ declare
     created cfg.orgs;
 begin
     created := cfg_private.found_org(create_org.name, create_org.slug);
+    -- One statement each, in pipeline order: an environment goes after the last one
+    -- (cfg_private.guard_environment_change checks each statement's rows together).
     insert into cfg.environments (org_id, name, slug, position, requires_approval)
-    values
-        (created.id, 'Development', 'dev', 0, false),
-        (created.id, 'Staging', 'staging', 1, false),
-        (created.id, 'Production', 'prod', 2, true);
+    values (created.id, 'Development', 'dev', 0, false);
+    insert into cfg.environments (org_id, name, slug, position, requires_approval)
+    values (created.id, 'Staging', 'staging', 1, false);
+    insert into cfg.environments (org_id, name, slug, position, requires_approval)
+    values (created.id, 'Production', 'prod', 2, true);
     return created;
 end
 $$;

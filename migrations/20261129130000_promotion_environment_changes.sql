@@ -19,9 +19,10 @@ create table cfg.environment_change_requests (
     before jsonb not null,
     reason text not null default '',
     status text not null default 'pending',
-    requested_by uuid references auth.users (id) on delete set null,
+    -- Who-did-what ids are plain values: Supabase Auth must be able to delete the user.
+    requested_by uuid,
     requested_by_email text,
-    decided_by uuid references auth.users (id) on delete set null,
+    decided_by uuid,
     decided_by_email text,
     decided_at timestamptz,
     decision_comment text,

@@ -175,7 +175,9 @@ def test_splinter_0028_0029_no_security_definer_function_is_executable_in_expose
         join pg_namespace n on p.pronamespace = n.oid
         where p.prosecdef
           and has_function_privilege(%s, p.oid, 'EXECUTE')
-          and n.nspname = any(array(select trim(unnest(string_to_array(current_setting('pgrst.db_schemas', 't'), ',')))))
+          and n.nspname = any(array(
+              select trim(unnest(string_to_array(current_setting('pgrst.db_schemas', 't'), ',')))
+          ))
           and n.nspname not in ('auth', 'cron', 'extensions', 'graphql', 'graphql_public', 'information_schema',
                                 'net', 'pgsodium', 'pgsodium_masks', 'pg_catalog', 'realtime', 'storage',
                                 'supabase_functions', 'supabase_migrations', 'vault')
