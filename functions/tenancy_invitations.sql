@@ -292,7 +292,8 @@ revoke execute on function cfg_private.invitation_event() from public, anon, aut
 
 create or replace trigger touch_row before insert or update on cfg.org_invitations
 for each row execute function cfg_private.touch_row();
+-- Only admins read invitations (invitees their own), so only admins read their audit.
 create or replace trigger audit after insert or update or delete on cfg.org_invitations
-for each row execute function cfg_private.audit_row();
+for each row execute function cfg_private.audit_row('@admin');
 create or replace trigger emit_event after insert or update on cfg.org_invitations
 for each row execute function cfg_private.invitation_event();

@@ -430,7 +430,7 @@ def test_audit_rows_of_admin_only_tables_are_read_by_admins_only(conn, world):
     with acting_as(conn, world["service"]) as cur:
         cur.execute("insert into cfg.webhook_allowed_hosts (org_id, host) values (%s, 'hooks.internal')",
                     (world.org_a,))
-    admin_only = ("webhook_endpoints", "webhook_allowed_hosts")
+    admin_only = ("webhook_endpoints", "webhook_allowed_hosts", "org_invitations")
     seen_by = {}
     for name in ("editor", "admin"):
         with acting_as(conn, world[name]) as cur:
