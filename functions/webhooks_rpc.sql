@@ -16,6 +16,10 @@ declare
     found uuid;
 begin
     select e.org_id into found from cfg.webhook_endpoints as e where e.id = webhook_endpoint_org.endpoint_id;
+    -- Another org's endpoint is not found, exactly like a missing one.
+    if not cfg_private.is_service() and cfg_private.org_role(found) is null then
+        found := null;
+    end if;
     if found is null then
         raise exception 'webhook endpoint not found'
             using errcode = 'PT404', detail = jsonb_build_object('endpoint_id', endpoint_id)::text;
@@ -165,8 +169,12 @@ as $$
 declare
     found uuid;
 begin
-    select d.endpoint_id into found from cfg_private.webhook_deliveries as d
-    where d.id = webhook_delivery_endpoint.delivery_id;
+    select d.endpoint_id into found
+    from cfg_private.webhook_deliveries as d
+    join cfg.webhook_endpoints as e on e.id = d.endpoint_id
+    where d.id = webhook_delivery_endpoint.delivery_id
+        -- Another org's delivery is not found, exactly like a missing one.
+        and (cfg_private.is_service() or cfg_private.org_role(e.org_id) is not null);
     if found is null then
         raise exception 'webhook delivery not found'
             using errcode = 'PT404', detail = jsonb_build_object('delivery_id', delivery_id)::text;
