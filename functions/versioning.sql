@@ -1443,21 +1443,25 @@ end
 $$;
 revoke execute on function cfg_private.guard_versioned_write() from public, anon, authenticated, service_role;
 
-create or replace trigger guard_versioned_write before insert or update or delete on cfg.config_sections
-for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
-execute function cfg_private.guard_versioned_write();
-create or replace trigger guard_versioned_write before insert or update or delete on cfg.config_entries
-for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
-execute function cfg_private.guard_versioned_write();
-create or replace trigger guard_versioned_write before insert or update or delete on cfg.entry_secrets
-for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
-execute function cfg_private.guard_versioned_write();
-create or replace trigger guard_versioned_write before insert or update or delete on cfg.deployments
-for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
-execute function cfg_private.guard_versioned_write();
-create or replace trigger guard_versioned_write before insert or update or delete on cfg.deployment_history
-for each statement when (current_setting('cfgctl.versioned_write', true) = 'on')
-execute function cfg_private.guard_versioned_write();
+-- Every table with a trigger that reads the flag (tests/test_write_path_hardening.py
+-- checks none is missed).
+do $guard$
+declare
+    guarded regclass;
+begin
+    foreach guarded in array array[
+        'cfg.config_sections', 'cfg.config_entries', 'cfg.entry_secrets', 'cfg.deployments',
+        'cfg.deployment_history'
+    ]::regclass [] loop
+        execute format(
+            'create or replace trigger guard_versioned_write before insert or update or delete on %s '
+            'for each statement when (current_setting(''cfgctl.versioned_write'', true) = ''on'') '
+            'execute function cfg_private.guard_versioned_write()',
+            guarded
+        );
+    end loop;
+end
+$guard$;
 
 -- Marks of finished transactions are never read again (pg_cron, hourly).
 create or replace function cfg_private.purge_transaction_marks()

@@ -253,3 +253,21 @@ def test_a_thousand_sections_save_in_linear_time(conn, world):
     assert elapsed < 3, elapsed
     assert len(rpc(conn, world["viewer"], "select cfg.get_config(%s) as c", (world.automation_a,))["c"]["content"]
                ["sections"]) == 1000
+
+
+def test_every_table_whose_triggers_read_the_flag_is_guarded(conn):
+    """A trigger that skips rows when cfgctl.versioned_write is on must sit on a table
+    where the guard switches a client's own setting off first."""
+    unguarded = conn.execute(
+        """
+        select distinct t.tgrelid::regclass::text as tbl
+        from pg_trigger t
+        where pg_get_triggerdef(t.oid) like '%cfgctl.versioned_write%'
+          and t.tgname <> 'guard_versioned_write'
+          and not exists (select 1 from pg_trigger g
+                          where g.tgrelid = t.tgrelid and g.tgname = 'guard_versioned_write')
+        """
+    ).fetchall()
+    assert unguarded == []
+    guarded = conn.execute("select count(*) as n from pg_trigger where tgname = 'guard_versioned_write'").fetchone()
+    assert guarded["n"] == 5
