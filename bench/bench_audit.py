@@ -31,7 +31,7 @@ select '00000000-0000-4000-b000-000000000001', '00000000-0000-4000-c000-00000000
 from generate_series(1, 100) k;
 set session_replication_role = origin;
 -- This measures the audit trigger alone: direct writes are also versioned at commit
--- (functions/versioning.sql), which bench_versioning.py measures.
+-- (functions/42_versioning_direct.sql), which bench_versioning.py measures.
 alter table cfg.config_entries disable trigger version_direct_write;
 """
 

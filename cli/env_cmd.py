@@ -191,7 +191,7 @@ def env_status(
 
 
 # =============================================================================
-# Pipeline changes: the two-person rule (functions/tenancy_pipeline.sql)
+# Pipeline changes: the two-person rule (functions/22_tenancy_pipeline.sql)
 # =============================================================================
 
 ChangeId = Annotated[str, typer.Argument(help="The change request's id (see `cfgctl env changes`).")]

@@ -24,7 +24,7 @@ for select to authenticated
 using (org_id in (select cfg_private.orgs_with_role('viewer')));
 
 -- No insert policy: people join by accepting an invitation (or by creating the org),
--- never because an admin wrote a row (functions/tenancy_invitations.sql).
+-- never because an admin wrote a row (functions/21_tenancy_invitations.sql).
 drop policy if exists "admins add members" on cfg.org_members;
 
 drop policy if exists "admins change roles" on cfg.org_members;

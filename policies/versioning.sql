@@ -24,7 +24,7 @@ create policy "members read promotion requests" on cfg.promotion_requests
 for select to authenticated
 using (org_id in (select cfg_private.orgs_with_role('viewer')));
 
--- Pipeline change requests (functions/tenancy_pipeline.sql): members read;
+-- Pipeline change requests (functions/22_tenancy_pipeline.sql): members read;
 -- only the request/approve/reject RPCs write them.
 drop policy if exists "members read environment change requests" on cfg.environment_change_requests;
 create policy "members read environment change requests" on cfg.environment_change_requests

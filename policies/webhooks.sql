@@ -2,7 +2,7 @@
 -- Webhooks: endpoints are managed by admins only (URLs often carry tokens);
 -- the host allowlist is readable by admins and written by the operator
 -- (service role). Secrets, the queue and the delivery log live in cfg_private
--- and are reached through RPCs (functions/webhooks.sql).
+-- and are reached through RPCs (functions/60_webhooks.sql).
 -- =============================================================================
 
 drop policy if exists "admins read webhook endpoints" on cfg.webhook_endpoints;

@@ -292,7 +292,7 @@ def test_a_confirmed_preview_promotes_only_the_version_it_showed(conn, staged):
 # Issue 8: invoker RPCs with role-checking definer helpers; the two-person rule.
 # =============================================================================
 
-FUNCTION_FILES = ("functions/promotion.sql", "functions/tenancy_pipeline.sql")
+FUNCTION_FILES = ("functions/50_promotion.sql", "functions/22_tenancy_pipeline.sql")
 # Called only by other security definer functions (as their owner), or triggers: no API role.
 INTERNAL = {"request_for", "require_request_status", "apply_request", "apply_environment_change",
             "pending_environment_change", "guard_environment_change"}

@@ -209,3 +209,49 @@ def test_no_extension_in_public(conn, pg_cluster):
         assert cron_db.execute(
             "select extnamespace::regnamespace::text from pg_extension where extname = 'pg_cron'"
         ).fetchone() == ("pg_catalog",)
+
+
+# =============================================================================
+# Function files: one concept each, loaded in dependency order (issue 9)
+# =============================================================================
+
+FUNCTION_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "functions"
+
+
+def test_function_files_load_in_dependency_order():
+    """Files load in name order (NN_ prefixes). Each may call only functions defined in
+    itself or in a file before it: plpgsql binds names late, so a wrong order would
+    work on an upgraded database and fail on a fresh one, or the other way round."""
+    import re
+
+    files = sorted(FUNCTION_DIR.glob("*.sql"))
+    assert all(re.match(r"^\d\d_[a-z_]+\.sql$", f.name) for f in files), [f.name for f in files]
+    defined_in: dict[str, int] = {}
+    for index, f in enumerate(files):
+        for name in re.findall(r"create or replace function (cfg(?:_private)?\.\w+)\(", f.read_text()):
+            defined_in.setdefault(name, index)
+    late = []
+    for index, f in enumerate(files):
+        # Calls only: comments and string literals (hints, messages) left out.
+        text = re.sub(r"'(?:[^']|'')*'", "''", re.sub(r"--[^\n]*", "", f.read_text()))
+        for name in set(re.findall(r"\b(cfg(?:_private)?\.\w+)\(", text)):
+            if name in defined_in and defined_in[name] > index:
+                late.append(f"{f.name} calls {name}, defined later in {files[defined_in[name]].name}")
+    assert late == []
+
+
+def test_function_files_stay_short():
+    long = {f.name: n for f in FUNCTION_DIR.glob("*.sql") if (n := len(f.read_text().splitlines())) > 550}
+    assert long == {}
+
+
+def test_function_files_hold_no_schema_grants_or_drops():
+    """Schema-level grants and drops of replaced functions live only in migrations."""
+    import re
+
+    offenders = [
+        f"{f.name}: {m}" for f in FUNCTION_DIR.glob("*.sql")
+        for m in re.findall(r"^(?:grant usage on schema.*|drop function.*|alter default privileges.*)$",
+                            f.read_text(), re.MULTILINE)
+    ]
+    assert offenders == []

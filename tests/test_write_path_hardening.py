@@ -271,3 +271,18 @@ def test_every_table_whose_triggers_read_the_flag_is_guarded(conn):
     assert unguarded == []
     guarded = conn.execute("select count(*) as n from pg_trigger where tgname = 'guard_versioned_write'").fetchone()
     assert guarded["n"] == 5
+
+
+def test_every_copy_of_the_versioned_write_condition_is_identical(conn):
+    """The condition is inlined in each trigger's WHEN clause for speed (a function call
+    per written row cost a tenth of a save): every copy must say the same."""
+    rows = conn.execute(
+        """
+        select t.tgrelid::regclass::text || '.' || t.tgname as name,
+               substring(pg_get_triggerdef(t.oid) from 'WHEN \\((.*)\\) EXECUTE') as condition
+        from pg_trigger t
+        where pg_get_triggerdef(t.oid) like '%cfgctl.versioned_write%' and t.tgname <> 'guard_versioned_write'
+        """
+    ).fetchall()
+    assert len(rows) >= 9
+    assert len({r["condition"] for r in rows}) == 1, rows

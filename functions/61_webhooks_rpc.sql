@@ -1,35 +1,8 @@
--- Webhooks, the RPCs admins call (supabase.rpc / cfgctl webhook). See functions/webhooks.sql.
+-- Webhooks, the RPCs admins call (supabase.rpc / cfgctl webhook). See functions/60_webhooks.sql.
 
 -- =============================================================================
 -- RPCs for admins (and the service role)
 -- =============================================================================
-
--- The org of an endpoint, after checking the caller is an admin there (PT404 for
--- an endpoint the caller cannot see, PT403 for a member below admin).
--- security definer: it must find the endpoint to tell the two apart.
-create or replace function cfg_private.webhook_endpoint_org(endpoint_id uuid, action text)
-returns uuid
-language plpgsql stable security definer
-set search_path = ''
-as $$
-declare
-    found uuid;
-begin
-    select e.org_id into found from cfg.webhook_endpoints as e where e.id = webhook_endpoint_org.endpoint_id;
-    -- Another org's endpoint is not found, exactly like a missing one.
-    if not cfg_private.is_service() and cfg_private.org_role(found) is null then
-        found := null;
-    end if;
-    if found is null then
-        raise exception 'webhook endpoint not found'
-            using errcode = 'PT404', detail = jsonb_build_object('endpoint_id', endpoint_id)::text;
-    end if;
-    perform cfg_private.require_role(found, 'admin', action);
-    return found;
-end
-$$;
-revoke execute on function cfg_private.webhook_endpoint_org(uuid, text) from public, anon;
-grant execute on function cfg_private.webhook_endpoint_org(uuid, text) to authenticated, service_role;
 
 -- Creates an endpoint (under the caller's RLS; the endpoint trigger validates it and
 -- creates its secret) and returns it with its signing secret, shown this once.
@@ -157,34 +130,6 @@ end
 $$;
 revoke execute on function cfg_private.require_enabled_endpoint(uuid) from public, anon;
 grant execute on function cfg_private.require_enabled_endpoint(uuid) to authenticated, service_role;
-
--- The endpoint of a delivery, after checking the caller is an admin of its org (PT404
--- for a delivery the caller cannot see, PT403 below admin).
--- security definer: the queue lives in cfg_private.
-create or replace function cfg_private.webhook_delivery_endpoint(delivery_id bigint, action text)
-returns uuid
-language plpgsql stable security definer
-set search_path = ''
-as $$
-declare
-    found uuid;
-begin
-    select d.endpoint_id into found
-    from cfg_private.webhook_deliveries as d
-    join cfg.webhook_endpoints as e on e.id = d.endpoint_id
-    where d.id = webhook_delivery_endpoint.delivery_id
-        -- Another org's delivery is not found, exactly like a missing one.
-        and (cfg_private.is_service() or cfg_private.org_role(e.org_id) is not null);
-    if found is null then
-        raise exception 'webhook delivery not found'
-            using errcode = 'PT404', detail = jsonb_build_object('delivery_id', delivery_id)::text;
-    end if;
-    perform cfg_private.webhook_endpoint_org(found, action);
-    return found;
-end
-$$;
-revoke execute on function cfg_private.webhook_delivery_endpoint(bigint, text) from public, anon;
-grant execute on function cfg_private.webhook_delivery_endpoint(bigint, text) to authenticated, service_role;
 
 -- Puts deliveries back in the queue, due now with a fresh retry schedule: one finished
 -- delivery (delivery_id), or every failed or cancelled one of endpoint_id created since

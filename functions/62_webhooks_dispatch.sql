@@ -1,4 +1,4 @@
--- Webhooks, the dispatcher's functions (service role only). See functions/webhooks.sql.
+-- Webhooks, the dispatcher's functions (service role only). See functions/60_webhooks.sql.
 
 -- =============================================================================
 -- The dispatcher's side (service role): claim due deliveries, record attempts.

@@ -127,7 +127,7 @@ for each row execute function cfg_private.audit_row();
 create or replace trigger audit after insert or update or delete on cfg.automations
 for each row execute function cfg_private.audit_row();
 -- Sections, entries and secret values written by cfg.save_config / cfg.rollback are
--- recorded by the config_versions row they produce (functions/versioning.sql), so
+-- recorded by the config_versions row they produce (functions/40_versioning_write.sql), so
 -- those writes are not audited row by row. The flag alone is not enough: an API role
 -- that sets cfgctl.versioned_write itself is still audited (and versioned), because
 -- the RPCs write as the owner of their security-definer functions, and before each

@@ -1,151 +1,12 @@
 -- =============================================================================
--- Tenancy: role helpers for policies, row stamping, org and member RPCs,
--- the custom access token hook.
+-- Tenancy: the stamping and rules of orgs, members and automations, org and member
+-- RPCs, the custom access token hook. Role helpers: 00_access.sql; the shared row
+-- stamping functions: 05_tables.sql.
 -- =============================================================================
-
--- Orgs where the current user holds at least min_role. Policies call it as
--- `org_id in (select cfg_private.orgs_with_role('editor'))` so it runs once per
--- statement (an init plan), not once per row.
--- security definer: it reads cfg.org_members, whose own policies call it.
-create or replace function cfg_private.orgs_with_role(min_role cfg.org_role)
-returns setof uuid
-language sql stable security definer
-set search_path = ''
-as $$
-    select m.org_id
-    from cfg.org_members as m
-    where m.user_id = (select auth.uid()) and m.role >= min_role
-$$;
-revoke execute on function cfg_private.orgs_with_role(cfg.org_role) from public, anon;
-grant usage on schema cfg_private to authenticated;
-grant execute on function cfg_private.orgs_with_role(cfg.org_role) to authenticated, service_role;
-
--- The current user's role in one org, or null. security definer for the same reason.
--- plpgsql: PostgreSQL 15 would plan a sql function's query on every call.
-create or replace function cfg_private.org_role(org_id uuid)
-returns cfg.org_role
-language plpgsql stable security definer
-set search_path = ''
-as $$
-begin
-    return (
-        select m.role
-        from cfg.org_members as m
-        where m.org_id = org_role.org_id and m.user_id = (select auth.uid())
-    );
-end
-$$;
-revoke execute on function cfg_private.org_role(uuid) from public, anon;
-grant execute on function cfg_private.org_role(uuid) to authenticated, service_role;
-
--- True when acting with the service key: the role the transaction runs as (PostgREST
--- sets it from the verified JWT), also inside a security definer function, where
--- current_user is the owner. Not the role claim: a setting is cheaper to read than
--- claims are to parse, and it is what the database enforces.
-create or replace function cfg_private.is_service()
-returns boolean
-language plpgsql stable
-set search_path = ''
-as $$
-begin
-    return current_user = 'service_role' or current_setting('role', true) = 'service_role';
-end
-$$;
-revoke execute on function cfg_private.is_service() from public, anon;
-grant execute on function cfg_private.is_service() to authenticated, service_role;
-
--- Raise PT403 unless the caller holds min_role in org_id (service_role always passes).
--- Also PT404 when the caller cannot see the org at all, so ids of other orgs leak nothing.
-create or replace function cfg_private.require_role(org_id uuid, min_role cfg.org_role, action text)
-returns void
-language plpgsql stable
-set search_path = ''
-as $$
-declare
-    actual cfg.org_role;
-begin
-    if cfg_private.is_service() then
-        -- The service key skips the role check, not the existence check.
-        if not exists (select 1 from cfg.orgs as o where o.id = require_role.org_id) then
-            raise exception 'organisation not found'
-                using errcode = 'PT404',
-                      detail = jsonb_build_object('org_id', org_id)::text;
-        end if;
-        return;
-    end if;
-    actual := cfg_private.org_role(org_id);
-    if actual is null then
-        raise exception 'organisation not found'
-            using errcode = 'PT404',
-                  detail = jsonb_build_object('org_id', org_id)::text;
-    end if;
-    if actual < min_role then
-        raise exception '% requires the % role; you are %', action, min_role, actual
-            using errcode = 'PT403',
-                  detail = jsonb_build_object(
-                      'org_id', org_id, 'required_role', min_role, 'role', actual
-                  )::text;
-    end if;
-end
-$$;
-revoke execute on function cfg_private.require_role(uuid, cfg.org_role, text) from public, anon;
-grant execute on function cfg_private.require_role(uuid, cfg.org_role, text) to authenticated, service_role;
 
 -- =============================================================================
 -- Row stamping
 -- =============================================================================
-
--- updated_at on every write; org_id can never move a row to another tenant.
--- For every table with an org_id (columns read directly: this runs on every write).
-create or replace function cfg_private.touch_row()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-    if tg_op = 'UPDATE' and new.org_id is distinct from old.org_id then
-        raise exception 'org_id cannot be changed'
-            using errcode = 'PT422',
-                  detail = jsonb_build_object('table', tg_table_name)::text;
-    end if;
-    new.updated_at := now();
-    return new;
-end
-$$;
-revoke execute on function cfg_private.touch_row() from public, anon, authenticated, service_role;
-
--- updated_at for cfg.orgs, the one table whose tenant key is its own id.
-create or replace function cfg_private.touch_updated_at()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-    new.updated_at := now();
-    return new;
-end
-$$;
-revoke execute on function cfg_private.touch_updated_at() from public, anon, authenticated, service_role;
-
--- created_by/updated_by come from the JWT, never from the client.
-create or replace function cfg_private.stamp_author()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-declare
-    actor uuid := (select auth.uid());
-begin
-    if tg_op = 'INSERT' then
-        new.created_by := coalesce(actor, new.created_by);
-    else
-        new.created_by := old.created_by;
-    end if;
-    new.updated_by := coalesce(actor, new.updated_by);
-    return new;
-end
-$$;
-revoke execute on function cfg_private.stamp_author() from public, anon, authenticated, service_role;
 
 -- cfg.orgs.created_by comes from the JWT (cfg.create_org) and never changes after.
 create or replace function cfg_private.stamp_org_creator()
@@ -201,7 +62,7 @@ create or replace trigger stamp_author before insert or update on cfg.automation
 for each row execute function cfg_private.stamp_author();
 -- Sections and entries written by cfg.save_config / cfg.rollback stamp updated_at
 -- themselves and never move org_id: a save rewrites many rows, each a trigger call.
--- The WHEN clause is the versioned-write test explained in functions/audit.sql.
+-- The WHEN clause is the versioned-write test explained in functions/10_audit.sql.
 create or replace trigger touch_row before insert or update on cfg.config_sections
 for each row when (
     current_setting('cfgctl.versioned_write', true) is distinct from 'on'
@@ -375,29 +236,6 @@ $$;
 revoke execute on function cfg.create_org(text, text) from public, anon;
 grant execute on function cfg.create_org(text, text) to authenticated, service_role;
 
--- The member row of (org_id, user_id) after checking the caller is an admin there.
-create or replace function cfg_private.member_for_admin(org_id uuid, user_id uuid, action text)
-returns cfg.org_members
-language plpgsql
-set search_path = ''
-as $$
-declare
-    found cfg.org_members;
-begin
-    perform cfg_private.require_role(member_for_admin.org_id, 'admin', action);
-    select * into found from cfg.org_members as m
-    where m.org_id = member_for_admin.org_id and m.user_id = member_for_admin.user_id;
-    if found.id is null then
-        raise exception 'user is not a member of this organisation'
-            using errcode = 'PT404',
-                  detail = jsonb_build_object('org_id', org_id, 'user_id', user_id)::text;
-    end if;
-    return found;
-end
-$$;
-revoke execute on function cfg_private.member_for_admin(uuid, uuid, text) from public, anon;
-grant execute on function cfg_private.member_for_admin(uuid, uuid, text) to authenticated, service_role;
-
 create or replace function cfg.set_member_role(org_id uuid, user_id uuid, role cfg.org_role)
 returns cfg.org_members
 language plpgsql
@@ -439,15 +277,8 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-    target cfg.automations;
+    target cfg.automations := cfg_private.automation_for(automation_id, 'admin', 'deleting automations');
 begin
-    select * into target from cfg.automations as a where a.id = delete_automation.automation_id;
-    if target.id is null then
-        raise exception 'automation not found'
-            using errcode = 'PT404',
-                  detail = jsonb_build_object('automation_id', automation_id)::text;
-    end if;
-    perform cfg_private.require_role(target.org_id, 'admin', 'deleting automations');
     delete from cfg.automations as a where a.id = target.id;
     return target;
 end
@@ -480,7 +311,6 @@ begin
     );
 end
 $$;
-grant usage on schema cfg_private to supabase_auth_admin;
 revoke execute on function cfg_private.custom_access_token_hook(jsonb) from public, anon, authenticated, service_role;
 grant execute on function cfg_private.custom_access_token_hook(jsonb) to supabase_auth_admin;
 

@@ -7,8 +7,8 @@
 -- With no other admin the request is applied at once, and says so. Tightening
 -- (approval on, a new environment at the end, a new display name) needs nobody; the
 -- slug of an environment that requires approval does not change.
--- Table: migrations/20261129130000_promotion_environment_changes.sql. Loaded after
--- tenancy.sql (its triggers use touch_row); promotion itself: functions/promotion.sql.
+-- Table: migrations/20261129130000_promotion_environment_changes.sql. Promotion
+-- itself: functions/50_promotion.sql.
 -- =============================================================================
 
 -- PT422 unless change is exactly one of {"requires_approval": false},

@@ -3,60 +3,13 @@
 -- step along the pipeline (dev -> staging -> prod); admins may skip a step with a
 -- reason. Environments with requires_approval get a request that an admin who is
 -- not the requester approves (pending -> approved -> applied) or rejects.
--- Tables: migrations/20261125200000_versioning.sql. Helpers: functions/versioning.sql.
+-- Tables: migrations/20261125200000_versioning.sql. Helpers: functions/00_access.sql, 30_content.sql, 40_versioning_write.sql.
 --
 -- The RPCs in cfg are security invoker (Supabase lint 0029). What API roles cannot
 -- write themselves (deployments, requests, events) is done by one security definer
 -- helper in cfg_private per RPC, which checks the caller's role itself first: each
 -- is callable on its own and trusts none of its caller's checks.
 -- =============================================================================
-
--- An environment of org_id by slug; PT404 names the ones that exist. Another org's
--- environment answers exactly like one that does not exist (no list either).
--- security invoker: members read their org's environments under RLS.
-create or replace function cfg_private.environment_by_slug(org_id uuid, slug text)
-returns cfg.environments
-language plpgsql stable
-set search_path = ''
-as $$
-declare
-    visible boolean := cfg_private.is_service() or cfg_private.org_role(environment_by_slug.org_id) is not null;
-    found cfg.environments;
-begin
-    if visible then
-        select * into found from cfg.environments as e
-        where e.org_id = environment_by_slug.org_id and e.slug = environment_by_slug.slug;
-    end if;
-    if found.id is null then
-        raise exception 'environment % does not exist', coalesce(quote_literal(slug), 'null')
-            using errcode = 'PT404',
-                  detail = jsonb_build_object(
-                      'environment', slug,
-                      'available', case when visible then (
-                          select jsonb_agg(e.slug order by e.position)
-                          from cfg.environments as e where e.org_id = environment_by_slug.org_id
-                      ) end
-                  )::text;
-    end if;
-    return found;
-end
-$$;
-revoke execute on function cfg_private.environment_by_slug(uuid, text) from public, anon;
-grant execute on function cfg_private.environment_by_slug(uuid, text) to authenticated, service_role;
-
--- True when the caller may act as an admin of org_id (service_role included).
-create or replace function cfg_private.is_admin_of(org_id uuid)
-returns boolean
-language plpgsql stable
-set search_path = ''
-as $$
-begin
-    return cfg_private.is_service()
-        or coalesce(cfg_private.org_role(org_id) = 'admin', false);
-end
-$$;
-revoke execute on function cfg_private.is_admin_of(uuid) from public, anon;
-grant execute on function cfg_private.is_admin_of(uuid) to authenticated, service_role;
 
 -- Checks a promotion and finds what it moves: the caller must be an editor (an
 -- admin with a reason to skip steps), the target after the source, a version
@@ -260,8 +213,6 @@ to authenticated, service_role;
 -- an admin may skip steps by giving a reason. expected_version, when given, must be
 -- the version the source runs (so a confirmed preview promotes what it showed).
 -- security invoker: reads under the caller's RLS; the write is confirm_promotion's.
--- The six-argument form of an earlier draft, replaced by the one below.
-drop function if exists cfg.promote(uuid, text, text, boolean, text, text);
 create or replace function cfg.promote(
     automation_id uuid,
     from_env text,
@@ -312,33 +263,6 @@ end
 $$;
 revoke execute on function cfg.promote(uuid, text, text, boolean, text, text, integer) from public, anon;
 grant execute on function cfg.promote(uuid, text, text, boolean, text, text, integer) to authenticated, service_role;
-
--- The request, checked for the caller's role (PT404 when they cannot see it) and
--- locked together with its automation. security definer: called only by the
--- definer helpers below, which API roles reach through the cfg RPCs.
-create or replace function cfg_private.request_for(request_id uuid, min_role cfg.org_role, action text)
-returns cfg.promotion_requests
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-    found cfg.promotion_requests;
-begin
-    select * into found from cfg.promotion_requests as r where r.id = request_for.request_id;
-    if found.id is null or (
-        not cfg_private.is_service()
-        and cfg_private.org_role(found.org_id) is null
-    ) then
-        raise exception 'promotion request not found'
-            using errcode = 'PT404', detail = jsonb_build_object('request_id', request_id)::text;
-    end if;
-    perform cfg_private.automation_for(found.automation_id, min_role, action, true);
-    select * into found from cfg.promotion_requests as r where r.id = found.id for update;
-    return found;
-end
-$$;
-revoke execute on function cfg_private.request_for(uuid, cfg.org_role, text) from public, anon, authenticated, service_role;
 
 -- PT409 unless the request is in the expected status.
 create or replace function cfg_private.require_request_status(request cfg.promotion_requests, expected text [])
