@@ -523,3 +523,12 @@ def test_privileged_helpers_check_the_caller_themselves(conn, world, endpoint):
         cur.execute("select cfg.set_webhook_endpoint_enabled(%s, false)", (endpoint["id"],))
     for sql, params in calls[1:2] + calls[5:]:
         assert outcome(conn, world["admin"], sql, params) == ("error", "PT409"), sql
+
+
+def test_an_event_type_no_migration_registered_cannot_be_emitted(conn, world):
+    """The outbox references the type catalogue: a typo in a trigger fails loudly
+    instead of emitting events no webhook filter can name."""
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("select cfg_private.emit_event(%s, 'config.savde', 'config_version', null, null, '{}', null)",
+                     (world.org_a,))
+    conn.rollback()
