@@ -4,7 +4,9 @@
 
 -- Types already in the outbox of an upgraded database, registered so the key holds.
 insert into cfg_private.event_types (type, description)
-select distinct e.type, 'registered when the outbox started referencing the catalogue'
+select distinct
+    e.type,
+    'registered when the outbox started referencing the catalogue' as description
 from cfg_private.events as e
 on conflict (type) do nothing;
 
