@@ -416,7 +416,7 @@ begin
                   'message', head.message,
                   'changed_keys', case when base is not null then cfg_private.changed_keys(base, head.content) end
               )::text,
-              hint = 'Reload, or merge your changes with cfg.merge_config(base_version, theirs_version, mine).';
+              hint = 'Reload, or merge your changes with cfg.merge_config(base_version_id, theirs_version_id, mine).';
 end
 $$;
 revoke execute on function cfg_private.require_current_version(uuid, integer) from public, anon;

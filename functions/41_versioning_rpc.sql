@@ -181,7 +181,7 @@ grant execute on function cfg.config_history(uuid, integer, integer) to authenti
 -- Structured diff between two versions (by id) of the same automation: entry
 -- changes per section and key with old and new values; secrets show as changed,
 -- never with a value. security invoker: RLS decides which versions the caller sees.
-create or replace function cfg.diff_versions(from_version uuid, to_version uuid)
+create or replace function cfg.diff_versions(from_version_id uuid, to_version_id uuid)
 returns jsonb
 language plpgsql stable
 -- JIT compiling these jsonb queries costs far more than running them.
@@ -192,14 +192,14 @@ declare
     a cfg.config_versions;
     b cfg.config_versions;
 begin
-    select * into a from cfg.config_versions as v where v.id = from_version;
-    select * into b from cfg.config_versions as v where v.id = to_version;
+    select * into a from cfg.config_versions as v where v.id = from_version_id;
+    select * into b from cfg.config_versions as v where v.id = to_version_id;
     if a.id is null or b.id is null then
         raise exception 'version not found'
             using errcode = 'PT404',
                   detail = jsonb_build_object(
-                      'from_version', from_version, 'to_version', to_version,
-                      'missing', case when a.id is null then 'from_version' else 'to_version' end
+                      'from_version_id', from_version_id, 'to_version_id', to_version_id,
+                      'missing', case when a.id is null then 'from_version_id' else 'to_version_id' end
                   )::text;
     end if;
     if a.automation_id <> b.automation_id then
@@ -236,13 +236,13 @@ $$;
 revoke execute on function cfg_private.editor_snapshot(uuid, jsonb) from public, anon;
 grant execute on function cfg_private.editor_snapshot(uuid, jsonb) to authenticated, service_role;
 
--- Three-way merge of mine (content, as save_config takes it) with theirs_version,
--- both descending from base_version. Returns {"merged": content, "conflicts": [...]}
+-- Three-way merge of mine (content, as save_config takes it) with theirs_version_id,
+-- both descending from base_version_id. Returns {"merged": content, "conflicts": [...]}
 -- where a conflict is a key both sides changed differently; merged keeps mine there.
 -- Save merged with expected_version = theirs' number.
 -- security invoker: RLS decides which versions the caller sees, so another org's
 -- version is "not found" like a missing one, before anything else is said.
-create or replace function cfg.merge_config(base_version uuid, theirs_version uuid, mine jsonb)
+create or replace function cfg.merge_config(base_version_id uuid, theirs_version_id uuid, mine jsonb)
 returns jsonb
 language plpgsql stable
 -- JIT compiling these jsonb queries costs far more than running them.
@@ -255,12 +255,12 @@ declare
     mine_snapshot jsonb;
     result jsonb;
 begin
-    select * into base from cfg.config_versions as v where v.id = base_version;
-    select * into theirs from cfg.config_versions as v where v.id = theirs_version;
+    select * into base from cfg.config_versions as v where v.id = base_version_id;
+    select * into theirs from cfg.config_versions as v where v.id = theirs_version_id;
     if base.id is null or theirs.id is null then
         raise exception 'version not found'
             using errcode = 'PT404',
-                  detail = jsonb_build_object('base_version', base_version, 'theirs_version', theirs_version)::text;
+                  detail = jsonb_build_object('base_version_id', base_version_id, 'theirs_version_id', theirs_version_id)::text;
     end if;
     if base.automation_id <> theirs.automation_id then
         raise exception 'base and theirs belong to different automations'

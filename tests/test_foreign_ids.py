@@ -117,7 +117,7 @@ def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
     with_ids = conn.execute(
         "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
         "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
-        "'invitation_id', 'environment_id', 'base_version', 'from_version'] order by 1"
+        "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id'] order by 1"
     ).fetchall()
     conn.commit()
     assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)
