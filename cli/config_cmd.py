@@ -110,14 +110,6 @@ def parse_value(text: str) -> object:
         return text
 
 
-def _save(cur, automation: dict, expected: int, sections: dict, message: str) -> dict:
-    cur.execute(
-        "select cfg.save_config(%s, %s, %s::jsonb, %s) as r",
-        (automation["id"], expected, json.dumps({"sections": sections}), message),
-    )
-    return cur.fetchone()["r"]
-
-
 def _report_save(result: dict, as_json: bool) -> None:
     if as_json:
         print(to_json(result))
@@ -137,35 +129,34 @@ def config_set(
     message: MessageOpt = "", expected: ExpectedOpt = None,
     as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
 ) -> None:
-    """Change some keys and save a new version (editors)."""
+    """Change some keys and save a new version (editors): cfg.patch_config."""
+    set_: dict = {}
+    unset_: dict = {}
+    for item in assignments:
+        target, has_value, raw = item.partition("=")
+        if bool(has_value) == unset:
+            raise CfgError(
+                f"{item!r}: write SECTION.KEY=VALUE" + (" (or use --unset SECTION.KEY)" if not unset else
+                                                       "; --unset takes SECTION.KEY without a value"),
+                "PT422",
+            )
+        if section is not None:
+            name, key = section, target
+        else:
+            name, dot, key = target.partition(".")
+            if not dot:
+                raise CfgError(f"{item!r}: name the section as SECTION.KEY or pass --section", "PT422")
+        if unset:
+            unset_.setdefault(name, []).append(key)
+        else:
+            set_.setdefault(name, {})[key] = {"value": parse_value(raw), "secret": secret}
     with session(as_user, service) as (cur, _):
         automation = resolve_automation(cur, None, ref)
-        got = get_config(cur, automation["id"])
-        sections = got["content"]["sections"]
-        for item in assignments:
-            target, has_value, raw = item.partition("=")
-            if bool(has_value) == unset:
-                raise CfgError(
-                    f"{item!r}: write SECTION.KEY=VALUE" + (" (or use --unset SECTION.KEY)" if not unset else
-                                                           "; --unset takes SECTION.KEY without a value"),
-                    "PT422",
-                )
-            if section is not None:
-                name, key = section, target
-            else:
-                name, dot, key = target.partition(".")
-                if not dot:
-                    raise CfgError(f"{item!r}: name the section as SECTION.KEY or pass --section", "PT422")
-            if unset:
-                if key not in sections.get(name, {}).get("entries", {}):
-                    raise CfgError(f"{name}.{key} does not exist", "PT404")
-                del sections[name]["entries"][key]
-                continue
-            entries = sections.setdefault(name, {"entries": {}}).setdefault("entries", {})
-            description = entries.get(key, {}).get("description", "")
-            entries[key] = {"value": parse_value(raw), "secret": secret, "description": description}
-        result = _save(cur, automation, expected if expected is not None else got["version"], sections,
-                       message or "cfgctl config set")
+        cur.execute(
+            "select cfg.patch_config(%s, %s, %s::jsonb, %s::jsonb, %s) as r",
+            (automation["id"], expected, json.dumps(set_), json.dumps(unset_), message or "cfgctl config set"),
+        )
+        result = cur.fetchone()["r"]
     _report_save(result, as_json)
 
 

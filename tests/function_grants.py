@@ -28,6 +28,7 @@ GRANTS: dict[str, str] = {
     "cfg.list_invitations(uuid)": SIGNED_IN,
     "cfg.list_members(uuid)": SIGNED_IN,
     "cfg.merge_config(uuid,uuid,jsonb)": SIGNED_IN,
+    "cfg.patch_config(uuid,integer,jsonb,jsonb,text)": SIGNED_IN,
     "cfg.promote(uuid,text,text,boolean,text,text,integer)": SIGNED_IN,
     "cfg.reject_environment_change(uuid,text)": SIGNED_IN,
     "cfg.reject_promotion(uuid,text)": SIGNED_IN,

@@ -64,6 +64,7 @@ CALLS = {
     "get_config": ("select cfg.get_config(%s)", ["automation"]),
     "config_history": ("select * from cfg.config_history(%s)", ["automation"]),
     "save_config": ("select cfg.save_config(%s, 2, '{\"sections\": {}}')", ["automation"]),
+    "patch_config": ("select cfg.patch_config(%s, 2, unset => '{\"main\": [\"x\"]}')", ["automation"]),
     "rollback": ("select cfg.rollback(%s, 1)", ["automation"]),
     "diff_versions": ("select cfg.diff_versions(%s, %s)", ["version_1", "version_2"]),
     "merge_config": ("select cfg.merge_config(%s, %s, '{\"sections\": {}}')", ["version_1", "version_2"]),

@@ -557,3 +557,42 @@ def test_a_save_is_audited_by_its_version_row_and_direct_writes_row_by_row(conn,
     ).fetchall()]
     conn.commit()
     assert sorted(tables) == ["config_entries", "config_versions", "deployment_history", "deployments"]
+
+
+# =============================================================================
+# patch_config: key-level changes on top of the current version
+# =============================================================================
+
+PATCH = "select cfg.patch_config(%s, %s, %s::jsonb, %s::jsonb, %s) as r"
+
+
+def test_patch_sets_and_unsets_keys_and_keeps_the_rest(conn, world):
+    a = world.automation_a
+    base = head(conn, a)
+    result = rpc(conn, world["editor"], PATCH, (
+        a, base, json.dumps({"http": {"port": {"value": 9000}}, "new": {"k": {"value": [1, 2]}}}),
+        json.dumps({"http": ["api_key"]}), "patched"))["r"]
+    assert result["created"] and result["version"] == base + 1
+    assert live(conn, a) == {"http": {"port": 9000}, "new": {"k": [1, 2]}}
+    # A secret set without saying so stays secret; its value is never returned.
+    rpc(conn, world["editor"], PATCH, (a, None, json.dumps({"http": {"token": {"value": "t0", "secret": True}}}),
+                                       "{}", ""))
+    rpc(conn, world["editor"], PATCH, (a, None, json.dumps({"http": {"token": {"value": "t1"}}}), "{}", ""))
+    assert live(conn, a)["http"]["token"] == ("secret", "t1")
+
+
+def test_patch_refuses_bad_input_and_stale_versions_changing_nothing(conn, world):
+    a = world.automation_a
+    base = head(conn, a)
+    bad = [
+        ('["port"]', "{}", "PT422"),
+        ('{"http": {"port": 1}}', "{}", "PT422"),
+        ("{}", '{"http": "port"}', "PT422"),
+        ("{}", '{"http": [1]}', "PT422"),
+        ("{}", '{"http": ["no_such_key"]}', "PT404"),
+        ('{"bad name": {"k": {"value": 1}}}', "{}", "PT422"),
+    ]
+    for set_, unset_, code in bad:
+        refused(conn, world["editor"], PATCH, (a, base, set_, unset_, ""), code)
+    refused(conn, world["editor"], PATCH, (a, base - 1, '{"http": {"port": {"value": 1}}}', "{}", ""), "PT409")
+    refused(conn, world["viewer"], PATCH, (a, base, '{"http": {"port": {"value": 1}}}', "{}", ""), "PT403")

@@ -19,7 +19,8 @@ IDENTITIES = ("anon", "viewer", "editor", "admin", "other_admin", "service")
 TABLES = ("config_versions", "deployments", "deployment_history", "promotion_requests",
           "environment_change_requests")
 # Every RPC this module's matrices exercise (tests/test_rls_matrix.py checks coverage).
-RPCS = ("save_config", "rollback", "merge_config", "promote", "diff_versions", "config_history",
+RPCS = ("save_config", "patch_config", "rollback", "merge_config", "promote", "diff_versions",
+        "config_history",
         "get_config", "deployment_status", "approve_promotion", "reject_promotion", "apply_promotion",
         "request_environment_change", "approve_environment_change", "reject_environment_change")
 
@@ -125,6 +126,7 @@ def test_rpc_matrix_writes(conn, busy):
     editors = {"anon": "42501", "viewer": "PT403", "editor": "ok", "admin": "ok", "other_admin": "PT404",
                "service": "ok"}
     _matrix(conn, world, "select cfg.save_config(%s, 3, %s::jsonb)", (a, body), editors)
+    _matrix(conn, world, "select cfg.patch_config(%s, 3, '{\"http\": {\"port\": {\"value\": 2}}}')", (a,), editors)
     _matrix(conn, world, "select cfg.rollback(%s, 1)", (a,), editors)
     v1, v2 = version_id(conn, a, 1), version_id(conn, a, 2)
     _matrix(conn, world, "select cfg.merge_config(%s, %s, %s::jsonb)", (v1, v2, body), editors)
