@@ -103,21 +103,8 @@ def env_requests(
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
         automation_id = resolve_automation(cur, org, automation)["id"] if automation else None
-        cur.execute(
-            """
-            select r.id, a.slug as automation, f.slug as from_env, t.slug as to_env, r.version, r.status,
-                   r.requested_by_email, r.created_at, r.decided_by_email, r.decision_comment,
-                   r.skip_reason, r.message, r.superseded_by, r.applied_at
-            from cfg.promotion_requests r
-            join cfg.automations a on a.id = r.automation_id
-            join cfg.environments f on f.id = r.from_environment_id
-            join cfg.environments t on t.id = r.to_environment_id
-            where r.org_id = %s and (%s::uuid is null or r.automation_id = %s::uuid)
-              and (%s = 'all' or r.status::text = %s)
-            order by r.created_at desc
-            """,
-            (org_row["id"], automation_id, automation_id, status, status),
-        )
+        cur.execute("select * from cfg.list_promotion_requests(%s, %s::cfg.promotion_status, %s)",
+                    (org_row["id"], None if status == "all" else status, automation_id))
         rows = cur.fetchall()
     render(rows, REQUEST_COLUMNS, as_json)
 

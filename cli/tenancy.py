@@ -54,10 +54,7 @@ def org_create(
 def org_list(as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False) -> None:
     """Organisations you belong to, with your role."""
     with session(as_user, service) as (cur, _):
-        cur.execute(
-            "select o.slug, o.name, cfg_private.org_role(o.id) as role, o.id, o.created_at "
-            "from cfg.orgs o order by o.slug"
-        )
+        cur.execute("select * from cfg.my_orgs()")
         rows = cur.fetchall()
     render(rows, ORG_COLUMNS, as_json)
 

@@ -406,3 +406,21 @@ revoke execute on function cfg.create_automation(uuid, text, text, cfg.automatio
 from public, anon;
 grant execute on function cfg.create_automation(uuid, text, text, cfg.automation_type, text [], text)
 to authenticated, service_role;
+
+-- The caller's organisations with their role in each (the service key: every org,
+-- role null). security invoker: RLS shows members their own orgs.
+create or replace function cfg.my_orgs()
+returns table (id uuid, slug text, name text, role cfg.org_role, created_at timestamptz)
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    return query
+    select o.id, o.slug, o.name, m.role, o.created_at
+    from cfg.orgs as o
+    left join cfg.org_members as m on m.org_id = o.id and m.user_id = (select auth.uid())
+    order by o.slug;
+end
+$$;
+revoke execute on function cfg.my_orgs() from public, anon;
+grant execute on function cfg.my_orgs() to authenticated, service_role;

@@ -73,6 +73,7 @@ CALLS = {
     "apply_promotion": ("select cfg.apply_promotion(%s)", ["request"]),
     "reject_promotion": ("select cfg.reject_promotion(%s, 'no')", ["request"]),
     "deployment_status": ("select cfg.deployment_status(%s)", ["org"]),
+    "list_promotion_requests": ("select * from cfg.list_promotion_requests(%s)", ["org"]),
     "delete_automation": ("select cfg.delete_automation(%s)", ["automation"]),
     "create_automation": ("select cfg.create_automation(%s, 'X', 'x')", ["org"]),
     "list_members": ("select * from cfg.list_members(%s)", ["org"]),

@@ -398,6 +398,12 @@ RPCS: dict[str, RpcSpec] = {
         lambda w: ("select count(*) from cfg.org_members where org_id = %(org)s", {"org": w.org_a}),
         _expect(DENIED, "PT403", "PT403", "ok", "PT404", "PT404", "ok"),
     ),
+    # Everyone may ask; each sees only their own orgs (tests/test_tenancy.py).
+    "my_orgs": RpcSpec(
+        lambda w: ("select count(*) from cfg.my_orgs()", {}),
+        None,
+        _expect(DENIED, "ok", "ok", "ok", "ok", "ok", "ok"),
+    ),
     "list_members": RpcSpec(
         lambda w: ("select * from cfg.list_members(%(org)s)", {"org": w.org_a}),
         None,

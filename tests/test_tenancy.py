@@ -386,3 +386,17 @@ def test_users_cannot_forge_outbox_events(conn, world):
             (world.org_a,),
         )
     assert caught.value.code == "42501"
+
+
+def test_my_orgs_lists_the_callers_orgs_with_their_role(conn, world):
+    from sync_service.db import acting_as
+
+    seen = {}
+    for name in ("viewer", "admin", "other_admin", "outsider", "service"):
+        with acting_as(conn, world[name]) as cur:
+            seen[name] = {(r["slug"], r["role"]) for r in cur.execute("select * from cfg.my_orgs()").fetchall()}
+    assert seen["viewer"] == {("org-a", "viewer")}
+    assert seen["admin"] == {("org-a", "admin")}
+    assert seen["other_admin"] == {("org-b", "admin")}
+    assert seen["outsider"] == set()
+    assert seen["service"] == {("org-a", None), ("org-b", None)}

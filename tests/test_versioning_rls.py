@@ -21,7 +21,8 @@ TABLES = ("config_versions", "deployments", "deployment_history", "promotion_req
 # Every RPC this module's matrices exercise (tests/test_rls_matrix.py checks coverage).
 RPCS = ("save_config", "patch_config", "rollback", "merge_config", "promote", "diff_versions",
         "config_history",
-        "get_config", "deployment_status", "approve_promotion", "reject_promotion", "apply_promotion",
+        "get_config", "deployment_status", "list_promotion_requests", "approve_promotion", "reject_promotion",
+        "apply_promotion",
         "request_environment_change", "approve_environment_change", "reject_environment_change")
 
 
@@ -143,6 +144,7 @@ def test_rpc_matrix_reads(conn, busy):
     _matrix(conn, world, "select * from cfg.config_history(%s)", (a,), members)
     _matrix(conn, world, "select cfg.get_config(%s)", (a,), members)
     _matrix(conn, world, "select * from cfg.deployment_status(%s)", (world.org_a,), members)
+    _matrix(conn, world, "select * from cfg.list_promotion_requests(%s, null)", (world.org_a,), members)
 
 
 def test_rpc_matrix_approvals(conn, busy):
