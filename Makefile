@@ -2,7 +2,7 @@
 BIN := .venv/bin
 SQL_DIRS := migrations functions policies supabase/local seed.sql
 
-.PHONY: up test bootstrap lint down bench
+.PHONY: up test bootstrap lint down bench types
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -18,12 +18,17 @@ down: bootstrap
 
 ## Static checks: ruff over the Python, sqlfluff over the SQL.
 lint: bootstrap
-	$(BIN)/ruff check cli sync_service tests bench
+	$(BIN)/ruff check cli sync_service tests bench scripts
 	$(BIN)/sqlfluff lint --disable-progress-bar --nocolor $(SQL_DIRS)
 
 ## Every test: lint, then pytest (which starts a throwaway cluster and runs the pgTAP files too).
 test: lint
 	$(BIN)/pytest
+
+## Regenerate supabase/types/database.ts (the dashboard's TypeScript types) from a freshly
+## migrated throwaway database with Supabase's generator; commit the result (tests/test_types.py checks it).
+types: bootstrap
+	$(BIN)/python scripts/gen_types.py
 
 ## Benchmarks (not part of the test suite).
 bench: bootstrap

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what `make up` and `make test` need on a fresh Debian 12 machine:
-# PostgreSQL 15 with the extensions Supabase ships (apt) and the Python virtualenv.
+# PostgreSQL 15 with the extensions Supabase ships (apt), the Python virtualenv, and
+# Supabase's TypeScript type generator (npm, tools/typegen) for `make types` and its test.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,13 @@ PY=${PYTHON:-python3}
 # Debian's python3 needs python3-venv for `python3 -m venv`.
 if ! "$PY" -c "import ensurepip, venv" 2>/dev/null; then
     APT_PACKAGES="$APT_PACKAGES python3-venv"
+fi
+
+# Node for the type generator: Debian's nodejs (18) runs it; a newer node (NodeSource) is kept.
+if ! command -v node >/dev/null 2>&1; then
+    APT_PACKAGES="$APT_PACKAGES nodejs npm"
+elif ! command -v npm >/dev/null 2>&1; then
+    APT_PACKAGES="$APT_PACKAGES npm"
 fi
 
 missing=""
@@ -37,4 +45,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -e '.[dev]'
     touch "$stamp"
+fi
+
+# The pinned postgres-meta from tools/typegen/package-lock.json. --ignore-scripts: the
+# generator needs no native build (only the unused profiler of its HTTP server has one).
+typegen_stamp=tools/typegen/node_modules/.installed
+if [ ! -f "$typegen_stamp" ] || [ tools/typegen/package-lock.json -nt "$typegen_stamp" ]; then
+    npm ci --prefix tools/typegen --ignore-scripts --no-audit --no-fund --loglevel=error
+    touch "$typegen_stamp"
 fi

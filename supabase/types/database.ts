@@ -1,0 +1,1635 @@
+export type Json =
+  | string
+  | number
+  | boolean
+  | null
+  | { [key: string]: Json | undefined }
+  | Json[]
+
+export type Database = {
+  cfg: {
+    Tables: {
+      audit_log: {
+        Row: {
+          actor_email: string | null
+          actor_id: string | null
+          actor_role: string
+          automation_id: string | null
+          created_at: string
+          id: number
+          new_values: Json | null
+          old_values: Json | null
+          operation: string
+          org_id: string
+          readable_by: Database["cfg"]["Enums"]["org_role"]
+          row_id: string
+          table_name: string
+          txid: number
+        }
+        Insert: {
+          actor_email?: string | null
+          actor_id?: string | null
+          actor_role: string
+          automation_id?: string | null
+          created_at?: string
+          id?: never
+          new_values?: Json | null
+          old_values?: Json | null
+          operation: string
+          org_id: string
+          readable_by?: Database["cfg"]["Enums"]["org_role"]
+          row_id: string
+          table_name: string
+          txid?: number
+        }
+        Update: {
+          actor_email?: string | null
+          actor_id?: string | null
+          actor_role?: string
+          automation_id?: string | null
+          created_at?: string
+          id?: never
+          new_values?: Json | null
+          old_values?: Json | null
+          operation?: string
+          org_id?: string
+          readable_by?: Database["cfg"]["Enums"]["org_role"]
+          row_id?: string
+          table_name?: string
+          txid?: number
+        }
+        Relationships: []
+      }
+      automations: {
+        Row: {
+          created_at: string
+          created_by: string | null
+          description: string
+          id: string
+          name: string
+          org_id: string
+          slug: string
+          status: Database["cfg"]["Enums"]["automation_status"]
+          tags: string[]
+          type: Database["cfg"]["Enums"]["automation_type"]
+          updated_at: string
+          updated_by: string | null
+        }
+        Insert: {
+          created_at?: string
+          created_by?: string | null
+          description?: string
+          id?: string
+          name: string
+          org_id: string
+          slug: string
+          status?: Database["cfg"]["Enums"]["automation_status"]
+          tags?: string[]
+          type?: Database["cfg"]["Enums"]["automation_type"]
+          updated_at?: string
+          updated_by?: string | null
+        }
+        Update: {
+          created_at?: string
+          created_by?: string | null
+          description?: string
+          id?: string
+          name?: string
+          org_id?: string
+          slug?: string
+          status?: Database["cfg"]["Enums"]["automation_status"]
+          tags?: string[]
+          type?: Database["cfg"]["Enums"]["automation_type"]
+          updated_at?: string
+          updated_by?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "automations_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      config_entries: {
+        Row: {
+          automation_id: string
+          created_at: string
+          description: string
+          id: string
+          is_secret: boolean
+          key: string
+          org_id: string
+          section_id: string
+          updated_at: string
+          value: Json | null
+        }
+        Insert: {
+          automation_id: string
+          created_at?: string
+          description?: string
+          id?: string
+          is_secret?: boolean
+          key: string
+          org_id: string
+          section_id: string
+          updated_at?: string
+          value?: Json | null
+        }
+        Update: {
+          automation_id?: string
+          created_at?: string
+          description?: string
+          id?: string
+          is_secret?: boolean
+          key?: string
+          org_id?: string
+          section_id?: string
+          updated_at?: string
+          value?: Json | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "config_entries_section_fkey"
+            columns: ["section_id", "automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "config_sections"
+            referencedColumns: ["id", "automation_id", "org_id"]
+          },
+        ]
+      }
+      config_sections: {
+        Row: {
+          automation_id: string
+          created_at: string
+          description: string
+          id: string
+          name: string
+          org_id: string
+          position: number
+          updated_at: string
+        }
+        Insert: {
+          automation_id: string
+          created_at?: string
+          description?: string
+          id?: string
+          name: string
+          org_id: string
+          position?: number
+          updated_at?: string
+        }
+        Update: {
+          automation_id?: string
+          created_at?: string
+          description?: string
+          id?: string
+          name?: string
+          org_id?: string
+          position?: number
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "config_sections_automation_fkey"
+            columns: ["automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      config_versions: {
+        Row: {
+          author_email: string | null
+          author_id: string | null
+          author_role: string
+          automation_id: string
+          changes: Json | null
+          content: Json
+          content_hash: string
+          created_at: string
+          id: string
+          kind: string
+          message: string
+          org_id: string
+          parent_version: number | null
+          restored_from: number | null
+          updated_at: string
+          version: number
+        }
+        Insert: {
+          author_email?: string | null
+          author_id?: string | null
+          author_role: string
+          automation_id: string
+          changes?: Json | null
+          content: Json
+          content_hash: string
+          created_at?: string
+          id?: string
+          kind?: string
+          message?: string
+          org_id: string
+          parent_version?: number | null
+          restored_from?: number | null
+          updated_at?: string
+          version: number
+        }
+        Update: {
+          author_email?: string | null
+          author_id?: string | null
+          author_role?: string
+          automation_id?: string
+          changes?: Json | null
+          content?: Json
+          content_hash?: string
+          created_at?: string
+          id?: string
+          kind?: string
+          message?: string
+          org_id?: string
+          parent_version?: number | null
+          restored_from?: number | null
+          updated_at?: string
+          version?: number
+        }
+        Relationships: [
+          {
+            foreignKeyName: "config_versions_automation_fkey"
+            columns: ["automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      deployment_history: {
+        Row: {
+          actor_email: string | null
+          actor_id: string | null
+          automation_id: string
+          created_at: string
+          environment_id: string
+          from_environment_id: string | null
+          id: string
+          org_id: string
+          previous_version: number | null
+          reason: string | null
+          request_id: string | null
+          source: string
+          updated_at: string
+          version: number
+          version_id: string
+        }
+        Insert: {
+          actor_email?: string | null
+          actor_id?: string | null
+          automation_id: string
+          created_at?: string
+          environment_id: string
+          from_environment_id?: string | null
+          id?: string
+          org_id: string
+          previous_version?: number | null
+          reason?: string | null
+          request_id?: string | null
+          source: string
+          updated_at?: string
+          version: number
+          version_id: string
+        }
+        Update: {
+          actor_email?: string | null
+          actor_id?: string | null
+          automation_id?: string
+          created_at?: string
+          environment_id?: string
+          from_environment_id?: string | null
+          id?: string
+          org_id?: string
+          previous_version?: number | null
+          reason?: string | null
+          request_id?: string | null
+          source?: string
+          updated_at?: string
+          version?: number
+          version_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "deployment_history_environment_fkey"
+            columns: ["environment_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "environments"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "deployment_history_version_fkey"
+            columns: ["version_id", "automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "config_versions"
+            referencedColumns: ["id", "automation_id", "org_id"]
+          },
+        ]
+      }
+      deployments: {
+        Row: {
+          automation_id: string
+          created_at: string
+          deployed_at: string
+          deployed_by: string | null
+          deployed_by_email: string | null
+          environment_id: string
+          id: string
+          org_id: string
+          updated_at: string
+          version: number
+          version_id: string
+        }
+        Insert: {
+          automation_id: string
+          created_at?: string
+          deployed_at?: string
+          deployed_by?: string | null
+          deployed_by_email?: string | null
+          environment_id: string
+          id?: string
+          org_id: string
+          updated_at?: string
+          version: number
+          version_id: string
+        }
+        Update: {
+          automation_id?: string
+          created_at?: string
+          deployed_at?: string
+          deployed_by?: string | null
+          deployed_by_email?: string | null
+          environment_id?: string
+          id?: string
+          org_id?: string
+          updated_at?: string
+          version?: number
+          version_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "deployments_environment_fkey"
+            columns: ["environment_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "environments"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "deployments_version_fkey"
+            columns: ["version_id", "automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "config_versions"
+            referencedColumns: ["id", "automation_id", "org_id"]
+          },
+        ]
+      }
+      entry_secrets: {
+        Row: {
+          created_at: string
+          id: string
+          org_id: string
+          updated_at: string
+          value: Json
+        }
+        Insert: {
+          created_at?: string
+          id: string
+          org_id: string
+          updated_at?: string
+          value: Json
+        }
+        Update: {
+          created_at?: string
+          id?: string
+          org_id?: string
+          updated_at?: string
+          value?: Json
+        }
+        Relationships: [
+          {
+            foreignKeyName: "entry_secrets_entry_fkey"
+            columns: ["id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "config_entries"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      environment_change_requests: {
+        Row: {
+          applied_at: string | null
+          before: Json
+          change: Json
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          environment_id: string | null
+          environment_slug: string
+          id: string
+          org_id: string
+          reason: string
+          requested_by: string | null
+          requested_by_email: string | null
+          status: string
+          updated_at: string
+        }
+        Insert: {
+          applied_at?: string | null
+          before: Json
+          change: Json
+          created_at?: string
+          decided_at?: string | null
+          decided_by?: string | null
+          decided_by_email?: string | null
+          decision_comment?: string | null
+          environment_id?: string | null
+          environment_slug: string
+          id?: string
+          org_id: string
+          reason?: string
+          requested_by?: string | null
+          requested_by_email?: string | null
+          status?: string
+          updated_at?: string
+        }
+        Update: {
+          applied_at?: string | null
+          before?: Json
+          change?: Json
+          created_at?: string
+          decided_at?: string | null
+          decided_by?: string | null
+          decided_by_email?: string | null
+          decision_comment?: string | null
+          environment_id?: string | null
+          environment_slug?: string
+          id?: string
+          org_id?: string
+          reason?: string
+          requested_by?: string | null
+          requested_by_email?: string | null
+          status?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "environment_change_requests_environment_fkey"
+            columns: ["environment_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "environments"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "environment_change_requests_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      environments: {
+        Row: {
+          created_at: string
+          id: string
+          name: string
+          org_id: string
+          position: number
+          requires_approval: boolean
+          slug: string
+          updated_at: string
+        }
+        Insert: {
+          created_at?: string
+          id?: string
+          name: string
+          org_id: string
+          position: number
+          requires_approval?: boolean
+          slug: string
+          updated_at?: string
+        }
+        Update: {
+          created_at?: string
+          id?: string
+          name?: string
+          org_id?: string
+          position?: number
+          requires_approval?: boolean
+          slug?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "environments_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      org_invitations: {
+        Row: {
+          accepted_at: string | null
+          accepted_by: string | null
+          created_at: string
+          email: string
+          expires_at: string
+          id: string
+          invited_by: string | null
+          invited_by_email: string | null
+          org_id: string
+          revoked_at: string | null
+          revoked_by: string | null
+          role: Database["cfg"]["Enums"]["org_role"]
+          updated_at: string
+        }
+        Insert: {
+          accepted_at?: string | null
+          accepted_by?: string | null
+          created_at?: string
+          email: string
+          expires_at: string
+          id?: string
+          invited_by?: string | null
+          invited_by_email?: string | null
+          org_id: string
+          revoked_at?: string | null
+          revoked_by?: string | null
+          role?: Database["cfg"]["Enums"]["org_role"]
+          updated_at?: string
+        }
+        Update: {
+          accepted_at?: string | null
+          accepted_by?: string | null
+          created_at?: string
+          email?: string
+          expires_at?: string
+          id?: string
+          invited_by?: string | null
+          invited_by_email?: string | null
+          org_id?: string
+          revoked_at?: string | null
+          revoked_by?: string | null
+          role?: Database["cfg"]["Enums"]["org_role"]
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "org_invitations_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      org_members: {
+        Row: {
+          created_at: string
+          id: string
+          invited_by: string | null
+          org_id: string
+          role: Database["cfg"]["Enums"]["org_role"]
+          updated_at: string
+          user_id: string
+        }
+        Insert: {
+          created_at?: string
+          id?: string
+          invited_by?: string | null
+          org_id: string
+          role?: Database["cfg"]["Enums"]["org_role"]
+          updated_at?: string
+          user_id: string
+        }
+        Update: {
+          created_at?: string
+          id?: string
+          invited_by?: string | null
+          org_id?: string
+          role?: Database["cfg"]["Enums"]["org_role"]
+          updated_at?: string
+          user_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "org_members_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      orgs: {
+        Row: {
+          created_at: string
+          created_by: string | null
+          id: string
+          name: string
+          slug: string
+          updated_at: string
+        }
+        Insert: {
+          created_at?: string
+          created_by?: string | null
+          id?: string
+          name: string
+          slug: string
+          updated_at?: string
+        }
+        Update: {
+          created_at?: string
+          created_by?: string | null
+          id?: string
+          name?: string
+          slug?: string
+          updated_at?: string
+        }
+        Relationships: []
+      }
+      promotion_requests: {
+        Row: {
+          applied_at: string | null
+          automation_id: string
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          from_environment_id: string
+          id: string
+          message: string
+          org_id: string
+          requested_by: string | null
+          requested_by_email: string | null
+          skip_reason: string | null
+          status: Database["cfg"]["Enums"]["promotion_status"]
+          superseded_by: string | null
+          target_version: number | null
+          to_environment_id: string
+          updated_at: string
+          version: number
+          version_id: string
+        }
+        Insert: {
+          applied_at?: string | null
+          automation_id: string
+          created_at?: string
+          decided_at?: string | null
+          decided_by?: string | null
+          decided_by_email?: string | null
+          decision_comment?: string | null
+          from_environment_id: string
+          id?: string
+          message?: string
+          org_id: string
+          requested_by?: string | null
+          requested_by_email?: string | null
+          skip_reason?: string | null
+          status?: Database["cfg"]["Enums"]["promotion_status"]
+          superseded_by?: string | null
+          target_version?: number | null
+          to_environment_id: string
+          updated_at?: string
+          version: number
+          version_id: string
+        }
+        Update: {
+          applied_at?: string | null
+          automation_id?: string
+          created_at?: string
+          decided_at?: string | null
+          decided_by?: string | null
+          decided_by_email?: string | null
+          decision_comment?: string | null
+          from_environment_id?: string
+          id?: string
+          message?: string
+          org_id?: string
+          requested_by?: string | null
+          requested_by_email?: string | null
+          skip_reason?: string | null
+          status?: Database["cfg"]["Enums"]["promotion_status"]
+          superseded_by?: string | null
+          target_version?: number | null
+          to_environment_id?: string
+          updated_at?: string
+          version?: number
+          version_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "promotion_requests_from_environment_fkey"
+            columns: ["from_environment_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "environments"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "promotion_requests_superseded_by_fkey"
+            columns: ["superseded_by"]
+            isOneToOne: false
+            referencedRelation: "promotion_requests"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "promotion_requests_to_environment_fkey"
+            columns: ["to_environment_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "environments"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "promotion_requests_version_fkey"
+            columns: ["version_id", "automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "config_versions"
+            referencedColumns: ["id", "automation_id", "org_id"]
+          },
+        ]
+      }
+      webhook_allowed_hosts: {
+        Row: {
+          created_at: string
+          host: string
+          id: string
+          org_id: string
+          updated_at: string
+        }
+        Insert: {
+          created_at?: string
+          host: string
+          id?: string
+          org_id: string
+          updated_at?: string
+        }
+        Update: {
+          created_at?: string
+          host?: string
+          id?: string
+          org_id?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "webhook_allowed_hosts_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      webhook_endpoints: {
+        Row: {
+          automation_id: string | null
+          created_at: string
+          created_by: string | null
+          description: string
+          disabled_at: string | null
+          disabled_reason: string | null
+          enabled: boolean
+          environment_id: string | null
+          event_types: string[]
+          id: string
+          org_id: string
+          updated_at: string
+          updated_by: string | null
+          url: string
+        }
+        Insert: {
+          automation_id?: string | null
+          created_at?: string
+          created_by?: string | null
+          description?: string
+          disabled_at?: string | null
+          disabled_reason?: string | null
+          enabled?: boolean
+          environment_id?: string | null
+          event_types?: string[]
+          id?: string
+          org_id: string
+          updated_at?: string
+          updated_by?: string | null
+          url: string
+        }
+        Update: {
+          automation_id?: string | null
+          created_at?: string
+          created_by?: string | null
+          description?: string
+          disabled_at?: string | null
+          disabled_reason?: string | null
+          enabled?: boolean
+          environment_id?: string | null
+          event_types?: string[]
+          id?: string
+          org_id?: string
+          updated_at?: string
+          updated_by?: string | null
+          url?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "webhook_endpoints_automation_fkey"
+            columns: ["automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "webhook_endpoints_environment_fkey"
+            columns: ["environment_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "environments"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "webhook_endpoints_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+    }
+    Views: {
+      [_ in never]: never
+    }
+    Functions: {
+      accept_invitation: {
+        Args: { invitation_id: string }
+        Returns: {
+          created_at: string
+          id: string
+          invited_by: string | null
+          org_id: string
+          role: Database["cfg"]["Enums"]["org_role"]
+          updated_at: string
+          user_id: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "org_members"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      apply_promotion: {
+        Args: { request_id: string }
+        Returns: {
+          applied_at: string | null
+          automation_id: string
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          from_environment_id: string
+          id: string
+          message: string
+          org_id: string
+          requested_by: string | null
+          requested_by_email: string | null
+          skip_reason: string | null
+          status: Database["cfg"]["Enums"]["promotion_status"]
+          superseded_by: string | null
+          target_version: number | null
+          to_environment_id: string
+          updated_at: string
+          version: number
+          version_id: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "promotion_requests"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      approve_environment_change: {
+        Args: { comment?: string; request_id: string }
+        Returns: {
+          applied_at: string | null
+          before: Json
+          change: Json
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          environment_id: string | null
+          environment_slug: string
+          id: string
+          org_id: string
+          reason: string
+          requested_by: string | null
+          requested_by_email: string | null
+          status: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "environment_change_requests"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      approve_promotion: {
+        Args: { apply?: boolean; comment?: string; request_id: string }
+        Returns: {
+          applied_at: string | null
+          automation_id: string
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          from_environment_id: string
+          id: string
+          message: string
+          org_id: string
+          requested_by: string | null
+          requested_by_email: string | null
+          skip_reason: string | null
+          status: Database["cfg"]["Enums"]["promotion_status"]
+          superseded_by: string | null
+          target_version: number | null
+          to_environment_id: string
+          updated_at: string
+          version: number
+          version_id: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "promotion_requests"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      audit_events: {
+        Args: {
+          actor?: string
+          automation_id?: string
+          max_rows?: number
+          org_id: string
+          since?: string
+          until?: string
+        }
+        Returns: {
+          actor_email: string | null
+          actor_id: string | null
+          actor_role: string
+          automation_id: string | null
+          created_at: string
+          id: number
+          new_values: Json | null
+          old_values: Json | null
+          operation: string
+          org_id: string
+          readable_by: Database["cfg"]["Enums"]["org_role"]
+          row_id: string
+          table_name: string
+          txid: number
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "audit_log"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
+      config_history: {
+        Args: {
+          automation_id: string
+          before_version?: number
+          max_rows?: number
+        }
+        Returns: {
+          author_email: string
+          author_id: string
+          changes: Json
+          content_hash: string
+          created_at: string
+          id: string
+          kind: string
+          message: string
+          parent_version: number
+          restored_from: number
+          version: number
+        }[]
+      }
+      create_automation: {
+        Args: {
+          description?: string
+          name: string
+          org_id: string
+          slug: string
+          tags?: string[]
+          type?: Database["cfg"]["Enums"]["automation_type"]
+        }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          description: string
+          id: string
+          name: string
+          org_id: string
+          slug: string
+          status: Database["cfg"]["Enums"]["automation_status"]
+          tags: string[]
+          type: Database["cfg"]["Enums"]["automation_type"]
+          updated_at: string
+          updated_by: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "automations"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      create_org: {
+        Args: { name: string; slug: string }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          id: string
+          name: string
+          slug: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "orgs"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      create_webhook_endpoint: {
+        Args: {
+          automation_id?: string
+          description?: string
+          environment_id?: string
+          event_types?: string[]
+          org_id: string
+          url: string
+        }
+        Returns: Json
+      }
+      delete_automation: {
+        Args: { automation_id: string }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          description: string
+          id: string
+          name: string
+          org_id: string
+          slug: string
+          status: Database["cfg"]["Enums"]["automation_status"]
+          tags: string[]
+          type: Database["cfg"]["Enums"]["automation_type"]
+          updated_at: string
+          updated_by: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "automations"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      delete_webhook_endpoint: {
+        Args: { endpoint_id: string }
+        Returns: {
+          automation_id: string | null
+          created_at: string
+          created_by: string | null
+          description: string
+          disabled_at: string | null
+          disabled_reason: string | null
+          enabled: boolean
+          environment_id: string | null
+          event_types: string[]
+          id: string
+          org_id: string
+          updated_at: string
+          updated_by: string | null
+          url: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "webhook_endpoints"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      deployment_status: {
+        Args: { automation_id?: string; org_id: string }
+        Returns: {
+          drift: boolean
+          environments: Json
+          id: string
+          latest_version: number
+          name: string
+          pending_requests: number
+          slug: string
+        }[]
+      }
+      diff_versions: {
+        Args: { from_version: string; to_version: string }
+        Returns: Json
+      }
+      get_config: {
+        Args: { automation_id: string; version?: number }
+        Returns: Json
+      }
+      invite_member: {
+        Args: {
+          email: string
+          expires_in?: string
+          org_id: string
+          role?: Database["cfg"]["Enums"]["org_role"]
+        }
+        Returns: {
+          accepted_at: string | null
+          accepted_by: string | null
+          created_at: string
+          email: string
+          expires_at: string
+          id: string
+          invited_by: string | null
+          invited_by_email: string | null
+          org_id: string
+          revoked_at: string | null
+          revoked_by: string | null
+          role: Database["cfg"]["Enums"]["org_role"]
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "org_invitations"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      list_invitations: {
+        Args: { org_id: string }
+        Returns: {
+          accepted_at: string
+          created_at: string
+          email: string
+          expires_at: string
+          id: string
+          invited_by_email: string
+          revoked_at: string
+          role: Database["cfg"]["Enums"]["org_role"]
+          status: string
+        }[]
+      }
+      list_members: {
+        Args: { org_id: string }
+        Returns: {
+          created_at: string
+          email: string
+          role: Database["cfg"]["Enums"]["org_role"]
+          user_id: string
+        }[]
+      }
+      merge_config: {
+        Args: { base_version: string; mine: Json; theirs_version: string }
+        Returns: Json
+      }
+      promote: {
+        Args: {
+          automation_id: string
+          dry_run?: boolean
+          expected_version?: number
+          from_env: string
+          message?: string
+          reason?: string
+          to_env: string
+        }
+        Returns: Json
+      }
+      reject_environment_change: {
+        Args: { reason: string; request_id: string }
+        Returns: {
+          applied_at: string | null
+          before: Json
+          change: Json
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          environment_id: string | null
+          environment_slug: string
+          id: string
+          org_id: string
+          reason: string
+          requested_by: string | null
+          requested_by_email: string | null
+          status: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "environment_change_requests"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      reject_promotion: {
+        Args: { reason: string; request_id: string }
+        Returns: {
+          applied_at: string | null
+          automation_id: string
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          from_environment_id: string
+          id: string
+          message: string
+          org_id: string
+          requested_by: string | null
+          requested_by_email: string | null
+          skip_reason: string | null
+          status: Database["cfg"]["Enums"]["promotion_status"]
+          superseded_by: string | null
+          target_version: number | null
+          to_environment_id: string
+          updated_at: string
+          version: number
+          version_id: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "promotion_requests"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      remove_member: {
+        Args: { org_id: string; user_id: string }
+        Returns: {
+          created_at: string
+          id: string
+          invited_by: string | null
+          org_id: string
+          role: Database["cfg"]["Enums"]["org_role"]
+          updated_at: string
+          user_id: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "org_members"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      request_environment_change: {
+        Args: { change: Json; environment_id: string; reason?: string }
+        Returns: {
+          applied_at: string | null
+          before: Json
+          change: Json
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          environment_id: string | null
+          environment_slug: string
+          id: string
+          org_id: string
+          reason: string
+          requested_by: string | null
+          requested_by_email: string | null
+          status: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "environment_change_requests"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      retry_failed_webhook_deliveries: {
+        Args: { endpoint_id: string; since: string }
+        Returns: number
+      }
+      retry_webhook_delivery: {
+        Args: { delivery_id: number }
+        Returns: {
+          endpoint_id: string
+          id: number
+          next_attempt_at: string
+          status: string
+        }[]
+      }
+      revoke_invitation: {
+        Args: { invitation_id: string }
+        Returns: {
+          accepted_at: string | null
+          accepted_by: string | null
+          created_at: string
+          email: string
+          expires_at: string
+          id: string
+          invited_by: string | null
+          invited_by_email: string | null
+          org_id: string
+          revoked_at: string | null
+          revoked_by: string | null
+          role: Database["cfg"]["Enums"]["org_role"]
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "org_invitations"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      rollback: {
+        Args: {
+          automation_id: string
+          expected_version?: number
+          message?: string
+          to_version: number
+        }
+        Returns: Json
+      }
+      rotate_webhook_secret: { Args: { endpoint_id: string }; Returns: Json }
+      save_config: {
+        Args: {
+          automation_id: string
+          content: Json
+          expected_version: number
+          message?: string
+        }
+        Returns: Json
+      }
+      send_test_webhook: {
+        Args: { endpoint_id: string; payload?: Json }
+        Returns: number
+      }
+      set_member_role: {
+        Args: {
+          org_id: string
+          role: Database["cfg"]["Enums"]["org_role"]
+          user_id: string
+        }
+        Returns: {
+          created_at: string
+          id: string
+          invited_by: string | null
+          org_id: string
+          role: Database["cfg"]["Enums"]["org_role"]
+          updated_at: string
+          user_id: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "org_members"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      set_webhook_endpoint_enabled: {
+        Args: { enabled: boolean; endpoint_id: string }
+        Returns: {
+          automation_id: string | null
+          created_at: string
+          created_by: string | null
+          description: string
+          disabled_at: string | null
+          disabled_reason: string | null
+          enabled: boolean
+          environment_id: string | null
+          event_types: string[]
+          id: string
+          org_id: string
+          updated_at: string
+          updated_by: string | null
+          url: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "webhook_endpoints"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      webhook_deliveries: {
+        Args: {
+          endpoint_id: string
+          max_rows?: number
+          since?: string
+          with_status?: string
+        }
+        Returns: {
+          attempt_count: number
+          completed_at: string
+          created_at: string
+          event_id: number
+          event_type: string
+          id: number
+          last_attempt_at: string
+          last_error: string
+          last_status_code: number
+          next_attempt_at: string
+          status: string
+        }[]
+      }
+      webhook_delivery_attempts: {
+        Args: { delivery_id: number }
+        Returns: {
+          attempt: number
+          created_at: string
+          error: string
+          latency_ms: number
+          response_excerpt: string
+          status_code: number
+          worker: string
+        }[]
+      }
+      webhook_event_types: {
+        Args: never
+        Returns: {
+          description: string
+          type: string
+        }[]
+      }
+    }
+    Enums: {
+      automation_status: "active" | "paused" | "archived"
+      automation_type:
+        "service" | "cron_job" | "api_gateway" | "worker" | "other"
+      org_role: "viewer" | "editor" | "admin"
+      promotion_status:
+        "pending" | "approved" | "applied" | "rejected" | "superseded"
+    }
+    CompositeTypes: {
+      [_ in never]: never
+    }
+  }
+}
+
+type DatabaseWithoutInternals = Omit<Database, "__InternalSupabase">
+
+type DefaultSchema = DatabaseWithoutInternals[Extract<keyof Database, "cfg">]
+
+export type Tables<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends (DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof (DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"] &
+        DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"])
+    : never) = never,
+> = DefaultSchemaTableNameOrOptions extends {
+  schema: keyof DatabaseWithoutInternals
+}
+  ? (DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"] &
+      DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"])[TableName] extends {
+      Row: infer R
+    }
+    ? R
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof (DefaultSchema["Tables"] &
+        DefaultSchema["Views"])
+    ? (DefaultSchema["Tables"] &
+        DefaultSchema["Views"])[DefaultSchemaTableNameOrOptions] extends {
+        Row: infer R
+      }
+      ? R
+      : never
+    : never
+
+export type TablesInsert<
+  DefaultSchemaTableNameOrOptions extends
+    keyof DefaultSchema["Tables"] | { schema: keyof DatabaseWithoutInternals },
+  TableName extends (DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    : never) = never,
+> = DefaultSchemaTableNameOrOptions extends {
+  schema: keyof DatabaseWithoutInternals
+}
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends {
+      Insert: infer I
+    }
+    ? I
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
+    ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
+        Insert: infer I
+      }
+      ? I
+      : never
+    : never
+
+export type TablesUpdate<
+  DefaultSchemaTableNameOrOptions extends
+    keyof DefaultSchema["Tables"] | { schema: keyof DatabaseWithoutInternals },
+  TableName extends (DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    : never) = never,
+> = DefaultSchemaTableNameOrOptions extends {
+  schema: keyof DatabaseWithoutInternals
+}
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends {
+      Update: infer U
+    }
+    ? U
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
+    ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
+        Update: infer U
+      }
+      ? U
+      : never
+    : never
+
+export type Enums<
+  DefaultSchemaEnumNameOrOptions extends
+    keyof DefaultSchema["Enums"] | { schema: keyof DatabaseWithoutInternals },
+  EnumName extends (DefaultSchemaEnumNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"]
+    : never) = never,
+> = DefaultSchemaEnumNameOrOptions extends {
+  schema: keyof DatabaseWithoutInternals
+}
+  ? DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"][EnumName]
+  : DefaultSchemaEnumNameOrOptions extends keyof DefaultSchema["Enums"]
+    ? DefaultSchema["Enums"][DefaultSchemaEnumNameOrOptions]
+    : never
+
+export type CompositeTypes<
+  PublicCompositeTypeNameOrOptions extends
+    | keyof DefaultSchema["CompositeTypes"]
+    | { schema: keyof DatabaseWithoutInternals },
+  CompositeTypeName extends (PublicCompositeTypeNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"]
+    : never) = never,
+> = PublicCompositeTypeNameOrOptions extends {
+  schema: keyof DatabaseWithoutInternals
+}
+  ? DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"][CompositeTypeName]
+  : PublicCompositeTypeNameOrOptions extends keyof DefaultSchema["CompositeTypes"]
+    ? DefaultSchema["CompositeTypes"][PublicCompositeTypeNameOrOptions]
+    : never
+
+export const Constants = {
+  cfg: {
+    Enums: {
+      automation_status: ["active", "paused", "archived"],
+      automation_type: [
+        "service",
+        "cron_job",
+        "api_gateway",
+        "worker",
+        "other",
+      ],
+      org_role: ["viewer", "editor", "admin"],
+      promotion_status: [
+        "pending",
+        "approved",
+        "applied",
+        "rejected",
+        "superseded",
+      ],
+    },
+  },
+} as const
+
