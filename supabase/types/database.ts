@@ -1153,7 +1153,7 @@ export type Database = {
         }[]
       }
       diff_versions: {
-        Args: { from_version: string; to_version: string }
+        Args: { from_version_id: string; to_version_id: string }
         Returns: Json
       }
       get_config: {
@@ -1212,8 +1212,53 @@ export type Database = {
           user_id: string
         }[]
       }
+      list_promotion_requests: {
+        Args: {
+          for_automation_id?: string
+          org_id: string
+          with_status?: Database["cfg"]["Enums"]["promotion_status"]
+        }
+        Returns: {
+          applied_at: string
+          automation: string
+          automation_id: string
+          created_at: string
+          decided_at: string
+          decided_by_email: string
+          decision_comment: string
+          from_env: string
+          id: string
+          message: string
+          requested_by_email: string
+          skip_reason: string
+          status: Database["cfg"]["Enums"]["promotion_status"]
+          superseded_by: string
+          to_env: string
+          version: number
+        }[]
+      }
       merge_config: {
-        Args: { base_version: string; mine: Json; theirs_version: string }
+        Args: { base_version_id: string; mine: Json; theirs_version_id: string }
+        Returns: Json
+      }
+      my_orgs: {
+        Args: never
+        Returns: {
+          created_at: string
+          id: string
+          name: string
+          role: Database["cfg"]["Enums"]["org_role"]
+          slug: string
+        }[]
+      }
+      patch_config: {
+        Args: {
+          automation_id: string
+          expected_version?: number
+          message?: string
+          set?: Json
+          unset?: Json
+        }
         Returns: Json
       }
       promote: {
