@@ -277,3 +277,76 @@ def test_pg_cron_in_public_moves_to_pg_catalog_with_its_jobs(cron_cluster, tmp_p
         new_id = conn.execute("select cron.schedule('later', '1 1 * * *', 'select 2')").fetchone()[0]
         assert new_id > max(j[0] for j in jobs)
         assert conn.execute("select nextval('cron.runid_seq')").fetchone()[0] > 7
+
+
+# The release before this one (main when issue 8 began).
+PREVIOUS_RELEASE = "7cff269"
+
+CATALOGUE = """
+select 'function ' || p.oid::regprocedure::text || ' definer=' || p.prosecdef
+       || ' config=' || coalesce(array_to_string(p.proconfig, ','), '') || ' acl=' || coalesce(p.proacl::text, '')
+       || ' body=' || md5(p.prosrc) as item
+from pg_proc p where p.pronamespace::regnamespace::text in ('cfg', 'cfg_private')
+union all
+select 'column ' || c.oid::regclass::text || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+       || ' notnull=' || a.attnotnull || ' default=' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
+where c.relnamespace::regnamespace::text in ('cfg', 'cfg_private') and c.relkind in ('r', 'v', 'S')
+union all
+select 'table ' || c.oid::regclass::text || ' rls=' || c.relrowsecurity || ' acl=' || coalesce(c.relacl::text, '')
+from pg_class c where c.relnamespace::regnamespace::text in ('cfg', 'cfg_private') and c.relkind = 'r'
+union all
+select 'constraint ' || conrelid::regclass::text || '.' || conname || ' ' || pg_get_constraintdef(oid)
+from pg_constraint where connamespace::regnamespace::text in ('cfg', 'cfg_private')
+union all
+select 'index ' || indexdef from pg_indexes where schemaname in ('cfg', 'cfg_private')
+union all
+select 'trigger ' || pg_get_triggerdef(t.oid) from pg_trigger t
+join pg_class c on c.oid = t.tgrelid
+where not t.tgisinternal and c.relnamespace::regnamespace::text in ('cfg', 'cfg_private', 'auth')
+union all
+select 'policy ' || schemaname || '.' || tablename || '.' || policyname || ' ' || cmd || ' ' || roles::text
+       || ' ' || coalesce(qual, '') || ' ' || coalesce(with_check, '')
+from pg_policies where schemaname in ('cfg', 'cfg_private')
+union all
+select 'type ' || t.oid::regtype::text || ' ' || coalesce((select string_agg(e.enumlabel, ',' order by e.enumsortorder)
+       from pg_enum e where e.enumtypid = t.oid), '')
+from pg_type t where t.typnamespace::regnamespace::text in ('cfg', 'cfg_private') and t.typtype = 'e'
+union all
+select 'publication ' || schemaname || '.' || tablename from pg_publication_tables where pubname = 'supabase_realtime'
+union all
+select 'event type ' || type from cfg_private.event_types
+"""
+
+
+def catalogue(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {row[0] for row in conn.execute(CATALOGUE)}
+
+
+def test_an_upgraded_database_has_the_same_catalogue_as_a_new_one(pg_cluster, template_url, tmp_path):
+    """Migrations and function files agree: a database the previous release built, then
+    migrated, ends up exactly like one built today (no function left behind, no
+    constraint, index, trigger, policy or grant missing)."""
+    from conftest import drop_database
+
+    old = tmp_path / "old"
+    _schema_files_at(PREVIOUS_RELEASE, old)
+    name = "upgrade_catalogue"
+    drop_database(pg_cluster, name)
+    with psycopg.connect(pg_cluster.db_url, autocommit=True) as admin:
+        admin.execute(f"create database {name}")
+    url = pg_cluster.url_for(name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for path in sorted((old / "supabase" / "local").glob("*.sql")):
+                conn.execute(path.read_text())
+        migrator.migrate(url, root=old)
+        local.apply_supabase_shim(url)
+        migrator.migrate(url)
+        upgraded, fresh = catalogue(url), catalogue(template_url)
+        assert sorted(upgraded - fresh) == []
+        assert sorted(fresh - upgraded) == []
+    finally:
+        drop_database(pg_cluster, name)
