@@ -21,7 +21,7 @@ class Settings(BaseSettings):
 
     pg_port: int = DEFAULT_PG_PORT
     db_url: str | None = None
-    # Where `cfgctl local` keeps its state; the data directory may live elsewhere (see cli/local.py).
+    # Where `cfgctl local` keeps its state; the data directory may live elsewhere (see sync_service/local_stack.py).
     state_dir: Path = PROJECT_ROOT / ".cfgctl"
 
     @property

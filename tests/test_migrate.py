@@ -18,7 +18,7 @@ import pytest
 from conftest import free_port
 from psycopg.rows import dict_row
 
-from cli import local
+from sync_service import local_stack as local
 from sync_service import migrate as migrator
 from sync_service.db import CfgError, acting_as
 from sync_service.settings import PROJECT_ROOT
@@ -142,7 +142,7 @@ def test_two_racing_migrates_apply_each_file_once(db_url, project_copy):
 
 def test_cron_jobs_are_scheduled_where_pg_cron_lives(pg_cluster):
     """The cluster's `postgres` database is cron.database_name: migrating it schedules jobs."""
-    from cli import local
+    from sync_service import local_stack as local
 
     url = pg_cluster.db_url
     local.provision(url, seed=False)

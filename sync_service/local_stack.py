@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from sync_service.db import CfgError
-from sync_service.migrate import migrate
-from sync_service.settings import PROJECT_ROOT, local_db_url
+from .db import CfgError
+from .migrate import migrate
+from .settings import PROJECT_ROOT, local_db_url
 
 PG_MAJOR = 15
 PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
