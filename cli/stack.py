@@ -38,6 +38,8 @@ def _status(cluster: local_stack.Cluster) -> dict:
         "db_url": cluster.db_url,
         "port": cluster.port,
         "data_dir": str(cluster.data_dir),
+        # Where this stack's state.json lives (<checkout>/.cfgctl, or per user once installed).
+        "state_dir": str(get_settings().state_dir),
         "log_file": str(cluster.log_file),
         "server_version": cluster.server_version() if running else None,
         "installed_version": local_stack.installed_version(),
