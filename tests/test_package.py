@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "cli", "sync_service", "migrations", "functions", "policies",
            "supabase", "seed.sql")
 SCHEMA_GLOBS = ("migrations/*.sql", "functions/*.sql", "policies/*.sql", "supabase/local/*.sql",
-                "supabase/config.toml", "seed.sql")
+                "supabase/config.toml", "supabase/types/*.ts", "seed.sql")
 
 
 def copy_checkout(into: Path) -> Path:
