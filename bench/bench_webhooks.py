@@ -165,7 +165,7 @@ class Bench:
     def __init__(self, fast: bool):
         import psycopg
 
-        from cli import local
+        from sync_service import local_stack as local
         from sync_service.db import SERVICE, acting_as
 
         self.psycopg = psycopg

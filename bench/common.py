@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cli import local  # noqa: E402
+from sync_service import local_stack as local  # noqa: E402
 
 
 def _free_port() -> int:

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
+from sync_service import local_stack
 from sync_service import migrate as migrator
 from sync_service.settings import get_settings
 
-from . import local
 from .common import DbUrlOpt, JsonOpt, console, db_url, err_console, render, to_json
 
 local_app = typer.Typer(help="The embedded Supabase-compatible PostgreSQL stack.", no_args_is_help=True)
@@ -21,15 +21,15 @@ PortOpt = Annotated[
 ]
 
 
-def _cluster(port: int | None) -> local.Cluster:
+def _cluster(port: int | None) -> local_stack.Cluster:
     settings = get_settings()
-    return local.cluster_from_state(settings.state_dir, port, settings.pg_port)
+    return local_stack.cluster_from_state(settings.state_dir, port, settings.pg_port)
 
 
 RESTART_HINT = "cfgctl local start"
 
 
-def _status(cluster: local.Cluster) -> dict:
+def _status(cluster: local_stack.Cluster) -> dict:
     running = cluster.is_running()
     stale = running and cluster.stale_binaries()
     settings_current = cluster.settings_current() if cluster.initialised else None
@@ -38,9 +38,11 @@ def _status(cluster: local.Cluster) -> dict:
         "db_url": cluster.db_url,
         "port": cluster.port,
         "data_dir": str(cluster.data_dir),
+        # Where this stack's state.json lives (<checkout>/.cfgctl, or per user once installed).
+        "state_dir": str(get_settings().state_dir),
         "log_file": str(cluster.log_file),
         "server_version": cluster.server_version() if running else None,
-        "installed_version": local.installed_version(),
+        "installed_version": local_stack.installed_version(),
         # The running postmaster predates the installed binaries (an apt upgrade).
         "stale_binaries": stale,
         # The data directory lacks settings this release needs (written by `start`).
@@ -57,17 +59,17 @@ def local_start(
     as_json: JsonOpt = False,
 ) -> None:
     """Start the stack (creating it on first use), migrate, and load the demo seed."""
-    local.check_packages()
+    local_stack.check_packages()
     settings = get_settings()
     cluster = _cluster(port)
     if not cluster.initialised:
-        err_console.print(f"initialising a PostgreSQL {local.PG_MAJOR} cluster in {cluster.data_dir}")
+        err_console.print(f"initialising a PostgreSQL {local_stack.PG_MAJOR} cluster in {cluster.data_dir}")
         cluster.init()
     restarted = cluster.start()
     if restarted:
         err_console.print(f"restarted PostgreSQL ({restarted}); the data is kept")
-    local.save_state(settings.state_dir, {"data_dir": str(cluster.data_dir), "port": cluster.port})
-    report = local.provision(cluster.db_url, seed=seed)
+    local_stack.save_state(settings.state_dir, {"data_dir": str(cluster.data_dir), "port": cluster.port})
+    report = local_stack.provision(cluster.db_url, seed=seed)
     status = _status(cluster) | {"restarted": restarted, "migrations": report}
     if as_json:
         print(to_json(status))

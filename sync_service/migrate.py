@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 
 from .db import CfgError
-from .settings import PROJECT_ROOT
+from .settings import SQL_ROOT
 
 # Any 64-bit constant works; this one is "cfgctl" in ASCII.
 MIGRATE_LOCK_KEY = 0x63666763746C
@@ -63,7 +63,10 @@ class MigrateReport:
         return {"applied": self.applied, "changed": bool(self.applied)}
 
 
-def project_files(root: Path = PROJECT_ROOT) -> list[SqlFile]:
+def project_files(root: Path = SQL_ROOT) -> list[SqlFile]:
+    if not (root / "migrations").is_dir():
+        # Never report "up to date" for an install that lost its schema files.
+        raise CfgError(f"no schema files: {root / 'migrations'} does not exist; reinstall cfgctl")
     files: list[SqlFile] = []
     for path in sorted((root / "migrations").glob("*.sql")):
         if not MIGRATION_NAME.match(path.name):
@@ -101,7 +104,7 @@ def _apply(conn: psycopg.Connection, file: SqlFile) -> None:
         )
 
 
-def migrate(db_url: str, root: Path = PROJECT_ROOT) -> MigrateReport:
+def migrate(db_url: str, root: Path = SQL_ROOT) -> MigrateReport:
     files = project_files(root)
     report = MigrateReport()
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -135,7 +138,7 @@ def migrate(db_url: str, root: Path = PROJECT_ROOT) -> MigrateReport:
     return report
 
 
-def status(db_url: str, root: Path = PROJECT_ROOT) -> list[dict]:
+def status(db_url: str, root: Path = SQL_ROOT) -> list[dict]:
     """Each project file with its state: applied, pending, changed (refused) or stale."""
     files = project_files(root)
     with psycopg.connect(db_url, autocommit=True) as conn:

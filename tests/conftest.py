@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from cli import local
+from sync_service import local_stack as local
 from sync_service.db import SERVICE, Identity, acting_as
 
 TEMPLATE = "cfgctl_template"

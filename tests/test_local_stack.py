@@ -15,8 +15,9 @@ import pytest
 from conftest import free_port
 from typer.testing import CliRunner
 
-from cli import local, stack
+from cli import stack
 from cli.main import app
+from sync_service import local_stack as local
 from sync_service.db import CfgError
 
 

@@ -18,17 +18,17 @@ import pytest
 from conftest import free_port
 from psycopg.rows import dict_row
 
-from cli import local
+from sync_service import local_stack as local
 from sync_service import migrate as migrator
 from sync_service.db import CfgError, acting_as
-from sync_service.settings import PROJECT_ROOT
+from sync_service.settings import CHECKOUT, SQL_ROOT
 
 
 @pytest.fixture
 def project_copy(tmp_path):
     """A copy of the schema files that a test may edit."""
     for folder in ("migrations", "functions", "policies"):
-        shutil.copytree(PROJECT_ROOT / folder, tmp_path / folder)
+        shutil.copytree(SQL_ROOT / folder, tmp_path / folder)
     return tmp_path
 
 
@@ -142,7 +142,7 @@ def test_two_racing_migrates_apply_each_file_once(db_url, project_copy):
 
 def test_cron_jobs_are_scheduled_where_pg_cron_lives(pg_cluster):
     """The cluster's `postgres` database is cron.database_name: migrating it schedules jobs."""
-    from cli import local
+    from sync_service import local_stack as local
 
     url = pg_cluster.db_url
     local.provision(url, seed=False)
@@ -164,7 +164,7 @@ UPGRADE_FROM = {
 
 def _schema_files_at(commit: str, into) -> None:
     archive = subprocess.run(
-        ["git", "-C", str(PROJECT_ROOT), "archive", commit, "supabase/local", "migrations", "functions", "policies"],
+        ["git", "-C", str(CHECKOUT), "archive", commit, "supabase/local", "migrations", "functions", "policies"],
         check=True, capture_output=True,
     ).stdout
     tarfile.open(fileobj=io.BytesIO(archive)).extractall(into, filter="data")

@@ -200,7 +200,7 @@ where pe.extname not in ('plpgsql')
 def test_no_extension_in_public(conn, pg_cluster):
     """Lint 0014 on a test database and on the one pg_cron lives in (cron.database_name,
     the cluster's `postgres` database, provisioned as `cfgctl local start` does)."""
-    from cli import local
+    from sync_service import local_stack as local
 
     assert conn.execute(EXTENSION_IN_PUBLIC).fetchall() == []
     local.provision(pg_cluster.db_url, seed=False)

@@ -280,7 +280,7 @@ GOTRUE_STRING_COLUMNS = ("confirmation_token", "recovery_token", "email_change_t
 
 
 def test_seed_users_are_written_as_gotrue_writes_them(db_url, conn):
-    from cli import local
+    from sync_service import local_stack as local
 
     local.apply_seed(db_url)
     local.apply_seed(db_url)  # safe to run twice

@@ -305,7 +305,7 @@ def test_retention_purges_old_log(conn, world, endpoint):
 
 
 def test_retention_job_is_scheduled_where_pg_cron_lives(pg_cluster, template_url):
-    from cli import local
+    from sync_service import local_stack as local
 
     local.provision(pg_cluster.db_url, seed=False)
     with psycopg.connect(pg_cluster.db_url) as c:

@@ -1,8 +1,10 @@
 """The embedded stack: a private PostgreSQL 15 cluster that behaves like a Supabase database.
 
-As root, initdb and the server run as the `postgres` OS user, which cannot enter a
-checkout under /root; the data directory then lives under /var/lib/cfgctl/<checkout-hash>
-and `cfgctl local status` says where.
+The library behind `cfgctl local …` (cli/stack.py), the test fixtures and the benchmarks.
+Each state directory (<checkout>/.cfgctl, or a per-user one for an installed wheel; see
+settings.py) has its own cluster. As root, initdb and the server run as the `postgres` OS
+user, which cannot enter a checkout under /root; the data directory then lives under
+/var/lib/cfgctl/<hash of the state directory> and `cfgctl local status` says where.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from pathlib import Path
 
 import psycopg
 
-from sync_service.db import CfgError
-from sync_service.migrate import migrate
-from sync_service.settings import PROJECT_ROOT, local_db_url
+from .db import CfgError
+from .migrate import migrate
+from .settings import SQL_ROOT, local_db_url
 
 PG_MAJOR = 15
 PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
@@ -80,8 +82,9 @@ def _as_root() -> bool:
 
 def default_data_dir(state_dir: Path) -> Path:
     if _as_root():
-        checkout = hashlib.sha1(str(PROJECT_ROOT).encode()).hexdigest()[:12]
-        return Path("/var/lib/cfgctl") / checkout / "pgdata"
+        # One cluster per state directory: a copied checkout, or another CFGCTL_STATE_DIR, gets its own.
+        owner = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:12]
+        return Path("/var/lib/cfgctl") / owner / "pgdata"
     return state_dir / "pgdata"
 
 
@@ -320,14 +323,14 @@ def apply_supabase_shim(db_url: str) -> bool:
         has_users, mark = owner_mark
         if has_users and mark != LOCAL_SHIM_MARK:
             return False  # a real Supabase database: never touch its auth schema
-        for path in sorted((PROJECT_ROOT / "supabase" / "local").glob("*.sql")):
+        for path in sorted((SQL_ROOT / "supabase" / "local").glob("*.sql")):
             conn.execute(path.read_text())
     return True
 
 
 def apply_seed(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
-        conn.execute((PROJECT_ROOT / "seed.sql").read_text())
+        conn.execute((SQL_ROOT / "seed.sql").read_text())
 
 
 def provision(db_url: str, seed: bool = True) -> dict:
@@ -344,13 +347,20 @@ def provision(db_url: str, seed: bool = True) -> dict:
 
 
 def load_state(state_dir: Path) -> dict:
+    """The stack's last data directory and port, unless the file was written for another
+    state directory: a copied checkout brings the original's .cfgctl/state.json along, and
+    must not drive the original's cluster. (Files from before this check have no owner.)"""
     path = state_dir / "state.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    state = json.loads(path.read_text()) if path.exists() else {}
+    if state.get("state_dir", str(state_dir.resolve())) != str(state_dir.resolve()):
+        return {}
+    return state
 
 
 def save_state(state_dir: Path, state: dict) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+    owned = {"state_dir": str(state_dir.resolve())} | state
+    (state_dir / "state.json").write_text(json.dumps(owned, indent=2) + "\n")
 
 
 def cluster_from_state(state_dir: Path, port: int | None, default_port: int) -> Cluster:
