@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's modules, not another one's editable install
 
 # The one import of the embedded-cluster library (it may move to sync_service).
-from cli import local  # noqa: E402
+from sync_service import local_stack as local  # noqa: E402
 
 TYPES_FILE = ROOT / "supabase" / "types" / "database.ts"
 TYPEGEN_DIR = ROOT / "tools" / "typegen"
