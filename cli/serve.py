@@ -12,9 +12,7 @@ from sync_service import workers
 from sync_service.db import CfgError
 from sync_service.workers import status as worker_status
 
-from .common import EXIT_ERROR, DbUrlOpt, JsonOpt, db_url, render, to_json
-
-STATUS_COLUMNS = ["worker", "state", "started_at", "last_claim_at", "claimed", "succeeded", "failed", "reconnects"]
+from .common import EXIT_ERROR, DbUrlOpt, JsonOpt, db_url, render_one, to_json
 
 
 def serve(
@@ -54,11 +52,9 @@ def show_status(port: int, as_json: bool) -> None:
     if as_json:
         print(to_json(snapshot))
     else:
-        rows = [{**w, **w.get("extra", {})} for w in snapshot["workers"]]
-        extras = sorted({k for w in snapshot["workers"] for k in w.get("extra", {})})
-        render(rows, STATUS_COLUMNS + extras, False, title=f"cfgctl serve (pid {snapshot['pid']})")
+        # One key/value table per worker: ten columns side by side do not fit a terminal.
+        print(f"cfgctl serve, pid {snapshot['pid']}")
         for w in snapshot["workers"]:
-            if w.get("last_error"):
-                print(f"{w['worker']}: last error: {w['last_error']}")
+            render_one({k: v for k, v in w.items() if k != "extra"} | w.get("extra", {}), False)
     if any(w["state"] != "running" for w in snapshot["workers"]):
         sys.exit(EXIT_ERROR)
