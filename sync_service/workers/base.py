@@ -136,12 +136,16 @@ class Worker:
         conn = await psycopg.AsyncConnection.connect(
             self.db_url, autocommit=True, application_name=f"cfgctl-{self.name} {self.instance}"
         )
-        await conn.execute(
-            "select set_config('role', 'service_role', false), "
-            "set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false), "
-            "set_config('synchronous_commit', %s, false), set_config('jit', 'off', false)",
-            ("off" if self.asynchronous_commit else "on",),
-        )
+        try:
+            await conn.execute(
+                "select set_config('role', 'service_role', false), "
+                "set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false), "
+                "set_config('synchronous_commit', %s, false), set_config('jit', 'off', false)",
+                ("off" if self.asynchronous_commit else "on",),
+            )
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def backoff(self, failures: int) -> None:
