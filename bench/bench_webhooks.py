@@ -119,7 +119,7 @@ def run_pgqueuer_worker(db_url: str, receiver_url: str, batch_size: int) -> None
     from pgqueuer.models import Job
     from pgqueuer.queries import Queries
 
-    from sync_service.dispatcher import sign
+    from sync_service.workers.webhooks import sign
 
     async def main() -> None:
         conn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)

@@ -23,7 +23,7 @@ from webhooks_support import (
 )
 
 from sync_service.db import SERVICE, CfgError, acting_as
-from sync_service.dispatcher import Dispatcher, Refused, SsrfPolicy
+from sync_service.workers.webhooks import Dispatcher, Refused, SsrfPolicy
 
 # (host, resolved address or None, allowlist, expected refusal)
 FORMS = [
@@ -124,7 +124,7 @@ FORMS = [
 
 @pytest.fixture
 def policy(conn) -> SsrfPolicy:
-    """The dispatcher's policy, built from the database's lists exactly as Dispatcher.run does."""
+    """The dispatcher's policy, built from the database's lists exactly as Dispatcher.start does."""
     with acting_as(conn, SERVICE) as cur:
         row = cur.execute("select cfg_private.webhook_blocked_networks()::text[] as networks, "
                           "cfg_private.webhook_blocked_names() as names").fetchone()

@@ -10,7 +10,7 @@ from email.utils import formatdate
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from sync_service.dispatcher import (
+from sync_service.workers.webhooks import (
     HostGuard,
     Refused,
     SsrfPolicy,

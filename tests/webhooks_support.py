@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 
 from sync_service.db import SERVICE, CfgError, acting_as
-from sync_service.dispatcher import Dispatcher, WebhookSettings
+from sync_service.workers.webhooks import Dispatcher, WebhookSettings
 
 # Short times so retries, leases and polling take fractions of a second.
 FAST = {
@@ -149,7 +149,7 @@ class ThreadDispatcher:
     """A Dispatcher on its own event loop in a thread (fast to start, in-process)."""
 
     def __init__(self, db_url: str, settings: WebhookSettings | None = None, name: str = "test", **kwargs) -> None:
-        self.dispatcher = Dispatcher(db_url, settings or fast_settings(), name=name, **kwargs)
+        self.dispatcher = Dispatcher(db_url, settings or fast_settings(), instance=name, **kwargs)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
@@ -178,7 +178,8 @@ def cfgctl_bin() -> str:
 
 
 def start_serve(db_url: str, log_path: Path, **env_overrides) -> subprocess.Popen:
-    env = os.environ | FAST | {k: str(v) for k, v in env_overrides.items()}
+    # No status endpoint unless a test asks for one (on a port of its own).
+    env = os.environ | FAST | {"CFGCTL_SERVE_STATUS_PORT": "0"} | {k: str(v) for k, v in env_overrides.items()}
     log = open(log_path, "ab")
     return subprocess.Popen(
         [cfgctl_bin(), "serve", "--worker", "webhooks", "--db-url", db_url],
