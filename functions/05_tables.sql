@@ -1,6 +1,7 @@
 -- =============================================================================
--- Row stamping shared by every table: updated_at, org_id frozen, author columns
--- from the JWT. Tables attach them where they are defined (20_tenancy.sql, …).
+-- What every table gets, by one registration call per table: updated_at, org_id
+-- frozen, author columns from the JWT, the audit trigger; and for tables that
+-- save_config writes, the versioned-write condition and its guard.
 -- =============================================================================
 
 -- updated_at on every write; org_id can never move a row to another tenant.
@@ -54,3 +55,112 @@ begin
 end
 $$;
 revoke execute on function cfg_private.stamp_author() from public, anon, authenticated, service_role;
+
+-- =============================================================================
+-- The versioned-write condition
+-- =============================================================================
+
+-- True unless the row is written by save_config/rollback, which version and audit
+-- what they write themselves: the flag is on (and vouched for by
+-- guard_versioned_write) and the writer is not an API role but their definer code.
+-- Inlined into each trigger's WHEN clause (a function call per written row cost a
+-- tenth of a save), so this is the one text every such clause is made from.
+create or replace function cfg_private.versioned_write_condition()
+returns text
+language sql immutable
+set search_path = ''
+as $$
+    select 'current_setting(''cfgctl.versioned_write'', true) is distinct from ''on'' '
+        || 'or current_user in (''anon'', ''authenticated'', ''service_role'')'
+$$;
+revoke execute on function cfg_private.versioned_write_condition() from public, anon, authenticated, service_role;
+
+-- The versioned-write flag (cfgctl.versioned_write) lets the row triggers' WHEN
+-- clauses skip rows that save_config/rollback version themselves; a setting is what a
+-- WHEN clause can read cheaply. Any client can set it, so before each statement on a
+-- table those clauses guard, the flag is switched off unless this transaction holds
+-- the mark only apply_content writes (cfg_private.transaction_marks). Cascaded deletes
+-- are statements too, so they are audited whatever the client set.
+create or replace function cfg_private.guard_versioned_write()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if not exists (
+        select 1 from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark = 'versioned_write'
+    ) then
+        perform set_config('cfgctl.versioned_write', 'off', true);
+    end if;
+    return null;
+end
+$$;
+revoke execute on function cfg_private.guard_versioned_write() from public, anon, authenticated, service_role;
+
+-- =============================================================================
+-- Registration
+-- =============================================================================
+
+-- Gives a table the row triggers every cfgctl table has, in one call (supa_audit's
+-- enable_tracking is the model): touch_row (updated_at; org_id frozen; for a table
+-- without org_id, cfg.orgs, only updated_at), stamp_author (created_by/updated_by
+-- from the JWT) when asked, and audit with its arguments (columns redacted, '-column'
+-- left out, '@admin' for tables only admins read; see cfg_private.audit_row).
+-- versioned: 'audit' for tables save_config writes and versions itself (their audit
+-- skips those rows), 'touch_and_audit' when it also stamps updated_at itself; such
+-- tables get guard_versioned_write, which keeps the skip out of clients' reach.
+-- Idempotent: the function files call it on every migrate.
+create or replace function cfg_private.register_table(
+    tbl regclass,
+    audit_arguments text [] default '{}',
+    stamp_author boolean default false,
+    versioned text default 'no',
+    audit boolean default true
+)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+    skip_versioned text := format('when (%s) ', cfg_private.versioned_write_condition());
+    has_org_id boolean := exists (
+        select 1 from pg_attribute as a
+        where a.attrelid = tbl and a.attname = 'org_id' and not a.attisdropped
+    );
+begin
+    if versioned not in ('no', 'audit', 'touch_and_audit') then
+        raise exception 'versioned is no, audit or touch_and_audit, not %', versioned using errcode = 'PT422';
+    end if;
+    execute format(
+        'create or replace trigger touch_row before insert or update on %s for each row %s'
+        'execute function cfg_private.%s()',
+        tbl, case when versioned = 'touch_and_audit' then skip_versioned else '' end,
+        case when has_org_id then 'touch_row' else 'touch_updated_at' end
+    );
+    if stamp_author then
+        execute format(
+            'create or replace trigger stamp_author before insert or update on %s '
+            'for each row execute function cfg_private.stamp_author()', tbl
+        );
+    end if;
+    if audit then
+        execute format(
+            'create or replace trigger audit after insert or update or delete on %s for each row %s'
+            'execute function cfg_private.audit_row(%s)',
+            tbl, case when versioned <> 'no' then skip_versioned else '' end,
+            (select coalesce(string_agg(quote_literal(arg), ', '), '') from unnest(audit_arguments) as arg)
+        );
+    end if;
+    if versioned <> 'no' then
+        execute format(
+            'create or replace trigger guard_versioned_write before insert or update or delete on %s '
+            'for each statement when (current_setting(''cfgctl.versioned_write'', true) = ''on'') '
+            'execute function cfg_private.guard_versioned_write()', tbl
+        );
+    end if;
+end
+$$;
+revoke execute on function cfg_private.register_table(regclass, text [], boolean, text, boolean)
+from public, anon, authenticated, service_role;

@@ -116,49 +116,11 @@ $$;
 
 revoke execute on function cfg_private.audit_row() from public, anon, authenticated, service_role;
 
--- Every table in cfg is audited. entry_secrets' value is always redacted;
--- config_entries' value is null for secrets (see divert_secret_value).
-create or replace trigger audit after insert or update or delete on cfg.orgs
-for each row execute function cfg_private.audit_row();
-create or replace trigger audit after insert or update or delete on cfg.org_members
-for each row execute function cfg_private.audit_row();
-create or replace trigger audit after insert or update or delete on cfg.environments
-for each row execute function cfg_private.audit_row();
-create or replace trigger audit after insert or update or delete on cfg.automations
-for each row execute function cfg_private.audit_row();
--- Sections, entries and secret values written by cfg.save_config / cfg.rollback are
--- recorded by the config_versions row they produce (functions/40_versioning_write.sql), so
--- those writes are not audited row by row. The flag alone is not enough: an API role
--- that sets cfgctl.versioned_write itself is still audited (and versioned), because
--- the RPCs write as the owner of their security-definer functions, and before each
--- statement cfg_private.guard_versioned_write switches the flag off unless the
--- transaction holds the mark only those functions write (so cascades run as the
--- owner are audited too).
---
--- The WHEN clause below (repeated on versioning's triggers and on touch_row of sections
--- and entries) reads: audit unless the flag is on AND we are not an API role. It is
--- written inline, not as a helper function: a function pinned to a search_path cannot
--- be inlined, and its call on every written row was a tenth of a save's time
--- (bench/bench_versioning.py).
-
-create or replace trigger audit after insert or update or delete on cfg.config_sections
-for each row when (
-    current_setting('cfgctl.versioned_write', true) is distinct from 'on'
-    or current_user in ('anon', 'authenticated', 'service_role')
-)
-execute function cfg_private.audit_row();
-create or replace trigger audit after insert or update or delete on cfg.config_entries
-for each row when (
-    current_setting('cfgctl.versioned_write', true) is distinct from 'on'
-    or current_user in ('anon', 'authenticated', 'service_role')
-)
-execute function cfg_private.audit_row();
-create or replace trigger audit after insert or update or delete on cfg.entry_secrets
-for each row when (
-    current_setting('cfgctl.versioned_write', true) is distinct from 'on'
-    or current_user in ('anon', 'authenticated', 'service_role')
-)
-execute function cfg_private.audit_row('value');
+-- Every table in cfg is audited: each registers with cfg_private.register_table
+-- (functions/05_tables.sql), which attaches this trigger with the table's arguments.
+-- Rows that save_config/rollback write are recorded by the config_versions row they
+-- produce (functions/40_versioning_write.sql), so those writes are not audited row by
+-- row (cfg_private.versioned_write_condition()).
 
 -- =============================================================================
 -- Append-only: no update, delete or truncate, whatever the role. Only the

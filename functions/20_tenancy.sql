@@ -46,37 +46,22 @@ end
 $$;
 revoke execute on function cfg_private.guard_membership() from public, anon, authenticated, service_role;
 
-create or replace trigger touch_row before insert or update on cfg.orgs
-for each row execute function cfg_private.touch_updated_at();
+-- Every table: updated_at, org_id frozen, audit (functions/05_tables.sql).
+-- entry_secrets' value is always redacted; config_entries' value is null for secrets
+-- (divert_secret_value). Sections and entries written by save_config / rollback stamp
+-- updated_at themselves and never move org_id: a save rewrites many rows, each a
+-- trigger call, so their touch_row skips those writes too.
+select cfg_private.register_table('cfg.orgs');
+select cfg_private.register_table('cfg.org_members');
+select cfg_private.register_table('cfg.environments');
+select cfg_private.register_table('cfg.automations', stamp_author => true);
+select cfg_private.register_table('cfg.config_sections', versioned => 'touch_and_audit');
+select cfg_private.register_table('cfg.config_entries', versioned => 'touch_and_audit');
+select cfg_private.register_table('cfg.entry_secrets', audit_arguments => '{value}', versioned => 'audit');
 create or replace trigger stamp_creator before insert or update on cfg.orgs
 for each row execute function cfg_private.stamp_org_creator();
-create or replace trigger touch_row before insert or update on cfg.org_members
-for each row execute function cfg_private.touch_row();
 create or replace trigger guard_membership before update on cfg.org_members
 for each row execute function cfg_private.guard_membership();
-create or replace trigger touch_row before insert or update on cfg.environments
-for each row execute function cfg_private.touch_row();
-create or replace trigger touch_row before insert or update on cfg.automations
-for each row execute function cfg_private.touch_row();
-create or replace trigger stamp_author before insert or update on cfg.automations
-for each row execute function cfg_private.stamp_author();
--- Sections and entries written by cfg.save_config / cfg.rollback stamp updated_at
--- themselves and never move org_id: a save rewrites many rows, each a trigger call.
--- The WHEN clause is the versioned-write test explained in functions/10_audit.sql.
-create or replace trigger touch_row before insert or update on cfg.config_sections
-for each row when (
-    current_setting('cfgctl.versioned_write', true) is distinct from 'on'
-    or current_user in ('anon', 'authenticated', 'service_role')
-)
-execute function cfg_private.touch_row();
-create or replace trigger touch_row before insert or update on cfg.config_entries
-for each row when (
-    current_setting('cfgctl.versioned_write', true) is distinct from 'on'
-    or current_user in ('anon', 'authenticated', 'service_role')
-)
-execute function cfg_private.touch_row();
-create or replace trigger touch_row before insert or update on cfg.entry_secrets
-for each row execute function cfg_private.touch_row();
 
 -- A secret entry's value is moved to cfg.entry_secrets before the row is written,
 -- so it never reaches config_entries, its WAL stream or its realtime subscribers.

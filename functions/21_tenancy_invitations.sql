@@ -290,10 +290,7 @@ end
 $$;
 revoke execute on function cfg_private.invitation_event() from public, anon, authenticated, service_role;
 
-create or replace trigger touch_row before insert or update on cfg.org_invitations
-for each row execute function cfg_private.touch_row();
 -- Only admins read invitations (invitees their own), so only admins read their audit.
-create or replace trigger audit after insert or update or delete on cfg.org_invitations
-for each row execute function cfg_private.audit_row('@admin');
+select cfg_private.register_table('cfg.org_invitations', audit_arguments => '{@admin}');
 create or replace trigger emit_event after insert or update on cfg.org_invitations
 for each row execute function cfg_private.invitation_event();

@@ -407,7 +407,4 @@ create or replace trigger two_person_rule after insert or update or delete on cf
 for each row when (current_user in ('anon', 'authenticated', 'service_role'))
 execute function cfg_private.guard_environment_change();
 
-create or replace trigger touch_row before insert or update on cfg.environment_change_requests
-for each row execute function cfg_private.touch_row();
-create or replace trigger audit after insert or update or delete on cfg.environment_change_requests
-for each row execute function cfg_private.audit_row();
+select cfg_private.register_table('cfg.environment_change_requests');

@@ -393,28 +393,15 @@ $$;
 revoke execute on function cfg_private.reveal_webhook_secret(uuid) from public, anon;
 grant execute on function cfg_private.reveal_webhook_secret(uuid) to authenticated, service_role;
 
-create or replace trigger touch_row before insert or update on cfg.webhook_endpoints
-for each row execute function cfg_private.touch_row();
-create or replace trigger stamp_author before insert or update on cfg.webhook_endpoints
-for each row execute function cfg_private.stamp_author();
+-- URLs (Slack, Teams…) often carry a bearer token, so audit rows redact them. Only
+-- admins read endpoints, allowlisted hosts and secrets, so only admins read their audit.
+select cfg_private.register_table('cfg.webhook_endpoints', audit_arguments => '{url,@admin}', stamp_author => true);
+select cfg_private.register_table('cfg.webhook_allowed_hosts', audit_arguments => '{@admin}');
+select cfg_private.register_table('cfg_private.webhook_secrets', audit_arguments => '{secret,@admin}');
 create or replace trigger check_endpoint before insert or update on cfg.webhook_endpoints
 for each row execute function cfg_private.check_webhook_endpoint();
 create or replace trigger endpoint_changed after insert or update on cfg.webhook_endpoints
 for each row execute function cfg_private.webhook_endpoint_changed();
--- URLs (Slack, Teams…) often carry a bearer token, so audit rows redact them. Only
--- admins read endpoints, allowlisted hosts and secrets, so only admins read their audit.
-create or replace trigger audit after insert or update or delete on cfg.webhook_endpoints
-for each row execute function cfg_private.audit_row('url', '@admin');
-
-create or replace trigger touch_row before insert or update on cfg.webhook_allowed_hosts
-for each row execute function cfg_private.touch_row();
-create or replace trigger audit after insert or update or delete on cfg.webhook_allowed_hosts
-for each row execute function cfg_private.audit_row('@admin');
-
-create or replace trigger touch_row before insert or update on cfg_private.webhook_secrets
-for each row execute function cfg_private.touch_row();
-create or replace trigger audit after insert or update or delete on cfg_private.webhook_secrets
-for each row execute function cfg_private.audit_row('secret', '@admin');
 
 -- =============================================================================
 -- Fan-out: each outbox event becomes one delivery per matching enabled

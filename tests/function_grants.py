@@ -141,6 +141,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.touch_row()": NOBODY,
     "cfg_private.touch_updated_at()": NOBODY,
     "cfg_private.version_direct_write()": NOBODY,
+    "cfg_private.versioned_write_condition()": NOBODY,
     "cfg_private.webhook_endpoint_changed()": NOBODY,
 
     # Internals called only from the definer functions above: executable by nobody.
@@ -153,6 +154,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.lock_version_numbers(uuid)": NOBODY,
     "cfg_private.new_webhook_secret()": NOBODY,
     "cfg_private.pending_environment_change(uuid,text)": NOBODY,
+    "cfg_private.register_table(regclass,text[],boolean,text,boolean)": NOBODY,
     "cfg_private.record_version(uuid,uuid,text,text,integer,jsonb,jsonb)": NOBODY,
     "cfg_private.request_for(uuid,cfg.org_role,text)": NOBODY,
     "cfg_private.require_request_status(cfg.promotion_requests,text[])": NOBODY,
