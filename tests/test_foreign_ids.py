@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import psycopg
 import pytest
 from conftest import build_world, create_database, drop_database
 from psycopg.rows import dict_row
@@ -22,8 +23,6 @@ MISSING_DELIVERY = 9_000_000_000
 def foreign(pg_cluster, template_url):
     """Org B with one of everything: an automation with versions, a pending prod
     promotion, a webhook endpoint with a delivery, an invitation, a pipeline change."""
-    import psycopg
-
     name = f"foreign_ids_{uuid.uuid4().hex[:8]}"
     url = create_database(pg_cluster, name)
     conn = psycopg.connect(url, row_factory=dict_row)

@@ -112,6 +112,8 @@ def test_nobody_writes_the_tables_directly(conn, busy, table):
 def test_version_secrets_and_digest_key_are_out_of_reach(conn, busy):
     for name in IDENTITIES:
         for sql in ("select * from cfg_private.version_secrets", "select * from cfg_private.digest_keys",
+                    "select * from cfg_private.transaction_marks",
+                    "insert into cfg_private.transaction_marks (mark) values ('versioned_write')",
                     "select cfg_private.secret_token(gen_random_uuid(), '\"guess\"')"):
             assert outcome(conn, busy[name], sql) == "42501", (name, sql)
 
