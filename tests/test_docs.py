@@ -47,8 +47,8 @@ def test_the_readme_links_every_docs_page():
 
 # --- The CLI against its docs (datasette's model: tests/test_docs.py checks the docs
 # against each command's --help). Every command path must be documented as code
-# (`cfgctl env promote …`) on a line that also names each of its options; every
-# `cfgctl …` the docs show must exist; every command's --help must run.
+# (`cfgctl env promote …`), and each of its options must appear on the code lines that
+# show it; every `cfgctl …` the docs show must exist; every command's --help must run.
 
 
 # Options every data command shares, documented once in docs/api.md ("Using the CLI").
@@ -115,7 +115,7 @@ def test_every_command_is_documented_with_its_options(path):
     missing = [
         spellings[0]
         for spellings in options(COMMANDS[path])
-        if not any(re.search(re.escape(s) + r"(?![\w-])", text) for s in spellings)
+        if not any(re.search(r"(?<![\w-])" + re.escape(s) + r"(?![\w-])", text) for s in spellings)
     ]
     assert missing == [], f"`cfgctl {' '.join(path)}`: options missing from its docs: {missing}"
 
