@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +37,8 @@ SETTINGS_FILE = "cfgctl.conf"
 INCLUDE_LINE = f"include '{SETTINGS_FILE}'"
 # Earlier releases appended these settings to postgresql.conf under this line.
 OLD_BLOCK_MARK = "# cfgctl embedded stack"
+# The root key of the embedded Vault (supabase/local/30_vault.sql), in the data directory.
+VAULT_KEY_FILE = "cfgctl_vault.key"
 OLD_BLOCK_KEYS = {
     "listen_addresses", "unix_socket_directories", "shared_preload_libraries", "cron.database_name",
     "wal_level", "max_replication_slots", "max_wal_senders", "max_connections", "log_min_messages",
@@ -49,6 +52,9 @@ REQUIRED_FILES = [
     (PG_SHARE / "pg_trgm.control", "postgresql-contrib"),
     (PG_SHARE / "pg_cron.control", f"postgresql-{PG_MAJOR}-cron"),
     (PG_LIB / "wal2json.so", f"postgresql-{PG_MAJOR}-wal2json"),
+    # The embedded Vault encrypts with AES-GCM from python3-cryptography inside plpython3u.
+    (PG_SHARE / "plpython3u.control", f"postgresql-plpython3-{PG_MAJOR}"),
+    (Path("/usr/lib/python3/dist-packages/cryptography/__init__.py"), "python3-cryptography"),
 ]
 TEST_FILES = [
     (PG_SHARE / "pgtap.control", f"postgresql-{PG_MAJOR}-pgtap"),
@@ -154,7 +160,29 @@ class Cluster:
             os.unlink(pw.name)
         if result.returncode != 0:
             raise CfgError(f"initdb failed: {result.stderr.strip()}")
+        self.ensure_vault_key()
         self.configure()
+
+    @property
+    def vault_key_file(self) -> Path:
+        return self.data_dir / VAULT_KEY_FILE
+
+    def ensure_vault_key(self) -> bool:
+        """Write the embedded Vault's root key unless it exists: 32 random bytes, mode 0600,
+        owned by the server's OS user, so only the server (and its superuser-owned plpython3u
+        functions) can read it. Never replaced: the secrets encrypted with it depend on it.
+        Written here rather than by SQL on first use, so that a lost key is an error, not a
+        new key; start() calls it too, for clusters created by an older cfgctl."""
+        try:
+            fd = os.open(self.vault_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        if _as_root():
+            pg = pwd.getpwnam("postgres")
+            os.chown(self.vault_key_file, pg.pw_uid, pg.pw_gid)
+        return True
 
     # -------------------------------------------------------------------------
     # The settings the stack needs live in one file the data directory includes,
@@ -274,6 +302,7 @@ class Cluster:
         """Start the server, or bring a running one up to date: restart it when the
         installed binaries are newer or its settings changed (the data is kept).
         Returns why it restarted, or None."""
+        self.ensure_vault_key()
         changed = self.configure()
         if not self.is_running():
             self._pg_ctl("start")
