@@ -394,3 +394,15 @@ def test_a_missing_key_is_a_clear_error_not_a_new_key(conn, db_url, pg_cluster):
     finally:
         os.rename(moved, pg_cluster.vault_key_file)
     assert decrypted(conn, secret_id)["decrypted_secret"] == "needs-the-key"
+
+
+def test_a_key_file_others_can_read_is_refused(conn, db_url, pg_cluster):
+    secret_id = create(conn, "guarded")
+    os.chmod(pg_cluster.vault_key_file, 0o640)
+    try:
+        with psycopg.connect(db_url) as fresh, pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+            fresh.execute("select decrypted_secret from vault.decrypted_secrets where id = %s", (secret_id,))
+        assert "readable by others than the server" in info.value.diag.message_primary
+    finally:
+        os.chmod(pg_cluster.vault_key_file, 0o600)
+    assert decrypted(conn, secret_id)["decrypted_secret"] == "guarded"
