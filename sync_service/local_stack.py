@@ -35,10 +35,10 @@ POSTGRES = PG_BIN / "postgres"
 # The stack's settings file in the data directory, and the line of postgresql.conf that reads it.
 SETTINGS_FILE = "cfgctl.conf"
 INCLUDE_LINE = f"include '{SETTINGS_FILE}'"
-# Earlier releases appended these settings to postgresql.conf under this line.
-OLD_BLOCK_MARK = "# cfgctl embedded stack"
 # The root key of the embedded Vault (supabase/local/30_vault.sql), in the data directory.
 VAULT_KEY_FILE = "cfgctl_vault.key"
+# Earlier releases appended these settings to postgresql.conf under this line.
+OLD_BLOCK_MARK = "# cfgctl embedded stack"
 OLD_BLOCK_KEYS = {
     "listen_addresses", "unix_socket_directories", "shared_preload_libraries", "cron.database_name",
     "wal_level", "max_replication_slots", "max_wal_senders", "max_connections", "log_min_messages",
@@ -172,7 +172,7 @@ class Cluster:
         owned by the server's OS user, so only the server (and its superuser-owned plpython3u
         functions) can read it. Never replaced: the secrets encrypted with it depend on it.
         Written here rather than by SQL on first use, so that a lost key is an error, not a
-        new key; start() calls it too, for clusters created by an older cfgctl."""
+        new key (see _vault_key_for_existing_cluster)."""
         try:
             fd = os.open(self.vault_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -302,20 +302,43 @@ class Cluster:
         """Start the server, or bring a running one up to date: restart it when the
         installed binaries are newer or its settings changed (the data is kept).
         Returns why it restarted, or None."""
-        self.ensure_vault_key()
         changed = self.configure()
         if not self.is_running():
             self._pg_ctl("start")
-            return None
-        if self.stale_binaries():
+            restarted = None
+        elif self.stale_binaries():
             self._pg_ctl("restart")
-            return "binaries upgraded"
-        if changed:
+            restarted = "binaries upgraded"
+        elif changed:
             # Most of these settings only take effect at a restart; a reload is also
             # asynchronous. A restart is the one deterministic way.
             self._pg_ctl("restart")
-            return "settings changed"
-        return None
+            restarted = "settings changed"
+        else:
+            restarted = None
+        self._vault_key_for_existing_cluster()
+        return restarted
+
+    def _vault_key_for_existing_cluster(self) -> None:
+        """A cluster created by an older cfgctl has no Vault key yet: write one, unless some
+        database already holds secrets, which only the lost key can decrypt."""
+        if self.vault_key_file.exists():
+            return
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            names = [r[0] for r in conn.execute("select datname from pg_database where datallowconn")]
+        holders = []
+        for name in names:
+            with psycopg.connect(self.url_for(name), autocommit=True) as conn:
+                has_vault = conn.execute("select to_regclass('vault.secrets') is not null").fetchone()[0]
+                if has_vault and conn.execute("select exists (select 1 from vault.secrets)").fetchone()[0]:
+                    holders.append(name)
+        if holders:
+            raise CfgError(
+                f"the Vault root key {self.vault_key_file} is missing, and the secrets in "
+                f"{', '.join(holders)} were encrypted with it: restore the file from a backup of the "
+                "data directory (a new key could not decrypt them)"
+            )
+        self.ensure_vault_key()
 
     def _pg_ctl(self, action: str) -> None:
         result = self._run(

@@ -322,6 +322,35 @@ def test_ensure_vault_key_writes_once_and_never_replaces(tmp_path):
     assert cluster.ensure_vault_key() is False and cluster.vault_key_file.read_bytes() == first
 
 
+def test_start_refuses_to_replace_a_lost_key_while_secrets_exist(conn, pg_cluster):
+    """`cfgctl local start` writes a key for a cluster that has none (one created by an older
+    cfgctl), but not over secrets encrypted with a key that went missing."""
+    create(conn, "encrypted-with-the-old-key")
+    moved = pg_cluster.vault_key_file.with_name("cfgctl_vault.key.moved")
+    os.rename(pg_cluster.vault_key_file, moved)
+    try:
+        with pytest.raises(CfgError, match="cfgctl_vault.key is missing, and the secrets in test_"):
+            pg_cluster.start()
+        assert not pg_cluster.vault_key_file.exists()
+    finally:
+        os.rename(moved, pg_cluster.vault_key_file)
+    assert pg_cluster.start() is None
+
+
+def test_start_writes_a_key_for_a_cluster_without_one_and_without_secrets(conn, pg_cluster):
+    assert conn.execute("select count(*) as n from vault.secrets").fetchone()["n"] == 0
+    original = key_bytes(pg_cluster)
+    moved = pg_cluster.vault_key_file.with_name("cfgctl_vault.key.moved")
+    os.rename(pg_cluster.vault_key_file, moved)
+    try:
+        assert pg_cluster.start() is None
+        new = pg_cluster.vault_key_file.stat()
+        assert stat.S_IMODE(new.st_mode) == 0o600 and new.st_uid == pg_cluster.data_dir.stat().st_uid
+        assert len(key_bytes(pg_cluster)) == 32 and key_bytes(pg_cluster) != original
+    finally:
+        os.replace(moved, pg_cluster.vault_key_file)
+
+
 def test_pg_dump_contains_neither_the_key_nor_a_plaintext(conn, db_url, pg_cluster):
     create(conn, "plaintext-that-must-not-leak", "dumped")
     dump = subprocess.run(
