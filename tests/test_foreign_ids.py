@@ -106,6 +106,8 @@ CALLS = {
     "list_webhook_allowed_hosts": ("select * from cfg.list_webhook_allowed_hosts(%s)", ["org"]),
     "allow_webhook_host": ("select cfg.allow_webhook_host(%s, '10.0.0.1')", ["org"]),
     "disallow_webhook_host": ("select cfg.disallow_webhook_host(%s, '10.0.0.1')", ["org"]),
+    # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
+    "my_invitations": ("select * from cfg.my_invitations()", []),
 }
 
 
