@@ -466,6 +466,13 @@ declare
     removed cfg.webhook_allowed_hosts;
 begin
     perform cfg_private.require_operator(disallow_webhook_host.org_id, 'changing the webhook host allowlist');
+    -- An entry exactly as written before entries were normalised (lower case only) goes too.
+    delete from cfg.webhook_allowed_hosts as h
+    where h.org_id = disallow_webhook_host.org_id and h.host = lower(btrim(disallow_webhook_host.host))
+    returning * into removed;
+    if removed.id is not null then
+        return removed;
+    end if;
     entry := cfg_private.webhook_allowlist_entry(disallow_webhook_host.host);
     delete from cfg.webhook_allowed_hosts as h
     where h.org_id = disallow_webhook_host.org_id and h.host = entry

@@ -367,6 +367,18 @@ def test_disallowing_a_host_that_is_not_there_is_not_found(conn, world):
     assert allowlist(conn, world.org_b) == ["hooks.internal"]
 
 
+def test_entries_written_before_normalisation_can_be_taken_off(conn, world):
+    # The earlier `allow-host` stored lower(HOST) as given: such entries are removable as written.
+    conn.execute("insert into cfg.webhook_allowed_hosts (org_id, host) values (%s, '10.0.0.9/8'), (%s, '127.1')",
+                 (world.org_a, world.org_a))
+    conn.commit()
+    for written in ("10.0.0.9/8", "127.1"):
+        with acting_as(conn, world["service"]) as cur:
+            assert cur.execute("select host from cfg.disallow_webhook_host(%s, %s)",
+                               (world.org_a, written)).fetchone()["host"] == written
+    assert allowlist(conn, world.org_a) == []
+
+
 def test_admins_read_the_allowlist_but_only_the_operator_changes_it(conn, world):
     with pytest.raises(CfgError) as error, acting_as(conn, world["admin"]) as cur:
         cur.execute("select cfg.allow_webhook_host(%s, '10.0.0.1')", (world.org_a,))
