@@ -11,6 +11,7 @@ GRANTS: dict[str, str] = {
     # The API: every RPC in cfg is SECURITY INVOKER, called through PostgREST by signed-in users
     # and the service key (anon has no access to cfg at all).
     "cfg.accept_invitation(uuid)": SIGNED_IN,
+    "cfg.allow_webhook_host(uuid,text)": SIGNED_IN,
     "cfg.apply_promotion(uuid)": SIGNED_IN,
     "cfg.approve_environment_change(uuid,text)": SIGNED_IN,
     "cfg.approve_promotion(uuid,text,boolean)": SIGNED_IN,
@@ -23,13 +24,24 @@ GRANTS: dict[str, str] = {
     "cfg.delete_webhook_endpoint(uuid)": SIGNED_IN,
     "cfg.deployment_status(uuid,uuid)": SIGNED_IN,
     "cfg.diff_versions(uuid,uuid)": SIGNED_IN,
+    "cfg.disallow_webhook_host(uuid,text)": SIGNED_IN,
+    "cfg.find_automation(text,text)": SIGNED_IN,
+    "cfg.find_environment(uuid,text)": SIGNED_IN,
+    "cfg.find_org(text)": SIGNED_IN,
     "cfg.get_config(uuid,integer)": SIGNED_IN,
     "cfg.invite_member(uuid,text,cfg.org_role,interval)": SIGNED_IN,
+    "cfg.list_automations(uuid)": SIGNED_IN,
+    "cfg.list_environment_changes(uuid,text)": SIGNED_IN,
+    "cfg.list_environments(uuid)": SIGNED_IN,
     "cfg.list_invitations(uuid)": SIGNED_IN,
     "cfg.list_members(uuid)": SIGNED_IN,
     "cfg.list_promotion_requests(uuid,cfg.promotion_status,uuid)": SIGNED_IN,
+    "cfg.list_webhook_allowed_hosts(uuid)": SIGNED_IN,
+    "cfg.list_webhook_endpoints(uuid)": SIGNED_IN,
     "cfg.merge_config(uuid,uuid,jsonb)": SIGNED_IN,
     "cfg.my_orgs()": SIGNED_IN,
+    # Invitations addressed to the caller's email: the service key has none.
+    "cfg.my_invitations()": "authenticated",
     "cfg.patch_config(uuid,integer,jsonb,jsonb,text)": SIGNED_IN,
     "cfg.promote(uuid,text,text,boolean,text,text,integer)": SIGNED_IN,
     "cfg.reject_environment_change(uuid,text)": SIGNED_IN,
@@ -108,6 +120,10 @@ GRANTS: dict[str, str] = {
     "cfg_private.webhook_host_literal(text)": SIGNED_IN,
     "cfg_private.webhook_max_payload_bytes()": SIGNED_IN,
     "cfg_private.webhook_refusal(text,inet,text[])": SIGNED_IN,
+    "cfg_private.automation_by_ref(text,text)": SIGNED_IN,
+    "cfg_private.org_by_ref(text)": SIGNED_IN,
+    "cfg_private.require_operator(uuid,text)": SIGNED_IN,
+    "cfg_private.webhook_allowlist_entry(text)": SIGNED_IN,
 
     # Supabase Auth's custom access token hook: called by GoTrue only.
     "cfg_private.custom_access_token_hook(jsonb)": "supabase_auth_admin",

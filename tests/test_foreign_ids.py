@@ -97,6 +97,17 @@ CALLS = {
     "webhook_deliveries": ("select * from cfg.webhook_deliveries(%s)", ["endpoint"]),
     "retry_webhook_delivery": ("select cfg.retry_webhook_delivery(%s)", ["delivery"]),
     "webhook_delivery_attempts": ("select * from cfg.webhook_delivery_attempts(%s)", ["delivery"]),
+    # What the CLI and a dashboard read (tests/test_cli_api.py), and the host allowlist.
+    "find_environment": ("select * from cfg.find_environment(%s, 'dev')", ["org"]),
+    "list_environments": ("select * from cfg.list_environments(%s)", ["org"]),
+    "list_automations": ("select * from cfg.list_automations(%s)", ["org"]),
+    "list_environment_changes": ("select * from cfg.list_environment_changes(%s)", ["org"]),
+    "list_webhook_endpoints": ("select * from cfg.list_webhook_endpoints(%s)", ["org"]),
+    "list_webhook_allowed_hosts": ("select * from cfg.list_webhook_allowed_hosts(%s)", ["org"]),
+    "allow_webhook_host": ("select cfg.allow_webhook_host(%s, '10.0.0.1')", ["org"]),
+    "disallow_webhook_host": ("select cfg.disallow_webhook_host(%s, '10.0.0.1')", ["org"]),
+    # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
+    "my_invitations": ("select * from cfg.my_invitations()", []),
 }
 
 

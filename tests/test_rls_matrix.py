@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import test_cli_api as cli_api
 import test_versioning_rls as versioning_rls
 import test_webhooks_sql as webhooks_rls
 from conftest import World, build_world, create_database, drop_database
@@ -28,7 +29,7 @@ from sync_service.db import CfgError, Identity, acting_as
 # Later features keep the matrix of their own tables and RPCs next to their tests;
 # the coverage checks below take them into account, so nothing in cfg goes unmatrixed.
 OTHER_MATRIX_TABLES = set(versioning_rls.TABLES) | set(webhooks_rls.TABLES)
-OTHER_MATRIX_RPCS = set(versioning_rls.RPCS) | set(webhooks_rls.RPCS)
+OTHER_MATRIX_RPCS = set(versioning_rls.RPCS) | set(webhooks_rls.RPCS) | set(cli_api.RPCS)
 
 # =============================================================================
 # The matrix. Columns are the actors, in this order:
