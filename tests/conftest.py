@@ -17,6 +17,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from sync_service import local_stack as local
+from tests.support.cli import Run, run_cfgctl
 from tests.support.cluster import TEMPLATE, create_database, drop_database, free_port
 from tests.support.world import World, build_world
 
@@ -64,3 +65,13 @@ def conn(db_url):
 @pytest.fixture
 def world(conn) -> World:
     return build_world(conn)
+
+
+@pytest.fixture
+def cfgctl(db_url):
+    """cfgctl(*args, input=None) -> Run: the CLI against this test's database."""
+
+    def run(*args: str, input: str | None = None) -> Run:
+        return run_cfgctl(*args, env={"CFGCTL_DB_URL": db_url}, input=input)
+
+    return run

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from sync_service.db import CfgError, acting_as
+from sync_service.db import acting_as
+from tests.support.act import attempt
 from tests.support.cluster import create_database, drop_database
 from tests.support.versioning import content, save
 from tests.support.webhooks import create_endpoint
@@ -103,15 +104,12 @@ CALLS = {
 
 def answer(conn, who, sql, params) -> tuple:
     """(sqlstate, message, detail) with the ids passed in replaced by a placeholder."""
-    try:
-        with acting_as(conn, who) as cur:
-            cur.execute(sql, params)
-            rows = cur.fetchall()
-    except CfgError as exc:
-        passed = {str(value) for value in params}
-        detail = {k: "<id>" if str(v) in passed else v for k, v in (exc.detail or {}).items()}
-        return (exc.code, str(exc), json.dumps(detail, sort_keys=True, default=str))
-    return ("ok", len(rows))
+    out = attempt(conn, who, sql, params)
+    if out.ok:
+        return ("ok", len(out.rows))
+    passed = {str(value) for value in params}
+    detail = {k: "<id>" if str(v) in passed else v for k, v in (out.detail or {}).items()}
+    return (out.code, out.message, json.dumps(detail, sort_keys=True, default=str))
 
 
 def test_every_rpc_with_an_id_is_in_the_sweep(foreign):

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
 
 from cli import stack
-from cli.main import app
 from sync_service import local_stack as local
 from sync_service.db import CfgError
+from tests.support.cli import run_cfgctl
 from tests.support.cluster import free_port
 
 
-def cfgctl(*args: str, env: dict) -> subprocess.CompletedProcess:
+def cfgctl_process(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own: the stack it starts must outlive the call."""
     return subprocess.run(
         [sys.executable, "-c", "from cli.main import main; main()", *args],
         capture_output=True, text=True, env=env, timeout=120,
@@ -39,33 +39,33 @@ def stack_env():
     }
     env.pop("CFGCTL_DB_URL", None)
     yield env
-    cfgctl("local", "stop", env=env)
+    cfgctl_process("local", "stop", env=env)
     shutil.rmtree(base, ignore_errors=True)
 
 
 def test_start_status_stop_and_start_again(stack_env):
-    started = cfgctl("local", "start", "--json", env=stack_env)
+    started = cfgctl_process("local", "start", "--json", env=stack_env)
     assert started.returncode == 0, started.stderr
     report = json.loads(started.stdout)
     assert report["running"] is True
     assert report["db_url"].endswith(f":{stack_env['CFGCTL_PG_PORT']}/postgres")
     assert report["migrations"]["changed"] is True
 
-    again = cfgctl("local", "start", "--json", env=stack_env)
+    again = cfgctl_process("local", "start", "--json", env=stack_env)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["migrations"]["applied"] == []
 
-    status = json.loads(cfgctl("local", "status", "--json", env=stack_env).stdout)
+    status = json.loads(cfgctl_process("local", "status", "--json", env=stack_env).stdout)
     assert status == status | {"running": True, "data_dir": stack_env["CFGCTL_DATA_DIR"]}
 
     # The seed is there and the stack answers as a seeded user.
-    listed = cfgctl("automation", "list", "acme", "--as", "viewer@acme.test", "--json", env=stack_env)
+    listed = cfgctl_process("automation", "list", "acme", "--as", "viewer@acme.test", "--json", env=stack_env)
     assert {a["slug"] for a in json.loads(listed.stdout)} == {"billing-api", "nightly-report", "edge-gateway"}
 
-    assert cfgctl("local", "stop", env=stack_env).returncode == 0
-    stopped = cfgctl("local", "status", "--json", env=stack_env)
+    assert cfgctl_process("local", "stop", env=stack_env).returncode == 0
+    stopped = cfgctl_process("local", "status", "--json", env=stack_env)
     assert json.loads(stopped.stdout)["running"] is False
-    down = cfgctl("automation", "list", "acme", "--as", "viewer@acme.test", env=stack_env)
+    down = cfgctl_process("automation", "list", "acme", "--as", "viewer@acme.test", env=stack_env)
     assert down.returncode == 1 and "cfgctl local start" in down.stderr
 
 
@@ -97,7 +97,7 @@ def cluster():
 
 def status(monkeypatch, cluster: local.Cluster, *args: str):
     monkeypatch.setattr(stack, "_cluster", lambda port: cluster)
-    return CliRunner().invoke(app, ["local", "status", *args], catch_exceptions=False)
+    return run_cfgctl("local", "status", *args)
 
 
 def test_a_current_cluster_is_left_alone(cluster, monkeypatch):
@@ -106,9 +106,9 @@ def test_a_current_cluster_is_left_alone(cluster, monkeypatch):
     assert not cluster.stale_binaries()
     assert cluster.start() is None
     assert cluster.postmaster_pid() == pid
-    shown = json.loads(status(monkeypatch, cluster, "--json").stdout)
+    shown = json.loads(status(monkeypatch, cluster, "--json").out)
     assert shown == shown | {"running": True, "stale_binaries": False, "settings_current": True, "fix": None}
-    assert status(monkeypatch, cluster).exit_code == 0
+    assert status(monkeypatch, cluster).code == 0
 
 
 def test_start_restarts_a_postmaster_older_than_the_installed_binaries(cluster, monkeypatch):
@@ -118,12 +118,12 @@ def test_start_restarts_a_postmaster_older_than_the_installed_binaries(cluster, 
     # Simulated: the installed package is newer than the server that runs.
     monkeypatch.setattr(local, "installed_version", lambda: "15.99 (simulated newer package)")
 
-    shown = json.loads(status(monkeypatch, cluster, "--json").stdout)
+    shown = json.loads(status(monkeypatch, cluster, "--json").out)
     assert shown == shown | {"running": True, "stale_binaries": True, "fix": "cfgctl local start",
                              "installed_version": "15.99 (simulated newer package)"}
     human = status(monkeypatch, cluster)
-    assert human.exit_code == 1
-    assert "is installed" in human.stdout and "cfgctl local start" in human.stdout
+    assert human.code == 1
+    assert "is installed" in human.out and "cfgctl local start" in human.out
 
     assert cluster.start() == "binaries upgraded"
     assert cluster.postmaster_pid() != pid

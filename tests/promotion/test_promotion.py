@@ -7,12 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cli.common import EXIT_BY_SQLSTATE
-from cli.main import app
-from sync_service.db import CfgError, acting_as
-from sync_service.settings import get_settings
+from sync_service.db import acting_as
 from tests.support.versioning import content, events, refused, rpc, save
 from tests.support.world import add_member, create_user
 
@@ -517,36 +513,21 @@ def test_the_service_key_cannot_approve_its_own_request(conn, world):
         "status"] == "applied"
 
 
-def test_cli_pipeline_changes(conn, world, db_url, monkeypatch):
-    monkeypatch.setenv("CFGCTL_DB_URL", db_url)
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
+def test_cli_pipeline_changes(conn, world, cfgctl):
     second_admin(conn, world)
-    runner = CliRunner()
-
-    def cli(*args):
-        result = runner.invoke(app, list(args))
-        if isinstance(result.exception, CfgError):
-            return EXIT_BY_SQLSTATE.get(result.exception.code or "", 1), result
-        return result.exit_code, result
-
-    code, out = cli("env", "request-change", "org-a", "prod", "--approval-off", "--position", "1",
-                    "--as", "admin@example.test")
-    assert code == 2
-    code, out = cli("env", "request-change", "org-a", "prod", "--approval-off", "--reason", "freeze over",
-                    "--as", "admin@example.test")
-    assert code == 0 and "pending another admin's approval" in out.output, out.output
-    code, out = cli("env", "changes", "org-a", "--json", "--as", "viewer@example.test")
-    pending = json.loads(out.output)
+    admin, admin2 = ("--as", "admin@example.test"), ("--as", "admin2@example.test")
+    assert cfgctl("env", "request-change", "org-a", "prod", "--approval-off", "--position", "1", *admin).code == 2
+    out = cfgctl("env", "request-change", "org-a", "prod", "--approval-off", "--reason", "freeze over", *admin)
+    assert out.code == 0 and "pending another admin's approval" in out.output, out.output
+    pending = cfgctl("env", "changes", "org-a", "--json", "--as", "viewer@example.test").json()
     assert [(r["environment_slug"], r["change"]) for r in pending] == [("prod", {"requires_approval": False})]
     change_id = pending[0]["id"]
-    assert cli("env", "approve-change", change_id, "--as", "admin@example.test")[0] == 4
-    assert cli("env", "request-change", "org-a", "qa", "--delete", "--as", "admin@example.test")[0] == 3
-    code, out = cli("env", "approve-change", change_id, "--as", "admin2@example.test")
-    assert code == 0 and "now applied" in out.output
-    code, out = cli("env", "request-change", "org-a", "staging", "--position", "5", "--as", "admin@example.test")
+    assert cfgctl("env", "approve-change", change_id, *admin).code == 4
+    assert cfgctl("env", "request-change", "org-a", "qa", "--delete", *admin).code == 3
+    out = cfgctl("env", "approve-change", change_id, *admin2)
+    assert out.code == 0 and "now applied" in out.output
+    out = cfgctl("env", "request-change", "org-a", "staging", "--position", "5", *admin)
     change_id = out.output.split()[1]
-    assert cli("env", "reject-change", change_id, "--reason", " ", "--as", "admin2@example.test")[0] == 6
-    code, out = cli("env", "reject-change", change_id, "--reason", "no", "--as", "admin2@example.test")
-    assert code == 0 and "now rejected" in out.output
-    get_settings.cache_clear()
+    assert cfgctl("env", "reject-change", change_id, "--reason", " ", *admin2).code == 6
+    out = cfgctl("env", "reject-change", change_id, "--reason", "no", *admin2)
+    assert out.code == 0 and "now rejected" in out.output

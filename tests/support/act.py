@@ -30,6 +30,10 @@ class Outcome:
     code: str | None = None
     message: str = ""
     detail: Any = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
 
     @property
     def status(self) -> str:
@@ -51,7 +55,7 @@ def attempt(conn: psycopg.Connection, who: Identity, query: Any, params: Any = N
                 raise psycopg.Rollback()
         outcome = Outcome(True, seen["rowcount"], seen["rows"])
     except CfgError as exc:
-        outcome = Outcome(False, code=exc.code, message=str(exc), detail=exc.detail)
+        outcome = Outcome(False, code=exc.code, message=str(exc), detail=exc.detail, hint=exc.hint)
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         # A savepoint keeps its SET LOCALs until the outer transaction ends: back to superuser.
         conn.execute("reset role")

@@ -1,13 +1,14 @@
-"""Helpers shared by the versioning and promotion tests (not fixtures: plain functions)."""
+"""Helpers shared by the versioning and promotion tests (not fixtures: plain functions):
+content bodies, saving, reading versions and events, and `refused` (built on act.attempt)."""
 
 from __future__ import annotations
 
 import json
 
 import psycopg
-import pytest
 
-from sync_service.db import CfgError, Identity, acting_as
+from sync_service.db import Identity, acting_as
+from tests.support.act import Outcome, attempt
 from tests.support.world import add_member, create_user
 
 
@@ -106,15 +107,15 @@ def snapshot_counts(conn) -> dict:
     return row
 
 
-def refused(conn, who, sql, params=(), code: str | None = None) -> CfgError:
-    """Runs sql as who, expects a CfgError (with code when given) and no change at all."""
+def refused(conn, who, sql, params=(), code: str | None = None) -> Outcome:
+    """Runs sql as who, expects a refusal (with code when given) and no change at all."""
     before = snapshot_counts(conn)
-    with pytest.raises(CfgError) as info:
-        rpc(conn, who, sql, params)
+    outcome = attempt(conn, who, sql, params)
+    assert not outcome.ok, f"accepted: {sql}"
     if code is not None:
-        assert info.value.code == code, (info.value.code, str(info.value), info.value.detail)
+        assert outcome.code == code, (outcome.code, outcome.message, outcome.detail)
     assert snapshot_counts(conn) == before
-    return info.value
+    return outcome
 
 
 REQUEST_CHANGE = ("select * from cfg.request_environment_change("

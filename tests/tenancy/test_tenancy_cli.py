@@ -1,53 +1,17 @@
-"""The real `cfgctl` entry point (cli.main:main, which maps errors to exit codes), driven
-in-process through click's CliRunner against the per-test database."""
+"""The org, member, user, automation and audit commands of `cfgctl`, through the real
+entry point (the `cfgctl` fixture: tests/support/cli.py) against the per-test database."""
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import dataclass
-
-import click
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
-from sync_service.settings import get_settings
+from tests.support.cli import run_cfgctl
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                 "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def entry_point(args: tuple[str, ...]) -> None:
-    """Runs cli.main:main exactly as the console script does, with these arguments."""
-    get_settings.cache_clear()  # settings come from the environment of this invocation
-    sys.argv = ["cfgctl", *args]
-    main()
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def cfgctl(db_url, conn):
-    runner = CliRunner()
-    env = {"CFGCTL_DB_URL": db_url, "CFGCTL_AS": None, "CFGCTL_SUPABASE_URL": None,
-           "CFGCTL_SUPABASE_SERVICE_KEY": None, "COLUMNS": "250", "NO_COLOR": "1"}
+@pytest.fixture(autouse=True)
+def _autocommit(conn):
+    """The superuser connection sees each CLI call's committed rows, and holds no locks."""
     conn.autocommit = True
-
-    def run(*args: str, input: str | None = None) -> Run:
-        result = runner.invoke(entry_point, list(args), env=env, input=input, catch_exceptions=False)
-        return Run(result.exit_code, result.stdout, result.stderr)
-
-    yield run
-    get_settings.cache_clear()
 
 
 A = ("--as", "admin@example.test")
@@ -303,9 +267,7 @@ def test_service_identity_sees_every_org(cfgctl, world):
     assert log.code == 0 and {r["org_id"] for r in log.json()} == {str(world.org_b)}
 
 
-def test_unreachable_database_says_so(cfgctl, monkeypatch):
-    runner = CliRunner()
-    result = runner.invoke(entry_point, ["org", "list", *A],
-                           env={"CFGCTL_DB_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})
-    assert result.exit_code == 1
-    assert "cannot connect" in result.stderr and "cfgctl local start" in result.stderr
+def test_unreachable_database_says_so():
+    result = run_cfgctl("org", "list", *A, env={"CFGCTL_DB_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})
+    assert result.code == 1
+    assert "cannot connect" in result.err and "cfgctl local start" in result.err
