@@ -172,7 +172,8 @@ def _schema_files_at(commit: str, into) -> None:
 
 @pytest.mark.parametrize("commit", list(UPGRADE_FROM))
 def test_a_database_built_by_an_earlier_release_upgrades_in_place(pg_cluster, tmp_path, commit):
-    from conftest import create_user, drop_database
+    from tests.support.cluster import drop_database
+    from tests.support.world import create_user
 
     old = tmp_path / "old"
     _schema_files_at(commit, old)
@@ -329,7 +330,7 @@ def test_an_upgraded_database_has_the_same_catalogue_as_a_new_one(pg_cluster, te
     """Migrations and function files agree: a database the previous release built, then
     migrated, ends up exactly like one built today (no function left behind, no
     constraint, index, trigger, policy or grant missing)."""
-    from conftest import drop_database
+    from tests.support.cluster import drop_database
 
     old = tmp_path / "old"
     _schema_files_at(PREVIOUS_RELEASE, old)
