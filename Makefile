@@ -26,7 +26,7 @@ test: lint
 	$(BIN)/pytest
 
 ## Regenerate supabase/types/database.ts (the dashboard's TypeScript types) from a freshly
-## migrated throwaway database with Supabase's generator; commit the result (tests/test_types.py checks it).
+## migrated throwaway database with Supabase's generator; commit the result (tests/platform/test_types.py checks it).
 types: bootstrap
 	$(BIN)/python scripts/gen_types.py
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,9 +49,6 @@ EXIT_BY_SQLSTATE = {
     "23502": EXIT_INVALID,
     "22001": EXIT_INVALID,
 }
-
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-
 
 def db_url(explicit: str | None = None) -> str:
     return explicit or get_settings().effective_db_url
@@ -151,31 +147,10 @@ def fail(error: CfgError) -> None:
 
 
 def resolve_org(cur: psycopg.Cursor, ref: str) -> dict:
-    """An org the identity can see, by slug or id."""
-    if UUID_RE.match(ref):
-        cur.execute("select * from cfg.orgs where id = %s", (ref,))
-    else:
-        cur.execute("select * from cfg.orgs where slug = %s", (ref,))
-    row = cur.fetchone()
-    if row is None:
-        raise CfgError(f"organisation {ref!r} not found (or you are not a member)", "PT404")
-    return row
+    """An org the identity can see, by slug or id (cfg.find_org)."""
+    return cur.execute("select * from cfg.find_org(%s)", (ref,)).fetchone()
 
 
 def resolve_automation(cur: psycopg.Cursor, org_ref: str | None, ref: str) -> dict:
-    """An automation by id, or by ORG and slug (also written ORG/SLUG)."""
-    if UUID_RE.match(ref):
-        cur.execute("select * from cfg.automations where id = %s", (ref,))
-    else:
-        if org_ref is None and "/" in ref:
-            org_ref, ref = ref.split("/", 1)
-        if org_ref is None:
-            raise CfgError("name the automation as ORG/SLUG, or by its id", "PT422")
-        org = resolve_org(cur, org_ref)
-        cur.execute(
-            "select * from cfg.automations where org_id = %s and slug = %s", (org["id"], ref)
-        )
-    row = cur.fetchone()
-    if row is None:
-        raise CfgError(f"automation {ref!r} not found", "PT404")
-    return row
+    """An automation by id, or by ORG and slug (also written ORG/SLUG) (cfg.find_automation)."""
+    return cur.execute("select * from cfg.find_automation(%s, %s)", (ref, org_ref)).fetchone()

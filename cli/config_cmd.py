@@ -34,23 +34,19 @@ def version_number(cur, automation: dict, token: str) -> int:
     """A version by number, or the version an environment runs (by its slug)."""
     if token.isdigit():
         return int(token)
-    cur.execute(
-        "select d.version from cfg.deployments d join cfg.environments e on e.id = d.environment_id "
-        "where d.automation_id = %s and e.slug = %s",
-        (automation["id"], token),
-    )
-    row = cur.fetchone()
-    if row is None:
+    cur.execute("select * from cfg.deployment_status(%s, %s)", (automation["org_id"], automation["id"]))
+    status = cur.fetchone()
+    running = {e["environment"]: e["version"] for e in (status["environments"] if status else [])}
+    if running.get(token) is None:
         raise CfgError(f"{token!r} is neither a version number nor an environment running a version", "PT404")
-    return row["version"]
+    return running[token]
 
 
 def version_id(cur, automation: dict, number: int):
-    cur.execute(
-        "select id from cfg.config_versions where automation_id = %s and version = %s", (automation["id"], number)
-    )
+    """The uuid of a version by its number: the newest version before number + 1."""
+    cur.execute("select * from cfg.config_history(%s, 1, %s)", (automation["id"], number + 1))
     row = cur.fetchone()
-    if row is None:
+    if row is None or row["version"] != number:
         raise CfgError(f"version {number} of {automation['slug']} does not exist", "PT404")
     return row["id"]
 

@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from sync_service.db import CfgError
-
 from .common import (
     AsOpt,
     JsonOpt,
@@ -37,11 +35,7 @@ def env_list(org: str, as_user: AsOpt = None, service: ServiceOpt = False, as_js
     """The pipeline of ORG, in order."""
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
-        cur.execute(
-            "select position, slug, name, requires_approval, id from cfg.environments "
-            "where org_id = %s order by position",
-            (org_row["id"],),
-        )
+        cur.execute("select * from cfg.list_environments(%s)", (org_row["id"],))
         rows = cur.fetchall()
     render(rows, ["position", "slug", "name", "requires_approval", "id"], as_json)
 
@@ -214,10 +208,7 @@ def env_request_change(
         raise typer.BadParameter("give exactly one of --approval-off, --position N, --delete")
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
-        cur.execute("select id from cfg.environments where org_id = %s and slug = %s", (org_row["id"], env))
-        found = cur.fetchone()
-        if found is None:
-            raise CfgError(f"environment {env!r} not found in {org}", "PT404")
+        found = cur.execute("select * from cfg.find_environment(%s, %s)", (org_row["id"], env)).fetchone()
         cur.execute("select * from cfg.request_environment_change(%s, %s::jsonb, %s)",
                     (found["id"], to_json(chosen[0]), reason))
         row = cur.fetchone()
@@ -237,11 +228,8 @@ def env_changes(
     """Pipeline change requests of ORG (default: pending)."""
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
-        cur.execute(
-            "select * from cfg.environment_change_requests where org_id = %s and (%s = 'all' or status = %s) "
-            "order by created_at desc",
-            (org_row["id"], status, status),
-        )
+        cur.execute("select * from cfg.list_environment_changes(%s, %s)",
+                    (org_row["id"], None if status == "all" else status))
         rows = cur.fetchall()
     render(rows, CHANGE_COLUMNS, as_json)
 

@@ -60,9 +60,8 @@ def org_list(as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOp
 
 
 def _member_user_id(cur, org_id, email: str):
-    cur.execute("select user_id from cfg.list_members(%s) where lower(email) = lower(%s)",
-                (org_id, email))
-    row = cur.fetchone()
+    cur.execute("select * from cfg.list_members(%s)", (org_id,))
+    row = next((m for m in cur.fetchall() if (m["email"] or "").lower() == email.lower()), None)
     if row is None:
         raise CfgError(f"{email} is not a member of this organisation", "PT404")
     return row["user_id"]
@@ -124,11 +123,7 @@ def member_revoke_invite(invitation_id: str, as_user: AsOpt = None, service: Ser
 def invite_list(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Open invitations addressed to your email."""
     with session(as_user, False) as (cur, _):
-        cur.execute(
-            "select i.id, i.org_id, i.role, i.expires_at from cfg.org_invitations i "
-            "where i.accepted_at is null and i.revoked_at is null and i.expires_at > now() "
-            "order by i.created_at"
-        )
+        cur.execute("select * from cfg.my_invitations()")
         rows = cur.fetchall()
     render(rows, ["id", "org_id", "role", "expires_at"], as_json)
 
@@ -224,7 +219,7 @@ def automation_list(org: str, as_user: AsOpt = None, service: ServiceOpt = False
     """Automations of ORG."""
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
-        cur.execute("select * from cfg.automations where org_id = %s order by slug", (org_row["id"],))
+        cur.execute("select * from cfg.list_automations(%s)", (org_row["id"],))
         rows = cur.fetchall()
     render(rows, AUTOMATION_COLUMNS, as_json)
 
@@ -236,19 +231,15 @@ def automation_show(ref: Annotated[str, typer.Argument(help="ORG/SLUG or id")],
     """One automation with its sections and entries (secret values masked)."""
     with session(as_user, service) as (cur, _):
         row = resolve_automation(cur, None, ref)
-        cur.execute(
-            """
-            select s.name as section, e.key,
-                   case when e.is_secret then '"********"'::jsonb else e.value end as value,
-                   e.is_secret
-            from cfg.config_sections s
-            join cfg.config_entries e on e.section_id = s.id
-            where s.automation_id = %s
-            order by s.position, s.name, e.key
-            """,
-            (row["id"],),
-        )
-        entries = cur.fetchall()
+        # The current version's content (cfg.get_config): secret values never leave the database.
+        cur.execute("select cfg.get_config(%s) as c", (row["id"],))
+        sections = cur.fetchone()["c"]["content"]["sections"]
+    entries = [
+        {"section": name, "key": key, "value": "********" if entry.get("secret") else entry.get("value"),
+         "is_secret": bool(entry.get("secret"))}
+        for name, section in sorted(sections.items(), key=lambda kv: (kv[1].get("position", 0), kv[0]))
+        for key, entry in sorted(section.get("entries", {}).items())
+    ]
     if as_json:
         render_one(row | {"entries": entries}, True)
         return

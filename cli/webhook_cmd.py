@@ -36,11 +36,8 @@ def webhook_add(
         org_row = resolve_org(cur, org)
         environment_id = None
         if environment:
-            cur.execute("select id from cfg.environments where org_id = %s and slug = %s", (org_row["id"], environment))
-            found = cur.fetchone()
-            if found is None:
-                raise CfgError(f"environment {environment!r} not found in {org}", "PT404")
-            environment_id = found["id"]
+            cur.execute("select * from cfg.find_environment(%s, %s)", (org_row["id"], environment))
+            environment_id = cur.fetchone()["id"]
         automation_id = resolve_automation(cur, org, automation)["id"] if automation else None
         cur.execute(
             "select cfg.create_webhook_endpoint(%s, %s, %s, %s, %s, %s) as e",
@@ -59,7 +56,7 @@ def webhook_list(org: str, as_user: AsOpt = None, service: ServiceOpt = False, a
     """Endpoints of ORG (admins)."""
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
-        cur.execute("select * from cfg.webhook_endpoints where org_id = %s order by created_at", (org_row["id"],))
+        cur.execute("select * from cfg.list_webhook_endpoints(%s)", (org_row["id"],))
         rows = cur.fetchall()
     render(rows, ENDPOINT_COLUMNS, as_json)
 
@@ -177,16 +174,38 @@ def webhook_event_types(as_user: AsOpt = None, service: ServiceOpt = False, as_j
     render(rows, ["type", "description"], as_json)
 
 
+HOST_COLUMNS = ["host", "created_at", "id"]
+HostArg = Annotated[str, typer.Argument(help="A host name, an IP address or a CIDR network, e.g. 10.0.0.0/24")]
+
+
 @webhook_app.command("allow-host")
-def webhook_allow_host(org: str, host: str, as_user: AsOpt = None, service: ServiceOpt = False,
+def webhook_allow_host(org: str, host: HostArg, as_user: AsOpt = None, service: ServiceOpt = False,
                        as_json: JsonOpt = False) -> None:
-    """Let ORG send to HOST (name, IP or CIDR) although private or plain http (operator: --service)."""
+    """Let ORG send to HOST although private or plain http (operator: --service)."""
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
-        cur.execute(
-            "insert into cfg.webhook_allowed_hosts (org_id, host) values (%s, lower(%s)) "
-            "on conflict (org_id, host) do update set host = excluded.host returning *",
-            (org_row["id"], host),
-        )
+        cur.execute("select * from cfg.allow_webhook_host(%s, %s)", (org_row["id"], host))
         row = cur.fetchone()
     render_one(row, as_json)
+
+
+@webhook_app.command("disallow-host")
+def webhook_disallow_host(org: str, host: HostArg, as_user: AsOpt = None, service: ServiceOpt = False,
+                          as_json: JsonOpt = False) -> None:
+    """Take HOST off ORG's allowlist (operator: --service)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute("select * from cfg.disallow_webhook_host(%s, %s)", (org_row["id"], host))
+        row = cur.fetchone()
+    render_one(row, as_json) if as_json else console.print(f"{row['host']} is no longer allowed")
+
+
+@webhook_app.command("allowed-hosts")
+def webhook_allowed_hosts(org: str, as_user: AsOpt = None, service: ServiceOpt = False,
+                          as_json: JsonOpt = False) -> None:
+    """ORG's webhook host allowlist (admins)."""
+    with session(as_user, service) as (cur, _):
+        org_row = resolve_org(cur, org)
+        cur.execute("select * from cfg.list_webhook_allowed_hosts(%s)", (org_row["id"],))
+        rows = cur.fetchall()
+    render(rows, HOST_COLUMNS, as_json)

@@ -92,6 +92,26 @@ $$;
 revoke execute on function cfg_private.require_role(uuid, cfg.org_role, text) from public, anon;
 grant execute on function cfg_private.require_role(uuid, cfg.org_role, text) to authenticated, service_role;
 
+-- PT403 unless the caller is the operator (service role): an allowlist entry lets an
+-- org's webhooks reach private networks, which only the operator may open.
+create or replace function cfg_private.require_operator(org_id uuid, action text)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    -- PT404 first for an org the caller cannot see, like every RPC.
+    perform cfg_private.require_role(require_operator.org_id, 'admin', action);
+    if not cfg_private.is_service() then
+        raise exception '% is for the operator (the service role): it lets webhooks reach private networks',
+            action
+            using errcode = 'PT403', detail = jsonb_build_object('org_id', org_id, 'required_role', 'service_role')::text;
+    end if;
+end
+$$;
+revoke execute on function cfg_private.require_operator(uuid, text) from public, anon;
+grant execute on function cfg_private.require_operator(uuid, text) to authenticated, service_role;
+
 -- The member row of (org_id, user_id) after checking the caller is an admin there.
 create or replace function cfg_private.member_for_admin(org_id uuid, user_id uuid, action text)
 returns cfg.org_members
@@ -288,3 +308,72 @@ end
 $$;
 revoke execute on function cfg_private.webhook_delivery_endpoint(bigint, text) from public, anon;
 grant execute on function cfg_private.webhook_delivery_endpoint(bigint, text) to authenticated, service_role;
+
+-- An org the caller can see, by id or slug. A missing org and another org's answer
+-- alike (PT404). security invoker: members read their orgs under RLS.
+create or replace function cfg_private.org_by_ref(ref text)
+returns cfg.orgs
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    found cfg.orgs;
+begin
+    if ref ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then
+        select * into found from cfg.orgs as o where o.id = ref::uuid;
+    else
+        select * into found from cfg.orgs as o where o.slug = ref;
+    end if;
+    if found.id is null then
+        raise exception 'organisation % not found (or you are not a member)', coalesce(quote_literal(left(ref, 100)), 'null')
+            using errcode = 'PT404', detail = jsonb_build_object('org', left(ref, 100))::text;
+    end if;
+    return found;
+end
+$$;
+revoke execute on function cfg_private.org_by_ref(text) from public, anon;
+grant execute on function cfg_private.org_by_ref(text) to authenticated, service_role;
+
+-- An automation the caller can see: by id, as ORG/SLUG, or by slug within org_ref (an
+-- id given with org_ref must be in that org). PT404 alike for missing and foreign ones.
+-- security invoker: members read their automations under RLS.
+create or replace function cfg_private.automation_by_ref(ref text, org_ref text default null)
+returns cfg.automations
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    found cfg.automations;
+    in_org uuid;
+    wanted text := ref;  -- the slug, or the id
+begin
+    if ref is null or ref = '' then
+        raise exception 'name the automation as ORG/SLUG, or by its id'
+            using errcode = 'PT422', detail = jsonb_build_object('automation', ref)::text;
+    end if;
+    if org_ref is null and ref !~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then
+        if position('/' in ref) = 0 then
+            raise exception 'name the automation as ORG/SLUG, or by its id'
+                using errcode = 'PT422', detail = jsonb_build_object('automation', left(ref, 100))::text;
+        end if;
+        org_ref := split_part(ref, '/', 1);
+        wanted := substr(ref, position('/' in ref) + 1);
+    end if;
+    if org_ref is not null then
+        in_org := (cfg_private.org_by_ref(org_ref)).id;
+    end if;
+    if wanted ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then
+        select * into found from cfg.automations as a
+        where a.id = wanted::uuid and (in_org is null or a.org_id = in_org);
+    else
+        select * into found from cfg.automations as a where a.org_id = in_org and a.slug = wanted;
+    end if;
+    if found.id is null then
+        raise exception 'automation % not found', coalesce(quote_literal(left(ref, 100)), 'null')
+            using errcode = 'PT404', detail = jsonb_build_object('automation', left(ref, 100))::text;
+    end if;
+    return found;
+end
+$$;
+revoke execute on function cfg_private.automation_by_ref(text, text) from public, anon;
+grant execute on function cfg_private.automation_by_ref(text, text) to authenticated, service_role;

@@ -409,3 +409,45 @@ end
 $$;
 revoke execute on function cfg.my_orgs() from public, anon;
 grant execute on function cfg.my_orgs() to authenticated, service_role;
+
+-- =============================================================================
+-- Finding and listing what a dashboard shows (the CLI calls the same RPCs)
+-- =============================================================================
+
+-- An org by id or slug (PT404 alike for a missing org and another org's).
+create or replace function cfg.find_org(ref text)
+returns cfg.orgs
+language sql stable
+set search_path = ''
+as $$
+    select * from cfg_private.org_by_ref(find_org.ref)
+$$;
+revoke execute on function cfg.find_org(text) from public, anon;
+grant execute on function cfg.find_org(text) to authenticated, service_role;
+
+-- An automation by id, as ORG/SLUG, or by slug within org_ref (PT404 alike for a
+-- missing automation and another org's; PT422 for a slug without its org).
+create or replace function cfg.find_automation(ref text, org_ref text default null)
+returns cfg.automations
+language sql stable
+set search_path = ''
+as $$
+    select * from cfg_private.automation_by_ref(find_automation.ref, find_automation.org_ref)
+$$;
+revoke execute on function cfg.find_automation(text, text) from public, anon;
+grant execute on function cfg.find_automation(text, text) to authenticated, service_role;
+
+-- The automations of an org, by slug. security invoker: members read them under RLS.
+create or replace function cfg.list_automations(org_id uuid)
+returns setof cfg.automations
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    perform cfg_private.require_role(list_automations.org_id, 'viewer', 'listing automations');
+    return query
+    select * from cfg.automations as a where a.org_id = list_automations.org_id order by a.slug;
+end
+$$;
+revoke execute on function cfg.list_automations(uuid) from public, anon;
+grant execute on function cfg.list_automations(uuid) to authenticated, service_role;

@@ -228,6 +228,26 @@ $$;
 revoke execute on function cfg.accept_invitation(uuid) from public, anon;
 grant execute on function cfg.accept_invitation(uuid) to authenticated, service_role;
 
+-- The caller's open invitations (addressed to the email of their JWT), oldest first.
+-- Not an admin's view of their org's invitations: that is list_invitations. Only
+-- signed-in users have an email; the service key calls list_invitations.
+create or replace function cfg.my_invitations()
+returns table (id uuid, org_id uuid, role cfg.org_role, expires_at timestamptz, created_at timestamptz)
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    return query
+    select i.id, i.org_id, i.role, i.expires_at, i.created_at
+    from cfg.org_invitations as i
+    where i.email = (select lower(auth.email()))
+        and i.accepted_at is null and i.revoked_at is null and i.expires_at > now()
+    order by i.created_at, i.id;
+end
+$$;
+revoke execute on function cfg.my_invitations() from public, anon, service_role;
+grant execute on function cfg.my_invitations() to authenticated;
+
 -- When an account's email is confirmed (sign-up, OAuth, SSO, or a confirmed change of
 -- email), its open invitations are accepted. A trigger on auth.users, which GoTrue
 -- writes as supabase_auth_admin: security definer, and it never raises (a sign-in

@@ -408,3 +408,59 @@ for each row when (current_user in ('anon', 'authenticated', 'service_role'))
 execute function cfg_private.guard_environment_change();
 
 select cfg_private.register_table('cfg.environment_change_requests');
+
+-- =============================================================================
+-- Reading the pipeline, as a dashboard shows it
+-- =============================================================================
+
+-- The environments of an org, in pipeline order. security invoker: members read them under RLS.
+create or replace function cfg.list_environments(org_id uuid)
+returns setof cfg.environments
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    perform cfg_private.require_role(list_environments.org_id, 'viewer', 'listing environments');
+    return query
+    select * from cfg.environments as e where e.org_id = list_environments.org_id order by e.position;
+end
+$$;
+revoke execute on function cfg.list_environments(uuid) from public, anon;
+grant execute on function cfg.list_environments(uuid) to authenticated, service_role;
+
+-- One environment of an org by slug; PT404 names the org's environments (none for an
+-- org the caller cannot see, which answers like a missing one).
+create or replace function cfg.find_environment(org_id uuid, slug text)
+returns cfg.environments
+language sql stable
+set search_path = ''
+as $$
+    select * from cfg_private.environment_by_slug(find_environment.org_id, find_environment.slug)
+$$;
+revoke execute on function cfg.find_environment(uuid, text) from public, anon;
+grant execute on function cfg.find_environment(uuid, text) to authenticated, service_role;
+
+-- Pipeline change requests of an org, newest first, in one status (with_status; null:
+-- every status). security invoker: members read them under RLS.
+create or replace function cfg.list_environment_changes(org_id uuid, with_status text default 'pending')
+returns setof cfg.environment_change_requests
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    perform cfg_private.require_role(list_environment_changes.org_id, 'viewer', 'reading pipeline changes');
+    if with_status not in ('pending', 'approved', 'applied', 'rejected') then
+        raise exception 'unknown change status %: use pending, approved, applied or rejected (null: all)',
+            quote_literal(left(with_status, 100))
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('field', 'with_status', 'value', left(with_status, 100))::text;
+    end if;
+    return query
+    select * from cfg.environment_change_requests as r
+    where r.org_id = list_environment_changes.org_id
+        and (with_status is null or r.status = with_status)
+    order by r.created_at desc, r.id;
+end
+$$;
+revoke execute on function cfg.list_environment_changes(uuid, text) from public, anon;
+grant execute on function cfg.list_environment_changes(uuid, text) to authenticated, service_role;

@@ -355,3 +355,135 @@ as $$
 $$;
 revoke execute on function cfg.webhook_delivery_attempts(bigint) from public, anon;
 grant execute on function cfg.webhook_delivery_attempts(bigint) to authenticated, service_role;
+
+-- =============================================================================
+-- Reading endpoints, and the host allowlist (cfg.webhook_allowed_hosts)
+-- =============================================================================
+
+-- The endpoints of an org, oldest first (their secrets live in cfg_private, never here).
+-- security invoker: admins read them under RLS.
+create or replace function cfg.list_webhook_endpoints(org_id uuid)
+returns setof cfg.webhook_endpoints
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    perform cfg_private.require_role(list_webhook_endpoints.org_id, 'admin', 'managing webhooks');
+    return query
+    select * from cfg.webhook_endpoints as e
+    where e.org_id = list_webhook_endpoints.org_id
+    order by e.created_at, e.id;
+end
+$$;
+revoke execute on function cfg.list_webhook_endpoints(uuid) from public, anon;
+grant execute on function cfg.list_webhook_endpoints(uuid) to authenticated, service_role;
+
+-- An allowlist entry in the form the SSRF guard compares (cfg_private.webhook_allowlist_admits,
+-- SsrfPolicy.admits): a lower-case host name without its trailing dot, a canonical IP
+-- address, or a CIDR network (host bits cleared). PT422 for anything else, names ending
+-- in a number included (the OS resolver reads 127.1 as an address: write the address).
+create or replace function cfg_private.webhook_allowlist_entry(host text)
+returns text
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+    -- A bracketed IPv6 address ([::1]) as URLs write it is the address.
+    entry text := regexp_replace(rtrim(lower(btrim(host)), '.'), '^\[([0-9a-f:.]+)\]$', '\1');
+    literal inet := cfg_private.webhook_host_literal(split_part(entry, '/', 1));
+begin
+    if entry ~ '/' then
+        if entry ~ '^[^/]+/[0-9]{1,3}$' and literal is not null
+            and split_part(entry, '/', 2)::integer <= (case family(literal) when 4 then 32 else 128 end) then
+            return network(set_masklen(literal, split_part(entry, '/', 2)::integer))::text;
+        end if;
+    elsif literal is not null then
+        return host(literal);
+    elsif length(entry) <= 253 and entry ~ '^[a-z0-9_-]+(\.[a-z0-9_-]+)*$'
+        and entry !~ '(^|\.)(0x[0-9a-f]*|[0-9]+)$' then
+        return entry;
+    end if;
+    raise exception 'invalid webhook host %: use a host name, an IP address or a CIDR network (10.0.0.0/24)',
+        coalesce(quote_literal(left(host, 100)), 'null')
+        using errcode = 'PT422', detail = jsonb_build_object('field', 'host', 'value', left(host, 100))::text;
+end
+$$;
+revoke execute on function cfg_private.webhook_allowlist_entry(text) from public, anon;
+grant execute on function cfg_private.webhook_allowlist_entry(text) to authenticated, service_role;
+
+-- The org's allowlist, by host. Its admins read it (and the operator).
+create or replace function cfg.list_webhook_allowed_hosts(org_id uuid)
+returns setof cfg.webhook_allowed_hosts
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    perform cfg_private.require_role(list_webhook_allowed_hosts.org_id, 'admin', 'reading the webhook host allowlist');
+    return query
+    select * from cfg.webhook_allowed_hosts as h
+    where h.org_id = list_webhook_allowed_hosts.org_id
+    order by h.host;
+end
+$$;
+revoke execute on function cfg.list_webhook_allowed_hosts(uuid) from public, anon;
+grant execute on function cfg.list_webhook_allowed_hosts(uuid) to authenticated, service_role;
+
+-- Lets the org's webhooks reach host (a name, address or network) although it is private
+-- or plain http. Idempotent: an entry already there is returned as it is.
+create or replace function cfg.allow_webhook_host(org_id uuid, host text)
+returns cfg.webhook_allowed_hosts
+language plpgsql
+set search_path = ''
+as $$
+declare
+    entry text;
+    found cfg.webhook_allowed_hosts;
+begin
+    perform cfg_private.require_operator(allow_webhook_host.org_id, 'changing the webhook host allowlist');
+    entry := cfg_private.webhook_allowlist_entry(allow_webhook_host.host);
+    insert into cfg.webhook_allowed_hosts as h (org_id, host)
+    values (allow_webhook_host.org_id, entry)
+    on conflict on constraint webhook_allowed_hosts_org_host_key do nothing
+    returning * into found;
+    if found.id is null then
+        select * into found from cfg.webhook_allowed_hosts as h
+        where h.org_id = allow_webhook_host.org_id and h.host = entry;
+    end if;
+    return found;
+end
+$$;
+revoke execute on function cfg.allow_webhook_host(uuid, text) from public, anon;
+grant execute on function cfg.allow_webhook_host(uuid, text) to authenticated, service_role;
+
+-- Removes host from the org's allowlist and returns the entry; PT404 when it is not there.
+create or replace function cfg.disallow_webhook_host(org_id uuid, host text)
+returns cfg.webhook_allowed_hosts
+language plpgsql
+set search_path = ''
+as $$
+declare
+    entry text;
+    removed cfg.webhook_allowed_hosts;
+begin
+    perform cfg_private.require_operator(disallow_webhook_host.org_id, 'changing the webhook host allowlist');
+    -- An entry exactly as written before entries were normalised (lower case only) goes too.
+    delete from cfg.webhook_allowed_hosts as h
+    where h.org_id = disallow_webhook_host.org_id and h.host = lower(btrim(disallow_webhook_host.host))
+    returning * into removed;
+    if removed.id is not null then
+        return removed;
+    end if;
+    entry := cfg_private.webhook_allowlist_entry(disallow_webhook_host.host);
+    delete from cfg.webhook_allowed_hosts as h
+    where h.org_id = disallow_webhook_host.org_id and h.host = entry
+    returning * into removed;
+    if removed.id is null then
+        raise exception 'host % is not on this organisation''s webhook allowlist', quote_literal(entry)
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('org_id', org_id, 'host', entry)::text;
+    end if;
+    return removed;
+end
+$$;
+revoke execute on function cfg.disallow_webhook_host(uuid, text) from public, anon;
+grant execute on function cfg.disallow_webhook_host(uuid, text) to authenticated, service_role;

@@ -9,7 +9,7 @@ generator on it: postgres-meta's type-generation mode, the one `supabase gen typ
 typescript --schema cfg` runs in its container. postgres-meta is an npm package pinned in
 tools/typegen (installed by scripts/bootstrap.sh with `npm ci`).
 
-tests/test_types.py imports `generate()` from here, so the test and `make types` produce
+tests/platform/test_types.py imports `generate()` from here, so the test and `make types` produce
 the file the same way.
 """
 

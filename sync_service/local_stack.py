@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +35,8 @@ POSTGRES = PG_BIN / "postgres"
 # The stack's settings file in the data directory, and the line of postgresql.conf that reads it.
 SETTINGS_FILE = "cfgctl.conf"
 INCLUDE_LINE = f"include '{SETTINGS_FILE}'"
+# The root key of the embedded Vault (supabase/local/30_vault.sql), in the data directory.
+VAULT_KEY_FILE = "cfgctl_vault.key"
 # Earlier releases appended these settings to postgresql.conf under this line.
 OLD_BLOCK_MARK = "# cfgctl embedded stack"
 OLD_BLOCK_KEYS = {
@@ -49,6 +52,9 @@ REQUIRED_FILES = [
     (PG_SHARE / "pg_trgm.control", "postgresql-contrib"),
     (PG_SHARE / "pg_cron.control", f"postgresql-{PG_MAJOR}-cron"),
     (PG_LIB / "wal2json.so", f"postgresql-{PG_MAJOR}-wal2json"),
+    # The embedded Vault encrypts with AES-GCM from python3-cryptography inside plpython3u.
+    (PG_SHARE / "plpython3u.control", f"postgresql-plpython3-{PG_MAJOR}"),
+    (Path("/usr/lib/python3/dist-packages/cryptography/__init__.py"), "python3-cryptography"),
 ]
 TEST_FILES = [
     (PG_SHARE / "pgtap.control", f"postgresql-{PG_MAJOR}-pgtap"),
@@ -154,7 +160,29 @@ class Cluster:
             os.unlink(pw.name)
         if result.returncode != 0:
             raise CfgError(f"initdb failed: {result.stderr.strip()}")
+        self.ensure_vault_key()
         self.configure()
+
+    @property
+    def vault_key_file(self) -> Path:
+        return self.data_dir / VAULT_KEY_FILE
+
+    def ensure_vault_key(self) -> bool:
+        """Write the embedded Vault's root key unless it exists: 32 random bytes, mode 0600,
+        owned by the server's OS user, so only the server (and its superuser-owned plpython3u
+        functions) can read it. Never replaced: the secrets encrypted with it depend on it.
+        Written here rather than by SQL on first use, so that a lost key is an error, not a
+        new key (see _vault_key_for_existing_cluster)."""
+        try:
+            fd = os.open(self.vault_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        if _as_root():
+            pg = pwd.getpwnam("postgres")
+            os.chown(self.vault_key_file, pg.pw_uid, pg.pw_gid)
+        return True
 
     # -------------------------------------------------------------------------
     # The settings the stack needs live in one file the data directory includes,
@@ -277,16 +305,40 @@ class Cluster:
         changed = self.configure()
         if not self.is_running():
             self._pg_ctl("start")
-            return None
-        if self.stale_binaries():
+            restarted = None
+        elif self.stale_binaries():
             self._pg_ctl("restart")
-            return "binaries upgraded"
-        if changed:
+            restarted = "binaries upgraded"
+        elif changed:
             # Most of these settings only take effect at a restart; a reload is also
             # asynchronous. A restart is the one deterministic way.
             self._pg_ctl("restart")
-            return "settings changed"
-        return None
+            restarted = "settings changed"
+        else:
+            restarted = None
+        self._vault_key_for_existing_cluster()
+        return restarted
+
+    def _vault_key_for_existing_cluster(self) -> None:
+        """A cluster created by an older cfgctl has no Vault key yet: write one, unless some
+        database already holds secrets, which only the lost key can decrypt."""
+        if self.vault_key_file.exists():
+            return
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            names = [r[0] for r in conn.execute("select datname from pg_database where datallowconn")]
+        holders = []
+        for name in names:
+            with psycopg.connect(self.url_for(name), autocommit=True) as conn:
+                has_vault = conn.execute("select to_regclass('vault.secrets') is not null").fetchone()[0]
+                if has_vault and conn.execute("select exists (select 1 from vault.secrets)").fetchone()[0]:
+                    holders.append(name)
+        if holders:
+            raise CfgError(
+                f"the Vault root key {self.vault_key_file} is missing, and the secrets in "
+                f"{', '.join(holders)} were encrypted with it: restore the file from a backup of the "
+                "data directory (a new key could not decrypt them)"
+            )
+        self.ensure_vault_key()
 
     def _pg_ctl(self, action: str) -> None:
         result = self._run(

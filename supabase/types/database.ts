@@ -890,6 +890,22 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      allow_webhook_host: {
+        Args: { host: string; org_id: string }
+        Returns: {
+          created_at: string
+          host: string
+          id: string
+          org_id: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "webhook_allowed_hosts"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
       apply_promotion: {
         Args: { request_id: string }
         Returns: {
@@ -1156,6 +1172,81 @@ export type Database = {
         Args: { from_version_id: string; to_version_id: string }
         Returns: Json
       }
+      disallow_webhook_host: {
+        Args: { host: string; org_id: string }
+        Returns: {
+          created_at: string
+          host: string
+          id: string
+          org_id: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "webhook_allowed_hosts"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      find_automation: {
+        Args: { org_ref?: string; ref: string }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          description: string
+          id: string
+          name: string
+          org_id: string
+          slug: string
+          status: Database["cfg"]["Enums"]["automation_status"]
+          tags: string[]
+          type: Database["cfg"]["Enums"]["automation_type"]
+          updated_at: string
+          updated_by: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "automations"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      find_environment: {
+        Args: { org_id: string; slug: string }
+        Returns: {
+          created_at: string
+          id: string
+          name: string
+          org_id: string
+          position: number
+          requires_approval: boolean
+          slug: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "environments"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      find_org: {
+        Args: { ref: string }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          id: string
+          name: string
+          slug: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "orgs"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
       get_config: {
         Args: { automation_id: string; version?: number }
         Returns: Json
@@ -1187,6 +1278,76 @@ export type Database = {
           to: "org_invitations"
           isOneToOne: true
           isSetofReturn: false
+        }
+      }
+      list_automations: {
+        Args: { org_id: string }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          description: string
+          id: string
+          name: string
+          org_id: string
+          slug: string
+          status: Database["cfg"]["Enums"]["automation_status"]
+          tags: string[]
+          type: Database["cfg"]["Enums"]["automation_type"]
+          updated_at: string
+          updated_by: string | null
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "automations"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
+      list_environment_changes: {
+        Args: { org_id: string; with_status?: string }
+        Returns: {
+          applied_at: string | null
+          before: Json
+          change: Json
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_by_email: string | null
+          decision_comment: string | null
+          environment_id: string | null
+          environment_slug: string
+          id: string
+          org_id: string
+          reason: string
+          requested_by: string | null
+          requested_by_email: string | null
+          status: string
+          updated_at: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "environment_change_requests"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
+      list_environments: {
+        Args: { org_id: string }
+        Returns: {
+          created_at: string
+          id: string
+          name: string
+          org_id: string
+          position: number
+          requires_approval: boolean
+          slug: string
+          updated_at: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "environments"
+          isOneToOne: false
+          isSetofReturn: true
         }
       }
       list_invitations: {
@@ -1237,9 +1398,60 @@ export type Database = {
           version: number
         }[]
       }
+      list_webhook_allowed_hosts: {
+        Args: { org_id: string }
+        Returns: {
+          created_at: string
+          host: string
+          id: string
+          org_id: string
+          updated_at: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "webhook_allowed_hosts"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
+      list_webhook_endpoints: {
+        Args: { org_id: string }
+        Returns: {
+          automation_id: string | null
+          created_at: string
+          created_by: string | null
+          description: string
+          disabled_at: string | null
+          disabled_reason: string | null
+          enabled: boolean
+          environment_id: string | null
+          event_types: string[]
+          id: string
+          org_id: string
+          updated_at: string
+          updated_by: string | null
+          url: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "webhook_endpoints"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
       merge_config: {
         Args: { base_version_id: string; mine: Json; theirs_version_id: string }
         Returns: Json
+      }
+      my_invitations: {
+        Args: never
+        Returns: {
+          created_at: string
+          expires_at: string
+          id: string
+          org_id: string
+          role: Database["cfg"]["Enums"]["org_role"]
+        }[]
       }
       my_orgs: {
         Args: never

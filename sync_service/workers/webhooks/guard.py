@@ -1,7 +1,7 @@
 """The SSRF guard. The policy is the database's: the blocked networks and names are
 read from cfg_private.webhook_blocked_networks() / webhook_blocked_names() at start, and
 SsrfPolicy.refusal mirrors cfg_private.webhook_refusal() line for line
-(tests/test_webhooks_ssrf.py asserts one table of host forms against both). Every
+(tests/webhooks/test_webhooks_ssrf.py asserts one table of host forms against both). Every
 connection is checked in the resolver aiohttp connects with (HostGuard): every address
 of every answer, no verdict kept beyond the connection."""
 

@@ -1,0 +1,146 @@
+"""Every RPC given another org's id answers exactly as for an id that does not exist
+(issue 8): same SQLSTATE, same message, same detail once the id itself is set aside.
+The caller is org A's admin, the strongest role that is still a stranger to org B."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from sync_service.db import acting_as
+from tests.support.act import attempt
+from tests.support.cluster import create_database, drop_database
+from tests.support.versioning import content, save
+from tests.support.webhooks import create_endpoint
+from tests.support.world import build_world
+
+MISSING_DELIVERY = 9_000_000_000
+
+
+@pytest.fixture(scope="module")
+def foreign(pg_cluster, template_url):
+    """Org B with one of everything: an automation with versions, a pending prod
+    promotion, a webhook endpoint with a delivery, an invitation, a pipeline change."""
+    name = f"foreign_ids_{uuid.uuid4().hex[:8]}"
+    url = create_database(pg_cluster, name)
+    conn = psycopg.connect(url, row_factory=dict_row)
+    world = build_world(conn)
+    b, boss = world.automation_b, world["other_admin"]
+    save(conn, boss, b, 0, content({"main": {"x": 1}}))
+    save(conn, boss, b, 1, content({"main": {"x": 2}}))
+    with acting_as(conn, boss) as cur:
+        cur.execute("select cfg.promote(%s, 'dev', 'staging', dry_run => false)", (b,))
+        request = cur.execute("select cfg.promote(%s, 'staging', 'prod', dry_run => false) as r", (b,)).fetchone()["r"]
+        invitation = cur.execute("select id from cfg.invite_member(%s, 'someone@example.test', 'viewer')",
+                                 (world.org_b,)).fetchone()["id"]
+        env = cur.execute("select id from cfg.environments where org_id = %s and slug = 'staging'",
+                          (world.org_b,)).fetchone()["id"]
+        change = cur.execute("select id from cfg.request_environment_change(%s, '{\"position\": 7}')",
+                             (env,)).fetchone()["id"]
+    endpoint = create_endpoint(conn, boss, world.org_b, "https://hooks.example.com/b")["id"]
+    with acting_as(conn, boss) as cur:
+        cur.execute("select cfg.send_test_webhook(%s)", (endpoint,))
+    delivery = conn.execute("select max(id) as id from cfg_private.webhook_deliveries").fetchone()["id"]
+    versions = conn.execute("select version, id from cfg.config_versions where automation_id = %s order by version",
+                            (b,)).fetchall()
+    conn.commit()
+    ids = {
+        "org": world.org_b, "automation": b, "version_1": versions[0]["id"], "version_2": versions[1]["id"],
+        "request": request.get("request_id") or request.get("id"), "invitation": invitation, "environment": env,
+        "change": change, "endpoint": endpoint, "delivery": delivery, "member": boss.user_id,
+    }
+    assert all(ids.values()), ids
+    yield conn, world, ids
+    conn.close()
+    drop_database(pg_cluster, name)
+
+
+# (sql, which foreign ids it takes): each is called once with org B's ids and once with
+# ids that exist nowhere.
+CALLS = {
+    "get_config": ("select cfg.get_config(%s)", ["automation"]),
+    "config_history": ("select * from cfg.config_history(%s)", ["automation"]),
+    "save_config": ("select cfg.save_config(%s, 2, '{\"sections\": {}}')", ["automation"]),
+    "patch_config": ("select cfg.patch_config(%s, 2, unset => '{\"main\": [\"x\"]}')", ["automation"]),
+    "rollback": ("select cfg.rollback(%s, 1)", ["automation"]),
+    "diff_versions": ("select cfg.diff_versions(%s, %s)", ["version_1", "version_2"]),
+    "merge_config": ("select cfg.merge_config(%s, %s, '{\"sections\": {}}')", ["version_1", "version_2"]),
+    "promote": ("select cfg.promote(%s, 'dev', 'staging')", ["automation"]),
+    "approve_promotion": ("select cfg.approve_promotion(%s)", ["request"]),
+    "apply_promotion": ("select cfg.apply_promotion(%s)", ["request"]),
+    "reject_promotion": ("select cfg.reject_promotion(%s, 'no')", ["request"]),
+    "deployment_status": ("select cfg.deployment_status(%s)", ["org"]),
+    "list_promotion_requests": ("select * from cfg.list_promotion_requests(%s)", ["org"]),
+    "delete_automation": ("select cfg.delete_automation(%s)", ["automation"]),
+    "create_automation": ("select cfg.create_automation(%s, 'X', 'x')", ["org"]),
+    "list_members": ("select * from cfg.list_members(%s)", ["org"]),
+    "set_member_role": ("select cfg.set_member_role(%s, %s, 'viewer')", ["org", "member"]),
+    "remove_member": ("select cfg.remove_member(%s, %s)", ["org", "member"]),
+    "audit_events": ("select * from cfg.audit_events(%s)", ["org"]),
+    "invite_member": ("select cfg.invite_member(%s, 'x@example.test', 'viewer')", ["org"]),
+    "list_invitations": ("select * from cfg.list_invitations(%s)", ["org"]),
+    "revoke_invitation": ("select cfg.revoke_invitation(%s)", ["invitation"]),
+    "accept_invitation": ("select cfg.accept_invitation(%s)", ["invitation"]),
+    "request_environment_change": ("select cfg.request_environment_change(%s, '{\"position\": 9}')",
+                                   ["environment"]),
+    "approve_environment_change": ("select cfg.approve_environment_change(%s)", ["change"]),
+    "reject_environment_change": ("select cfg.reject_environment_change(%s, 'no')", ["change"]),
+    "create_webhook_endpoint": ("select cfg.create_webhook_endpoint(%s, 'https://hooks.example.com/x')", ["org"]),
+    "delete_webhook_endpoint": ("select cfg.delete_webhook_endpoint(%s)", ["endpoint"]),
+    "rotate_webhook_secret": ("select cfg.rotate_webhook_secret(%s)", ["endpoint"]),
+    "set_webhook_endpoint_enabled": ("select cfg.set_webhook_endpoint_enabled(%s, false)", ["endpoint"]),
+    "send_test_webhook": ("select cfg.send_test_webhook(%s)", ["endpoint"]),
+    "retry_failed_webhook_deliveries": ("select cfg.retry_failed_webhook_deliveries(%s, now() - interval '1 day')",
+                                        ["endpoint"]),
+    "webhook_deliveries": ("select * from cfg.webhook_deliveries(%s)", ["endpoint"]),
+    "retry_webhook_delivery": ("select cfg.retry_webhook_delivery(%s)", ["delivery"]),
+    "webhook_delivery_attempts": ("select * from cfg.webhook_delivery_attempts(%s)", ["delivery"]),
+    # What the CLI and a dashboard read (tests/test_cli_api.py), and the host allowlist.
+    "find_environment": ("select * from cfg.find_environment(%s, 'dev')", ["org"]),
+    "list_environments": ("select * from cfg.list_environments(%s)", ["org"]),
+    "list_automations": ("select * from cfg.list_automations(%s)", ["org"]),
+    "list_environment_changes": ("select * from cfg.list_environment_changes(%s)", ["org"]),
+    "list_webhook_endpoints": ("select * from cfg.list_webhook_endpoints(%s)", ["org"]),
+    "list_webhook_allowed_hosts": ("select * from cfg.list_webhook_allowed_hosts(%s)", ["org"]),
+    "allow_webhook_host": ("select cfg.allow_webhook_host(%s, '10.0.0.1')", ["org"]),
+    "disallow_webhook_host": ("select cfg.disallow_webhook_host(%s, '10.0.0.1')", ["org"]),
+    # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
+    "my_invitations": ("select * from cfg.my_invitations()", []),
+}
+
+
+def answer(conn, who, sql, params) -> tuple:
+    """(sqlstate, message, detail) with the ids passed in replaced by a placeholder."""
+    out = attempt(conn, who, sql, params)
+    if out.ok:
+        return ("ok", len(out.rows))
+    passed = {str(value) for value in params}
+    detail = {k: "<id>" if str(v) in passed else v for k, v in (out.detail or {}).items()}
+    return (out.code, out.message, json.dumps(detail, sort_keys=True, default=str))
+
+
+def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
+    conn, _, _ = foreign
+    with_ids = conn.execute(
+        "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
+        "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
+        "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id'] order by 1"
+    ).fetchall()
+    conn.commit()
+    assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)
+
+
+@pytest.mark.parametrize("rpc", CALLS)
+def test_another_orgs_id_answers_like_a_missing_one(foreign, rpc):
+    conn, world, ids = foreign
+    sql, kinds = CALLS[rpc]
+    theirs = tuple(ids[k] for k in kinds)
+    missing = tuple(MISSING_DELIVERY if k == "delivery" else uuid.uuid4() for k in kinds)
+    got_theirs = answer(conn, world["admin"], sql, theirs)
+    got_missing = answer(conn, world["admin"], sql, missing)
+    assert got_theirs == got_missing
+    assert got_theirs[0] in ("PT404", "ok"), got_theirs

@@ -1,0 +1,43 @@
+"""Nothing in schema cfg goes unmatrixed: the RLS matrix lines of all areas together
+(tests/<area>/test_<area>_rls.py, run by tests/support/rls.py) name every table and every
+function in cfg. A new area adds its module to AREAS."""
+
+from __future__ import annotations
+
+from tests.audit import test_audit_rls
+from tests.promotion import test_promotion_rls
+from tests.tenancy import test_tenancy_rls
+from tests.versioning import test_versioning_rls
+from tests.webhooks import test_webhooks_rls
+
+AREAS = (test_tenancy_rls, test_audit_rls, test_versioning_rls, test_promotion_rls, test_webhooks_rls)
+
+
+def _lines(attribute: str) -> list[str]:
+    # An RPC may have several lines ("promote: without approval"): the function is the part before ':'.
+    return [name.split(":")[0] for area in AREAS for name in getattr(area, attribute)]
+
+
+def test_matrix_covers_every_table_in_cfg(conn):
+    tables = {r["relname"] for r in conn.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = 'cfg' and c.relkind in ('r', 'p')")}
+    lines = _lines("MATRIX")
+    assert len(lines) == len(set(lines)), "a table has lines in two areas"
+    assert set(lines) == tables
+    for area in AREAS:
+        assert set(area.MATRIX) == set(area.TABLES), area.__name__
+
+
+def test_matrix_covers_every_function_in_cfg(conn):
+    names = {r["proname"] for r in conn.execute(
+        "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'cfg'")}
+    assert set(_lines("RPCS")) == names
+
+
+def test_every_table_in_cfg_has_rls_enabled(conn):
+    rows = conn.execute(
+        "select c.relname, c.relrowsecurity from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'cfg' and c.relkind = 'r'"
+    ).fetchall()
+    assert rows and all(r["relrowsecurity"] for r in rows), rows
