@@ -99,7 +99,7 @@ CALLS = {
     "webhook_deliveries": ("select * from cfg.webhook_deliveries(%s)", ["endpoint"]),
     "retry_webhook_delivery": ("select cfg.retry_webhook_delivery(%s)", ["delivery"]),
     "webhook_delivery_attempts": ("select * from cfg.webhook_delivery_attempts(%s)", ["delivery"]),
-    # What the CLI and a dashboard read (tests/test_cli_api.py), and the host allowlist.
+    # What the CLI and a dashboard read (tests/tenancy/test_lookups.py), and the host allowlist.
     "find_environment": ("select * from cfg.find_environment(%s, 'dev')", ["org"]),
     "list_environments": ("select * from cfg.list_environments(%s)", ["org"]),
     "list_automations": ("select * from cfg.list_automations(%s)", ["org"]),

@@ -118,6 +118,7 @@ TABLES: dict[str, Table] = {
     ),
 }
 
+MEMBERS = expect(DENIED, "ok", "ok", "ok", "PT404", "PT404", "ok")
 
 RPCS: dict[str, Rpc] = {
     "create_org": Rpc(
@@ -183,6 +184,21 @@ RPCS: dict[str, Rpc] = {
         effect=lambda w: ("select count(*) from cfg.automations where org_id = %(org)s", {"org": w.org_a}),
         expected=expect(DENIED, "PT403", "PT403", "ok", "PT404", "PT404", "ok"),
     ),
+    # The lookups the CLI and a dashboard share (tests/tenancy/test_lookups.py): the org's members.
+    # count(*): an "ok" line must return a row, and an empty list is a fine answer.
+    "find_org": Rpc(lambda w: ("select * from cfg.find_org('org-a')", {}), MEMBERS),
+    "find_automation": Rpc(lambda w: ("select * from cfg.find_automation('org-a/billing')", {}), MEMBERS),
+    "find_environment": Rpc(lambda w: ("select * from cfg.find_environment(%(org)s, 'dev')", {"org": w.org_a}),
+                            MEMBERS),
+    "list_automations": Rpc(lambda w: ("select count(*) from cfg.list_automations(%(org)s)", {"org": w.org_a}),
+                            MEMBERS),
+    "list_environments": Rpc(lambda w: ("select count(*) from cfg.list_environments(%(org)s)", {"org": w.org_a}),
+                             MEMBERS),
+    "list_environment_changes": Rpc(
+        lambda w: ("select count(*) from cfg.list_environment_changes(%(org)s)", {"org": w.org_a}), MEMBERS),
+    # Every signed-in user asks for their own; the service key is nobody (no email).
+    "my_invitations": Rpc(lambda w: ("select count(*) from cfg.my_invitations()", {}),
+                          expect(DENIED, "ok", "ok", "ok", "ok", "ok", DENIED)),
 }
 
 

@@ -42,6 +42,11 @@ TABLES = {
 }
 
 ADMINS = expect(DENIED, "PT403", "PT403", "ok", "PT404", "PT404", "ok")
+OPERATOR = expect(DENIED, "PT403", "PT403", "PT403", "PT404", "PT404", "ok")
+
+
+def _allowed_hosts(w):
+    return ("select count(*) from cfg.webhook_allowed_hosts where org_id = %(org)s", {"org": w.org_a})
 
 
 def _endpoints(w):
@@ -81,6 +86,17 @@ RPCS = {
     # Any signed-in user, not anon.
     "webhook_event_types": Rpc(lambda w: ("select * from cfg.webhook_event_types()", {}),
                                expect(DENIED, "ok", "ok", "ok", "ok", "ok", "ok")),
+    "list_webhook_endpoints": Rpc(lambda w: ("select * from cfg.list_webhook_endpoints(%(org)s)", {"org": w.org_a}),
+                                  ADMINS),
+    "list_webhook_allowed_hosts": Rpc(
+        lambda w: ("select * from cfg.list_webhook_allowed_hosts(%(org)s)", {"org": w.org_a}), ADMINS),
+    # The allowlist is the operator's (tests/webhooks/test_webhooks_allowlist.py): the service key only.
+    "allow_webhook_host": Rpc(
+        lambda w: ("select * from cfg.allow_webhook_host(%(org)s, 'hooks.internal')", {"org": w.org_a}),
+        OPERATOR, effect=_allowed_hosts),
+    "disallow_webhook_host": Rpc(
+        lambda w: ("select * from cfg.disallow_webhook_host(%(org)s, '127.0.0.1')", {"org": w.org_a}),
+        OPERATOR, effect=_allowed_hosts),
 }
 
 
