@@ -11,6 +11,7 @@ from .audit import audit_app
 from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
+from .secret_cmd import secret_app
 from .serve import serve
 from .stack import db_app, local_app
 from .tenancy import automation_app, invite_app, member_app, org_app, user_app
@@ -32,6 +33,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(env_app, name="env")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(secret_app, name="secret")
 app.command("serve")(serve)
 
 

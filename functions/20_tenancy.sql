@@ -47,7 +47,7 @@ $$;
 revoke execute on function cfg_private.guard_membership() from public, anon, authenticated, service_role;
 
 -- Every table: updated_at, org_id frozen, audit (functions/05_tables.sql).
--- entry_secrets' value is always redacted; config_entries' value is null for secrets
+-- entry_secrets' Vault id and token are always redacted; config_entries' value is null for secrets
 -- (divert_secret_value). Sections and entries written by save_config / rollback stamp
 -- updated_at themselves and never move org_id: a save rewrites many rows, each a
 -- trigger call, so their touch_row skips those writes too.
@@ -57,25 +57,27 @@ select cfg_private.register_table('cfg.environments');
 select cfg_private.register_table('cfg.automations', stamp_author => true);
 select cfg_private.register_table('cfg.config_sections', versioned => 'touch_and_audit');
 select cfg_private.register_table('cfg.config_entries', versioned => 'touch_and_audit');
-select cfg_private.register_table('cfg.entry_secrets', audit_arguments => '{value}', versioned => 'audit');
+select cfg_private.register_table('cfg.entry_secrets', audit_arguments => '{secret_id,token}', versioned => 'audit');
 create or replace trigger stamp_creator before insert or update on cfg.orgs
 for each row execute function cfg_private.stamp_org_creator();
 create or replace trigger guard_membership before update on cfg.org_members
 for each row execute function cfg_private.guard_membership();
 
--- A secret entry's value is moved to cfg.entry_secrets before the row is written,
--- so it never reaches config_entries, its WAL stream or its realtime subscribers.
--- security invoker: the caller's own rights on cfg.entry_secrets apply.
+-- A secret entry's value is moved to Vault (cfg.entry_secrets keeps its id) before
+-- the row is written, so it never reaches config_entries, its WAL stream or its
+-- realtime subscribers.
+-- security definer: entry_secrets and Vault take no writes from API roles. It runs
+-- inside a write that row-level security allows on config_entries (or the statement
+-- fails and takes the Vault write with it).
 create or replace function cfg_private.divert_secret_value()
 returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 begin
     if new.is_secret and new.value is not null then
-        insert into cfg.entry_secrets as s (id, org_id, value)
-        values (new.id, new.org_id, new.value)
-        on conflict (id) do update set value = excluded.value;
+        perform cfg_private.put_entry_secret(new.id, new.org_id, new.automation_id, new.value);
         new.value := null;
     elsif tg_op = 'UPDATE' and old.is_secret and not new.is_secret then
         if new.value is null then
@@ -90,13 +92,14 @@ end
 $$;
 revoke execute on function cfg_private.divert_secret_value() from public, anon, authenticated, service_role;
 
--- Only rows that are or were secret: the function does nothing for the others, and
--- a save rewrites many plain entries at once.
+-- Only rows with a secret value to divert, or that stop being secret: the function
+-- does nothing for the others, and a save rewrites many entries at once (it stores
+-- its secret values itself: cfg_private.apply_content).
 create or replace trigger divert_secret_value before insert on cfg.config_entries
-for each row when (new.is_secret)
+for each row when (new.is_secret and new.value is not null)
 execute function cfg_private.divert_secret_value();
 create or replace trigger divert_secret_value_on_update before update on cfg.config_entries
-for each row when (new.is_secret or old.is_secret)
+for each row when (new.is_secret and new.value is not null or old.is_secret and not new.is_secret)
 execute function cfg_private.divert_secret_value();
 
 -- The last admin of an org cannot leave or be demoted: someone must manage it.

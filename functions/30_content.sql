@@ -11,33 +11,9 @@
 -- values themselves are kept in cfg_private.version_secrets for rollback and promotion.
 -- =============================================================================
 
--- The token a version snapshot shows for a secret value: HMAC(key, automation_id ||
--- ':' || value). Bound to the automation, so equal secrets in other automations or
--- orgs give other tokens, and only a caller who can save in this automation (an
--- editor, who may read its secrets anyway) can produce one to test a guess against.
--- The same formula re-tokened old snapshots in
--- migrations/20261129090000_hardening_versioned_writes.sql.
--- security definer: the key lives in cfg_private. Never granted to API roles.
--- plpgsql, not sql, here and in the other functions a save calls: PostgreSQL 15 plans
--- a non-inlined sql function's query on every call; plpgsql keeps the plan.
-create or replace function cfg_private.secret_token(automation_id uuid, value jsonb)
-returns text
-language plpgsql stable security definer
-set search_path = ''
-as $$
-begin
-    return (
-        select encode(extensions.hmac(
-            convert_to(automation_id::text || ':' || value::text, 'UTF8'), k.key, 'sha256'
-        ), 'hex')
-        from cfg_private.digest_keys as k
-    );
-end
-$$;
-revoke execute on function cfg_private.secret_token(uuid, jsonb) from public, anon, authenticated, service_role;
-
--- The live sections and entries of an automation as content, secret values included.
--- The direct-write path versions this; saves version what they wrote instead.
+-- The live sections and entries of an automation as content, a secret as its token
+-- ("digest", as in a snapshot): never decrypted. The direct-write path versions this;
+-- saves version what they wrote instead.
 -- security definer: it must see every entry and secret whoever the caller is.
 create or replace function cfg_private.live_content(automation_id uuid)
 returns jsonb
@@ -59,9 +35,9 @@ begin
         select jsonb_object_agg(
             e.key,
             jsonb_build_object('secret', e.is_secret, 'description', e.description)
-            -- A secret without a stored value has no "value" (as when it is kept).
+            -- A secret without a stored value has neither (as when it is kept).
             || case when not e.is_secret then jsonb_build_object('value', e.value)
-                when es.value is not null then jsonb_build_object('value', es.value)
+                when es.token is not null then jsonb_build_object('digest', es.token)
                 else '{}'::jsonb end
         ) as entries
         from cfg.config_entries as e
@@ -77,15 +53,24 @@ revoke execute on function cfg_private.live_content(uuid) from public, anon, aut
 -- field present (defaults filled in), secret values replaced by their tokens. Content read back
 -- from the tables and the content that was written give the same snapshot, so the
 -- same hash: an unchanged save records no version.
--- Not granted to API roles: with secret_token it would be an oracle to guess secrets with.
+-- A secret entry carrying its token ("digest": a kept secret, or live content) keeps it;
+-- one carrying its value gets the value's token.
+-- security definer: tokens need the key in Vault. Not granted to API roles: it would
+-- be an oracle to guess secrets with.
 create or replace function cfg_private.content_snapshot(automation_id uuid, content jsonb)
 returns jsonb
-language plpgsql stable
+language plpgsql stable security definer
 -- JIT compiling these jsonb queries costs far more than running them.
 set jit = off
 set search_path = ''
 as $$
+declare
+    token_key bytea;
 begin
+    -- The key is read (decrypted) once, and only when a value needs a token.
+    if jsonb_path_exists(content, '$.sections.*.entries.* ? (@.secret == true && exists(@.value))') then
+        token_key := cfg_private.digest_key();
+    end if;
     -- Built as json text and parsed once: aggregating jsonb re-encodes every entry at
     -- each level and took twice as long.
     return (select json_build_object('sections', coalesce(json_object_agg(
@@ -98,7 +83,8 @@ begin
                     e.key,
                     case
                         when (e.value -> 'secret') = 'true'::jsonb then json_build_object(
-                            'secret', true, 'digest', cfg_private.secret_token(automation_id, e.value -> 'value'),
+                            'secret', true,
+                            'digest', coalesce(e.value ->> 'digest', cfg_private.token_with(token_key, automation_id, e.value -> 'value')),
                             'description', coalesce(e.value ->> 'description', '')
                         )
                         else json_build_object(
@@ -446,9 +432,10 @@ $$;
 revoke execute on function cfg_private.changed_keys(jsonb, jsonb) from public, anon;
 grant execute on function cfg_private.changed_keys(jsonb, jsonb) to authenticated, service_role;
 
--- A version's content with its secret values put back, ready for apply_content.
+-- A version's content ready for apply_content: each secret with the Vault id and the
+-- token the version captured (restored as they are: nothing is decrypted).
 -- security definer: reads cfg_private.version_secrets; never granted to API roles.
-create or replace function cfg_private.version_content_with_secrets(version_id uuid)
+create or replace function cfg_private.restorable_content(version_id uuid)
 returns jsonb
 language sql stable security definer
 -- JIT compiling these jsonb queries costs far more than running them.
@@ -461,10 +448,10 @@ as $$
             select jsonb_object_agg(
                 e.key,
                 case
-                    when (e.value -> 'secret') = 'true'::jsonb then (e.value - 'digest') || coalesce((
-                        select jsonb_build_object('value', vs.value)
+                    when (e.value -> 'secret') = 'true'::jsonb then e.value || coalesce((
+                        select jsonb_build_object('secret_id', vs.secret_id)
                         from cfg_private.version_secrets as vs
-                        where vs.version_id = version_content_with_secrets.version_id
+                        where vs.version_id = restorable_content.version_id
                             and vs.section = s.key and vs.key = e.key
                     ), '{}'::jsonb)
                     else e.value
@@ -474,7 +461,7 @@ as $$
         ), '{}'::jsonb))
     ), '{}'::jsonb))
     from cfg.config_versions as v, jsonb_each(v.content -> 'sections') as s
-    where v.id = version_content_with_secrets.version_id
+    where v.id = restorable_content.version_id
 $$;
-revoke execute on function cfg_private.version_content_with_secrets(uuid)
+revoke execute on function cfg_private.restorable_content(uuid)
 from public, anon, authenticated, service_role;

@@ -3,8 +3,10 @@
 -- =============================================================================
 
 -- Makes the live sections and entries equal to content (validated). Only rows that
--- change are written, so realtime carries the real changes. Returns the content as
--- applied (a secret sent without a value has its current value put in) and the
+-- change are written, so realtime carries the real changes. A secret entry comes with
+-- its value, with nothing (keep the value it has), or, from a rollback, with the Vault
+-- id and token its version captured. Returns the content as applied (each secret with
+-- its token, "digest") and the
 -- changed keys [{section, key, change, secret}] read from the writes themselves:
 -- removed, changed, added, each by section and key.
 -- Values compare as text: 1.0 and 1 are equal jsonb but not the same content.
@@ -22,28 +24,38 @@ as $$
 declare
     kept record;
     problems jsonb := '[]'::jsonb;
+    -- Only read (decrypted) when a secret value is sent: it tells changed secrets.
+    token_key bytea;
 begin
     applied := content;
+    -- Each secret value sent gets its token ("digest") once, here: it tells whether the
+    -- secret changed, and stands for it in the snapshot.
+    if jsonb_path_exists(content, '$.sections.*.entries.* ? (@.secret == true && exists(@.value))') then
+        token_key := cfg_private.digest_key();
+        applied := cfg_private.with_tokens(applied, apply_content.automation_id, token_key);
+    end if;
     -- A secret entry without a value keeps the one it has, so it must be a secret
     -- already. (A save usually sends every value: the lookup is skipped then.)
-    if jsonb_path_exists(content, '$.sections.*.entries.* ? (!exists(@.value))') then
+    if jsonb_path_exists(content, '$.sections.*.entries.* ? (!exists(@.value) && !exists(@.secret_id))') then
         for kept in
-            select s.key as section, e.key, ce.is_secret, es.value
+            select s.key as section, e.key, ce.is_secret, es.token
             from jsonb_each(content -> 'sections') as s
             cross join jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
             left join cfg.config_sections as cs
                 on cs.automation_id = apply_content.automation_id and cs.name = s.key
             left join cfg.config_entries as ce on ce.section_id = cs.id and ce.key = e.key and ce.is_secret
             left join cfg.entry_secrets as es on es.id = ce.id
-            where not e.value ? 'value'
+            where not e.value ? 'value' and not e.value ? 'secret_id'
         loop
             if kept.is_secret is null then
                 problems := problems || jsonb_build_object(
                     'path', 'sections.' || kept.section || '.entries.' || kept.key || '.value',
                     'message', 'a new secret entry needs a value'
                 );
-            elsif kept.value is not null then
-                applied := jsonb_set(applied, array['sections', kept.section, 'entries', kept.key, 'value'], kept.value);
+            elsif kept.token is not null then
+                -- Its token stands for it in the snapshot: the value stays in Vault.
+                applied := jsonb_set(applied, array['sections', kept.section, 'entries', kept.key, 'digest'],
+                                     to_jsonb(kept.token));
             end if;
         end loop;
         if problems <> '[]'::jsonb then
@@ -92,7 +104,9 @@ begin
         select
             s.id as section_id, s.name as section, n.key, n.value -> 'value' as value,
             coalesce((n.value ->> 'secret')::boolean, false) as secret,
-            coalesce(n.value ->> 'description', '') as description
+            coalesce(n.value ->> 'description', '') as description,
+            -- A secret's token (null for a plain entry).
+            n.value ->> 'digest' as token
         -- Joined by name, not looked up per section: `applied -> 'sections'` copies the
         -- whole sections object each time, which made this quadratic in their number.
         from cfg.config_sections as s
@@ -115,7 +129,8 @@ begin
     ),
     changed as (
         update cfg.config_entries as e
-        set value = w.value, is_secret = w.secret, description = w.description, updated_at = now()
+        set value = case when w.secret then null else w.value end, is_secret = w.secret,
+            description = w.description, updated_at = now()
         from wanted as w
         where e.automation_id = apply_content.automation_id and e.section_id = w.section_id and e.key = w.key
             and (
@@ -123,16 +138,16 @@ begin
                 or e.description <> w.description
                 or (not w.secret and (e.value is distinct from w.value or e.value::text <> w.value::text))
                 or (
-                    w.secret and w.value is not null
-                    and (select es.value::text from cfg.entry_secrets as es where es.id = e.id)
-                    is distinct from w.value::text
+                    w.secret and w.token is not null
+                    and (select es.token from cfg.entry_secrets as es where es.id = e.id) is distinct from w.token
                 )
             )
         returning w.section, e.key, e.is_secret
     ),
     created as (
         insert into cfg.config_entries (org_id, automation_id, section_id, key, value, is_secret, description)
-        select apply_content.org_id, apply_content.automation_id, w.section_id, w.key, w.value, w.secret, w.description
+        select apply_content.org_id, apply_content.automation_id, w.section_id, w.key,
+            case when w.secret then null else w.value end, w.secret, w.description
         from wanted as w
         where not exists (select 1 from live as l where l.section_id = w.section_id and l.key = w.key)
         returning section_id, key, is_secret
@@ -150,6 +165,42 @@ begin
         select 3, w.section, c.key, 'added', c.is_secret
         from created as c join wanted as w on w.section_id = c.section_id and w.key = c.key
     ) as c (rank, section, key, change, secret);
+
+    -- Secret values, in one statement after the entries exist: a new value becomes a
+    -- Vault secret, a restored one (rollback) gets its captured Vault id back; one
+    -- the entry already holds (same token) writes nothing.
+    with incoming as (
+        select
+            ce.id, ce.org_id, e.value -> 'value' as value, (e.value ->> 'secret_id')::uuid as secret_id,
+            e.value ->> 'digest' as token
+        from cfg.config_sections as cs
+        join jsonb_each(applied -> 'sections') as ws on ws.key = cs.name
+        cross join jsonb_each(coalesce(ws.value -> 'entries', '{}'::jsonb)) as e
+        join cfg.config_entries as ce on ce.section_id = cs.id and ce.key = e.key
+        where cs.automation_id = apply_content.automation_id and ce.is_secret
+            and (e.value ? 'value' or e.value ? 'secret_id')
+    )
+    insert into cfg.entry_secrets as es (id, org_id, secret_id, token)
+    select
+        i.id, i.org_id,
+        coalesce(i.secret_id, vault.create_secret(
+            i.value::text, null, 'cfgctl: a config secret of automation ' || apply_content.automation_id
+        )),
+        i.token
+    from incoming as i
+    where not exists (select 1 from cfg.entry_secrets as s where s.id = i.id and s.token = i.token)
+    on conflict (id) do update set secret_id = excluded.secret_id, token = excluded.token, value_set_at = now();
+
+    -- From here on secrets travel as their tokens: the plaintext goes no further.
+    if token_key is not null then
+        applied := jsonb_build_object('sections', (
+            select coalesce(jsonb_object_agg(s.key, s.value || jsonb_build_object('entries', coalesce((
+                select jsonb_object_agg(e.key, case when e.value ? 'digest' then e.value - 'value' else e.value end)
+                from jsonb_each(s.value -> 'entries') as e
+            ), '{}'::jsonb))), '{}'::jsonb)
+            from jsonb_each(applied -> 'sections') as s
+        ));
+    end if;
 
     -- Now empty: their entries went above.
     delete from cfg.config_sections as s
@@ -229,7 +280,7 @@ end
 $$;
 revoke execute on function cfg_private.lock_version_numbers(uuid) from public, anon, authenticated, service_role;
 
--- Records content (complete: secret values included) as a new version unless it
+-- Records content (complete: secret values or their tokens) as a new version unless it
 -- equals the latest one, deploys it to the first environment and appends
 -- config.saved (or config.rolled_back). Without content, the live tables are read
 -- (direct writes); without changes, they are worked out from the latest version.
@@ -290,11 +341,14 @@ begin
     )
     returning * into created;
 
-    insert into cfg_private.version_secrets (version_id, org_id, section, key, value)
-    select created.id, created.org_id, s.key, e.key, e.value -> 'value'
-    from jsonb_each(complete -> 'sections') as s,
-        jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
-    where (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value';
+    -- The version keeps the Vault secrets the entries hold now (the content just
+    -- applied, or the live rows): their ids, not copies of the values.
+    insert into cfg_private.version_secrets (version_id, org_id, section, key, secret_id)
+    select created.id, created.org_id, cs.name, ce.key, es.secret_id
+    from cfg.config_entries as ce
+    join cfg.config_sections as cs on cs.id = ce.section_id
+    join cfg.entry_secrets as es on es.id = ce.id
+    where ce.automation_id = record_version.automation_id and ce.is_secret;
 
     -- A save lands in the first environment of the pipeline (dev).
     select env.id into first_env

@@ -49,7 +49,7 @@ grant execute on function cfg.save_config(uuid, integer, jsonb, text) to authent
 -- Creates a new version whose content equals version to_version (history stays
 -- append-only), deploys it to dev and appends config.rolled_back. Pass
 -- expected_version to make it fail with PT409 if someone saved meanwhile.
--- security definer: it restores secret values kept in cfg_private; editors only
+-- security definer: it restores the secrets versions keep in cfg_private; editors only
 -- (automation_for). cfg.rollback is the API; this is its privileged half.
 create or replace function cfg_private.rollback(
     automation_id uuid, to_version integer, message text, expected_version integer
@@ -76,8 +76,9 @@ begin
     if expected_version is not null then
         perform cfg_private.require_current_version(target.id, expected_version);
     end if;
-    content := cfg_private.version_content_with_secrets(restored.id);
-    perform cfg_private.require_valid_content(content);
+    -- Valid when it was saved; checked again as content (rules may change).
+    perform cfg_private.require_valid_content(cfg_private.snapshot_as_content(restored.content));
+    content := cfg_private.restorable_content(restored.id);
     return cfg_private.write_version(
         target, content, coalesce(message, 'rollback to version ' || restored.version), 'rollback', restored.version
     );

@@ -288,6 +288,48 @@ as $$ select 'whsec_' || encode(extensions.gen_random_bytes(32), 'base64') $$;
 revoke execute on function cfg_private.new_webhook_secret() from public, anon, authenticated, service_role;
 
 -- =============================================================================
+-- Keeps a signing secret of endpoint_id in Vault; returns its Vault id.
+-- security definer: Vault is for cfgctl's definer code only.
+create or replace function cfg_private.store_webhook_secret(endpoint_id uuid, secret text)
+returns uuid
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    -- Standard Webhooks format: whsec_ + base64 of 24 to 64 random bytes.
+    if secret !~ '^whsec_[A-Za-z0-9+/]{32,88}={0,2}$' then
+        raise exception 'a webhook signing secret is whsec_ and base64 of 24 to 64 bytes'
+            using errcode = 'PT422';
+    end if;
+    return vault.create_secret(secret, null, 'cfgctl: a signing secret of webhook endpoint ' || endpoint_id);
+end
+$$;
+revoke execute on function cfg_private.store_webhook_secret(uuid, text) from public, anon, authenticated, service_role;
+
+-- The signing secrets with these Vault ids, for the dispatcher (which caches them by
+-- id: they never change). security definer: Vault is read by cfgctl's definer code
+-- only; the service role alone may ask, and only for webhook signing secrets.
+create or replace function cfg_private.webhook_signing_secrets(secret_ids uuid [])
+returns table (secret_id uuid, secret text)
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+begin
+    if not cfg_private.is_service() then
+        raise exception 'only the sync service reads webhook signing secrets' using errcode = '42501';
+    end if;
+    return query
+    select sv.secret_id, sv.value
+    from cfg_private.secret_values(array(
+        select w.secret_id from cfg_private.webhook_secrets as w where w.secret_id = any(secret_ids)
+    )) as sv;
+end
+$$;
+revoke execute on function cfg_private.webhook_signing_secrets(uuid []) from public, anon, authenticated;
+grant execute on function cfg_private.webhook_signing_secrets(uuid []) to service_role;
+
 -- Endpoint triggers: validate every write (RPC or direct), keep secrets and
 -- the queue in step with the endpoint.
 -- =============================================================================
@@ -354,8 +396,8 @@ set search_path = ''
 as $$
 begin
     if tg_op = 'INSERT' then
-        insert into cfg_private.webhook_secrets (org_id, endpoint_id, secret)
-        values (new.org_id, new.id, cfg_private.new_webhook_secret());
+        insert into cfg_private.webhook_secrets (org_id, endpoint_id, secret_id)
+        values (new.org_id, new.id, cfg_private.store_webhook_secret(new.id, cfg_private.new_webhook_secret()));
     elsif old.enabled and not new.enabled then
         -- Nothing is sent to a disabled endpoint; its queue can be retried later.
         update cfg_private.webhook_deliveries as d
@@ -381,13 +423,13 @@ security definer
 set search_path = ''
 as $$
 declare
-    revealed text;
+    revealed_id uuid;
 begin
     perform cfg_private.webhook_endpoint_org(reveal_webhook_secret.endpoint_id, 'managing webhooks');
     update cfg_private.webhook_secrets as s set revealed_at = now()
     where s.endpoint_id = reveal_webhook_secret.endpoint_id and s.expires_at is null and s.revealed_at is null
-    returning s.secret into revealed;
-    return revealed;
+    returning s.secret_id into revealed_id;
+    return (select sv.value from cfg_private.secret_values(array[revealed_id]) as sv);
 end
 $$;
 revoke execute on function cfg_private.reveal_webhook_secret(uuid) from public, anon;
@@ -397,7 +439,7 @@ grant execute on function cfg_private.reveal_webhook_secret(uuid) to authenticat
 -- admins read endpoints, allowlisted hosts and secrets, so only admins read their audit.
 select cfg_private.register_table('cfg.webhook_endpoints', audit_arguments => '{url,@admin}', stamp_author => true);
 select cfg_private.register_table('cfg.webhook_allowed_hosts', audit_arguments => '{@admin}');
-select cfg_private.register_table('cfg_private.webhook_secrets', audit_arguments => '{secret,@admin}');
+select cfg_private.register_table('cfg_private.webhook_secrets', audit_arguments => '{secret_id,@admin}');
 create or replace trigger check_endpoint before insert or update on cfg.webhook_endpoints
 for each row execute function cfg_private.check_webhook_endpoint();
 create or replace trigger endpoint_changed after insert or update on cfg.webhook_endpoints

@@ -54,8 +54,12 @@ begin
     where s.endpoint_id = replace_webhook_secret.endpoint_id and s.expires_at > now();
     update cfg_private.webhook_secrets as s set expires_at = now() + interval '24 hours'
     where s.endpoint_id = replace_webhook_secret.endpoint_id and s.expires_at is null;
-    insert into cfg_private.webhook_secrets (org_id, endpoint_id, secret, revealed_at)
-    values (org, replace_webhook_secret.endpoint_id, fresh, now());
+    -- Secrets that expired are of no use any more: they go (with their Vault rows).
+    delete from cfg_private.webhook_secrets as s
+    where s.endpoint_id = replace_webhook_secret.endpoint_id and s.expires_at <= now();
+    insert into cfg_private.webhook_secrets (org_id, endpoint_id, secret_id, revealed_at)
+    values (org, replace_webhook_secret.endpoint_id,
+            cfg_private.store_webhook_secret(replace_webhook_secret.endpoint_id, fresh), now());
     return jsonb_build_object(
         'endpoint_id', replace_webhook_secret.endpoint_id, 'secret', fresh,
         'previous_valid_until', now() + interval '24 hours'

@@ -6,11 +6,12 @@
 
 -- Claims up to max_rows due deliveries for lease. Each claim is a new attempt
 -- number; the row becomes due again when the lease ends (a killed worker's
--- deliveries are retried). Returns what is needed to sign and send each one.
+-- deliveries are retried). Returns what is needed to sign and send each one: the
+-- signing secrets by Vault id (cfg_private.webhook_signing_secrets has them).
 create or replace function cfg_private.claim_webhook_deliveries(worker text, max_rows integer, lease interval)
 returns table (
     delivery_id bigint, attempt integer, run_attempt integer, org_id uuid, endpoint_id uuid,
-    url text, secrets text [], allowed_hosts text [], webhook_id text, body text
+    url text, secret_ids uuid [], allowed_hosts text [], webhook_id text, body text
 )
 -- plpgsql, not sql: its plan is cached per session, where a sql function's
 -- statement is planned again on every call (a millisecond at 1,000 claims/s).
@@ -46,7 +47,7 @@ begin
     select
         c.id, c.attempt_count, c.run_attempts, c.org_id, c.endpoint_id, e.url,
         array(
-            select s.secret from cfg_private.webhook_secrets as s
+            select s.secret_id from cfg_private.webhook_secrets as s
             where s.endpoint_id = c.endpoint_id and (s.expires_at is null or s.expires_at > now())
             order by s.expires_at desc nulls first
         ),

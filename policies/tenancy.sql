@@ -138,24 +138,9 @@ create policy "editors delete entries" on cfg.config_entries
 for delete to authenticated
 using (org_id in (select cfg_private.orgs_with_role('editor')));
 
--- entry_secrets: viewers never read secret values.
-drop policy if exists "editors read secret values" on cfg.entry_secrets;
-create policy "editors read secret values" on cfg.entry_secrets
+-- entry_secrets: Vault ids and tokens, read by editors; written only by cfgctl's
+-- definer code (no write grants), revealed through cfg.reveal_secret.
+drop policy if exists "editors read secret value ids" on cfg.entry_secrets;
+create policy "editors read secret value ids" on cfg.entry_secrets
 for select to authenticated
-using (org_id in (select cfg_private.orgs_with_role('editor')));
-
-drop policy if exists "editors create secret values" on cfg.entry_secrets;
-create policy "editors create secret values" on cfg.entry_secrets
-for insert to authenticated
-with check (org_id in (select cfg_private.orgs_with_role('editor')));
-
-drop policy if exists "editors update secret values" on cfg.entry_secrets;
-create policy "editors update secret values" on cfg.entry_secrets
-for update to authenticated
-using (org_id in (select cfg_private.orgs_with_role('editor')))
-with check (org_id in (select cfg_private.orgs_with_role('editor')));
-
-drop policy if exists "editors delete secret values" on cfg.entry_secrets;
-create policy "editors delete secret values" on cfg.entry_secrets
-for delete to authenticated
 using (org_id in (select cfg_private.orgs_with_role('editor')));

@@ -22,6 +22,9 @@ from .settings import SQL_ROOT
 MIGRATE_LOCK_KEY = 0x63666763746C
 MIGRATION_NAME = re.compile(r"^(\d{14})_[a-z0-9_]+\.sql$")
 KINDS = ("migration", "function", "policy")
+# What follows this line in a migration runs after the migration committed, one
+# statement at a time: statements that cannot run in a transaction (VACUUM FULL).
+AFTER_COMMIT = re.compile(r"^-- cfgctl: after commit$", re.MULTILINE)
 
 BOOTSTRAP = """
 create schema if not exists cfg_private;
@@ -84,15 +87,20 @@ def _history(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
     return {(kind, name): checksum for kind, name, checksum in rows}
 
 
+def _run(conn: psycopg.Connection, file: SqlFile, sql: str) -> None:
+    try:
+        conn.execute(sql)
+    except psycopg.Error as exc:
+        raise CfgError(
+            f"{file.kind} {file.name} failed: {exc.diag.message_primary or exc}",
+            exc.sqlstate,
+        ) from exc
+
+
 def _apply(conn: psycopg.Connection, file: SqlFile) -> None:
+    in_transaction, *after_commit = AFTER_COMMIT.split(file.sql, maxsplit=1)
     with conn.transaction():
-        try:
-            conn.execute(file.sql)
-        except psycopg.Error as exc:
-            raise CfgError(
-                f"{file.kind} {file.name} failed: {exc.diag.message_primary or exc}",
-                exc.sqlstate,
-            ) from exc
+        _run(conn, file, in_transaction)
         conn.execute(
             """
             insert into cfg_private.schema_migrations (kind, name, checksum)
@@ -102,6 +110,10 @@ def _apply(conn: psycopg.Connection, file: SqlFile) -> None:
             """,
             (file.kind, file.name, file.checksum),
         )
+    # Recorded already: these only tidy up (a failure says so, and is safe to redo by hand).
+    for statement in "".join(after_commit).split(";"):
+        if statement.strip():
+            _run(conn, file, statement)
 
 
 def migrate(db_url: str, root: Path = SQL_ROOT) -> MigrateReport:

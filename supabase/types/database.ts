@@ -395,24 +395,36 @@ export type Database = {
       entry_secrets: {
         Row: {
           created_at: string
+          expires_at: string | null
           id: string
           org_id: string
+          rotate_every: string | null
+          secret_id: string
+          token: string
           updated_at: string
-          value: Json
+          value_set_at: string
         }
         Insert: {
           created_at?: string
+          expires_at?: string | null
           id: string
           org_id: string
+          rotate_every?: string | null
+          secret_id: string
+          token: string
           updated_at?: string
-          value: Json
+          value_set_at?: string
         }
         Update: {
           created_at?: string
+          expires_at?: string | null
           id?: string
           org_id?: string
+          rotate_every?: string | null
+          secret_id?: string
+          token?: string
           updated_at?: string
-          value?: Json
+          value_set_at?: string
         }
         Relationships: [
           {
@@ -640,6 +652,7 @@ export type Database = {
           created_by: string | null
           id: string
           name: string
+          secret_reveal_role: Database["cfg"]["Enums"]["org_role"]
           slug: string
           updated_at: string
         }
@@ -648,6 +661,7 @@ export type Database = {
           created_by?: string | null
           id?: string
           name: string
+          secret_reveal_role?: Database["cfg"]["Enums"]["org_role"]
           slug: string
           updated_at?: string
         }
@@ -656,6 +670,7 @@ export type Database = {
           created_by?: string | null
           id?: string
           name?: string
+          secret_reveal_role?: Database["cfg"]["Enums"]["org_role"]
           slug?: string
           updated_at?: string
         }
@@ -1087,6 +1102,7 @@ export type Database = {
           created_by: string | null
           id: string
           name: string
+          secret_reveal_role: Database["cfg"]["Enums"]["org_role"]
           slug: string
           updated_at: string
         }
@@ -1237,6 +1253,7 @@ export type Database = {
           created_by: string | null
           id: string
           name: string
+          secret_reveal_role: Database["cfg"]["Enums"]["org_role"]
           slug: string
           updated_at: string
         }
@@ -1396,6 +1413,18 @@ export type Database = {
           superseded_by: string
           to_env: string
           version: number
+        }[]
+      }
+      list_secrets: {
+        Args: { automation_id: string }
+        Returns: {
+          expires_at: string
+          key: string
+          rotate_every: string
+          rotation_due: boolean
+          rotation_due_at: string
+          section: string
+          value_set_at: string
         }[]
       }
       list_webhook_allowed_hosts: {
@@ -1604,6 +1633,15 @@ export type Database = {
           status: string
         }[]
       }
+      reveal_secret: {
+        Args: {
+          automation_id: string
+          key: string
+          section: string
+          version?: number
+        }
+        Returns: Json
+      }
       revoke_invitation: {
         Args: { invitation_id: string }
         Returns: {
@@ -1672,6 +1710,34 @@ export type Database = {
           isOneToOne: true
           isSetofReturn: false
         }
+      }
+      set_secret_reveal_role: {
+        Args: { min_role: Database["cfg"]["Enums"]["org_role"]; org_id: string }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          id: string
+          name: string
+          secret_reveal_role: Database["cfg"]["Enums"]["org_role"]
+          slug: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "orgs"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      set_secret_rotation: {
+        Args: {
+          automation_id: string
+          expires_at?: string
+          key: string
+          rotate_every?: string
+          section: string
+        }
+        Returns: Json
       }
       set_webhook_endpoint_enabled: {
         Args: { enabled: boolean; endpoint_id: string }

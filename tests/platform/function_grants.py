@@ -28,6 +28,10 @@ GRANTS: dict[str, str] = {
     "cfg.find_automation(text,text)": SIGNED_IN,
     "cfg.find_environment(uuid,text)": SIGNED_IN,
     "cfg.find_org(text)": SIGNED_IN,
+    "cfg.list_secrets(uuid)": SIGNED_IN,
+    "cfg.reveal_secret(uuid,text,text,integer)": SIGNED_IN,
+    "cfg.set_secret_reveal_role(uuid,cfg.org_role)": SIGNED_IN,
+    "cfg.set_secret_rotation(uuid,text,text,interval,timestamp with time zone)": SIGNED_IN,
     "cfg.get_config(uuid,integer)": SIGNED_IN,
     "cfg.invite_member(uuid,text,cfg.org_role,interval)": SIGNED_IN,
     "cfg.list_automations(uuid)": SIGNED_IN,
@@ -82,6 +86,8 @@ GRANTS: dict[str, str] = {
     "cfg_private.request_environment_change(uuid,jsonb,text)": SIGNED_IN,
     "cfg_private.requeue_webhook_deliveries(uuid,bigint,timestamp with time zone)": SIGNED_IN,
     "cfg_private.reveal_webhook_secret(uuid)": SIGNED_IN,
+    "cfg_private.reveal_secret(uuid,text,text,integer)": SIGNED_IN,
+    "cfg_private.set_secret_rotation(uuid,text,text,interval,timestamp with time zone)": SIGNED_IN,
     "cfg_private.revoke_invitation(uuid)": SIGNED_IN,
     "cfg_private.rollback(uuid,integer,text,integer)": SIGNED_IN,
     "cfg_private.save_config(uuid,integer,jsonb,text)": SIGNED_IN,
@@ -131,9 +137,11 @@ GRANTS: dict[str, str] = {
     # Workers and pg_cron jobs, acting with the service key.
     "cfg_private.claim_webhook_deliveries(text,integer,interval)": SERVICE,
     "cfg_private.emit_event(uuid,text,text,uuid,uuid,jsonb,uuid)": SERVICE,
+    "cfg_private.flag_due_secret_rotations()": SERVICE,
     "cfg_private.purge_audit_log(interval)": SERVICE,
     "cfg_private.purge_transaction_marks()": SERVICE,
     "cfg_private.purge_webhook_log(interval)": SERVICE,
+    "cfg_private.webhook_signing_secrets(uuid[])": SERVICE,
     "cfg_private.record_webhook_attempts(text,bigint[],integer[],text[],integer[],integer[],text[],text[],double precision[],interval)": SERVICE,  # noqa: E501
 
     # Trigger functions: fired by their tables, executable by nobody (a user could otherwise
@@ -143,6 +151,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.automation_event()": NOBODY,
     "cfg_private.check_webhook_endpoint()": NOBODY,
     "cfg_private.divert_secret_value()": NOBODY,
+    "cfg_private.forget_unused_secrets()": NOBODY,
     "cfg_private.fan_out_event()": NOBODY,
     "cfg_private.forbid_audit_change()": NOBODY,
     "cfg_private.forbid_version_change()": NOBODY,
@@ -174,7 +183,14 @@ GRANTS: dict[str, str] = {
     "cfg_private.record_version(uuid,uuid,text,text,integer,jsonb,jsonb)": NOBODY,
     "cfg_private.request_for(uuid,cfg.org_role,text)": NOBODY,
     "cfg_private.require_request_status(cfg.promotion_requests,text[])": NOBODY,
+    "cfg_private.restorable_content(uuid)": NOBODY,
+    # Secret storage (functions/08_secrets_store.sql): Vault is cfgctl's definer code's alone.
+    "cfg_private.digest_key()": NOBODY,
+    "cfg_private.put_entry_secret(uuid,uuid,uuid,jsonb)": NOBODY,
     "cfg_private.secret_token(uuid,jsonb)": NOBODY,
-    "cfg_private.version_content_with_secrets(uuid)": NOBODY,
+    "cfg_private.secret_values(uuid[])": NOBODY,
+    "cfg_private.store_webhook_secret(uuid,text)": NOBODY,
+    "cfg_private.token_with(bytea,uuid,jsonb)": NOBODY,
+    "cfg_private.with_tokens(jsonb,uuid,bytea)": NOBODY,
     "cfg_private.write_version(cfg.automations,jsonb,text,text,integer)": NOBODY,
 }

@@ -76,7 +76,7 @@ def _entry(value: str, secret: bool = False) -> Bad:
         "values (%s, %s, %s, 'big', %s, %s)",
         lambda w: (w.org_a, w.automation_a, w.section_a, value, secret),
         "23514",
-        "entry_secrets_value_max_1mib" if secret else "config_entries_value_max_1mib",
+        "a secret value is at most 1 MiB" if secret else "config_entries_value_max_1mib",
     )
 
 
@@ -163,9 +163,9 @@ CASES: dict[str, Bad] = {
         "editor", "update cfg.config_entries set value = %s where id = %s",
         lambda w: (json_string_of_text_length(MIB + 1), w.entry_a), "23514", "config_entries_value_max_1mib"),
     "secret-over-1mib-direct": Bad(
-        "editor", "update cfg.entry_secrets set value = %s where id = %s",
+        "editor", "update cfg.config_entries set value = %s where id = %s",
         lambda w: (json_string_of_text_length(MIB + 1), w.secret_entry_a), "23514",
-        "entry_secrets_value_max_1mib"),
+        "a secret value is at most 1 MiB"),
     # ---- unknown role and enum values ----
     "unknown-role-invite-member": Bad("admin", "select cfg.invite_member(%s, 'outsider@example.test', 'owner')",
                                       _org, "22P02", 'invalid input value for enum cfg.org_role: "owner"'),
@@ -194,9 +194,9 @@ CASES: dict[str, Bad] = {
         "editor", "insert into cfg.config_entries (org_id, automation_id, section_id, key, value) "
         "values (%s, %s, %s, 'k', '1')", lambda w: (w.org_a, w.automation_b, w.section_a),
         "23503", "config_entries_section_fkey"),
-    "secret-for-other-orgs-entry": Bad(
-        "service", "insert into cfg.entry_secrets (id, org_id, value) values (%s, %s, '1')",
-        lambda w: (w.entry_a, w.org_b), "23503", "entry_secrets_entry_fkey"),
+    "secret-row-written-directly": Bad(
+        "service", "insert into cfg.entry_secrets (id, org_id, secret_id, token) values (%s, %s, %s, 'x')",
+        lambda w: (w.entry_a, w.org_b, w.entry_a), "42501", "permission denied for table entry_secrets"),
     "create-automation-in-other-org": Bad("editor", "select cfg.create_automation(%s, 'M', 'm')",
                                           lambda w: (w.org_b,), "PT404", "organisation not found"),
     "invite-member-to-other-org": Bad("admin", "select cfg.invite_member(%s, 'admin@example.test', 'admin')",
@@ -317,8 +317,9 @@ def test_exactly_1mib_is_accepted(conn, world, _autocommit):
         )
         cur.execute("update cfg.config_entries set is_secret = true where key = 'big_secret'")
     sizes = conn.execute(
-        "select octet_length(coalesce(s.value, e.value)::text) as n from cfg.config_entries e "
-        "left join cfg.entry_secrets s on s.id = e.id where e.key like 'big%%'"
+        "select octet_length(coalesce(v.decrypted_secret, e.value::text)) as n from cfg.config_entries e "
+        "left join cfg.entry_secrets s on s.id = e.id left join vault.decrypted_secrets v on v.id = s.secret_id "
+        "where e.key like 'big%%'"
     ).fetchall()
     assert sizes == [{"n": MIB}, {"n": MIB}]
 

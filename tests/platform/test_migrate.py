@@ -215,6 +215,23 @@ def test_a_database_built_by_an_earlier_release_upgrades_in_place(pg_cluster, tm
                 {"version": 2, "changes": [{"section": "http", "key": "port", "change": "changed", "secret": False}]},
                 {"version": 1, "changes": None},
             ]
+            # The secret the old release stored in plaintext is in Vault now, whole: revealed
+            # as it was, from the live entry and from the version that captured it.
+            for version in (None, 1):
+                revealed = cur.execute("select cfg.reveal_secret(%s, 'http', 'api_key', %s) ->> 'value' as v",
+                                       (automation, version)).fetchone()["v"]
+                assert revealed == "sk_old"
+        # And nowhere in plaintext: the tables that held it were rewritten.
+        dump = subprocess.run([str(local.PG_BIN / "pg_dump"), "--dbname", url],
+                              check=True, capture_output=True, text=True).stdout
+        assert "sk_old" not in dump
+        # Nor in the tables' files: VACUUM FULL rewrote them without the dead tuples that held it.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("checkpoint")
+            files = [pg_cluster.data_dir / r[0] for r in conn.execute(
+                "select pg_relation_filepath(c) from unnest(array['cfg.entry_secrets', "
+                "'cfg_private.version_secrets']::regclass[]) as c")]
+        assert files and all(b"sk_old" not in f.read_bytes() for f in files)
     finally:
         drop_database(pg_cluster, name)
 

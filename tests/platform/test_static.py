@@ -18,11 +18,13 @@ def checked(conn: psycopg.Connection) -> psycopg.Connection:
 def test_plpgsql_check_reports_no_errors(checked):
     functions = checked.execute(
         """
-        select p.oid, p.oid::regprocedure::text as name,
-               (select t.tgrelid from pg_trigger t where t.tgfoid = p.oid limit 1) as relid,
+        select p.oid, p.oid::regprocedure::text as name, t.tgrelid as relid,
+               t.tgoldtable as oldtable, t.tgnewtable as newtable,
                p.prorettype = 'trigger'::regtype as is_trigger
         from pg_proc p
         join pg_language l on l.oid = p.prolang
+        -- One of its triggers, with the names of its transition tables if it has them.
+        left join lateral (select * from pg_trigger t where t.tgfoid = p.oid limit 1) as t on true
         where l.lanname = 'plpgsql' and p.pronamespace::regnamespace::text = any(%s)
         """,
         (list(SCHEMAS),),
@@ -34,8 +36,9 @@ def test_plpgsql_check_reports_no_errors(checked):
             problems.append(f"{fn['name']}: trigger function attached to no table")
             continue
         rows = checked.execute(
-            "select * from plpgsql_check_function_tb(%s, coalesce(%s, 0)::regclass)",
-            (fn["oid"], fn["relid"]),
+            "select * from plpgsql_check_function_tb(%s, coalesce(%s, 0)::regclass, "
+            "oldtable => %s, newtable => %s)",
+            (fn["oid"], fn["relid"], fn["oldtable"], fn["newtable"]),
         ).fetchall()
         problems += [f"{fn['name']}: {r['message']} (line {r['lineno']})" for r in rows if r["level"] == "error"]
     assert problems == []

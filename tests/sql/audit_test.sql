@@ -69,7 +69,7 @@ begin
     values (created.org_id, created.id, 'http') returning id into section;
     insert into cfg.config_entries (org_id, automation_id, section_id, key, value, is_secret)
     values (created.org_id, created.id, section, 'api_key', '"sk_live_hunter2"', true);
-    update cfg.entry_secrets set value = '"sk_live_hunter2_rotated"';
+    update cfg.config_entries set value = '"sk_live_hunter2_rotated"' where key = 'api_key';
 end
 $$;
 reset role;
@@ -115,9 +115,10 @@ select is(
     'no audit row contains the secret value'
 );
 select results_eq(
-    $$ select operation, new_values ->> 'value' from cfg.audit_log where table_name = 'entry_secrets' order by id $$,
-    $$ values ('INSERT'::text, '[redacted]'::text), ('UPDATE', '[redacted]') $$,
-    'secret value changes are audited, redacted'
+    $$ select operation, new_values ->> 'secret_id', new_values ->> 'token' from cfg.audit_log
+       where table_name = 'entry_secrets' order by id $$,
+    $$ values ('INSERT'::text, '[redacted]'::text, '[redacted]'::text), ('UPDATE', '[redacted]', '[redacted]') $$,
+    'secret value changes are audited, their Vault id and token redacted'
 );
 select is(
     (select count(*)::int from cfg_private.events as e where e::text like '%hunter2%'),

@@ -126,9 +126,9 @@ select lives_ok(
     'an editor writes sections and entries, one of them secret'
 );
 select is(
-    (select value from cfg.entry_secrets),
+    cfg.reveal_secret((select id from cfg.automations where slug = 'billing'), 'http', 'api_key') -> 'value',
     '"sk_live_hunter2"'::jsonb,
-    'an editor reads the secret value'
+    'an editor reveals the secret value'
 );
 select throws_ok(
     $$ select cfg.delete_automation((select id from cfg.automations where slug = 'billing')) $$,
@@ -271,9 +271,9 @@ select results_eq(
 select results_eq(
     $$ select type from cfg_private.events where org_id = current_setting('test.acme')::uuid order by id $$,
     $$ values ('member.added'::text), ('member.invited'), ('member.invited'), ('member.invited'),
-              ('member.added'), ('member.added'), ('automation.created'),
+              ('member.added'), ('member.added'), ('automation.created'), ('secret.revealed'),
               ('member.role_changed'), ('member.removed') $$,
-    'every member and automation change left an event'
+    'every member and automation change (and the reveal) left an event'
 );
 
 select * from finish();

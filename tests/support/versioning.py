@@ -57,13 +57,14 @@ def version_id(conn, automation_id, number: int):
 
 
 def live(conn, automation_id) -> dict:
-    """{section: {key: value-or-('secret', value)}} straight from the tables, as superuser."""
+    """{section: {key: value-or-('secret', value)}} straight from the tables (and Vault), as superuser."""
     rows = conn.execute(
         """
-        select s.name, e.key, e.value, e.is_secret, es.value as secret_value
+        select s.name, e.key, e.value, e.is_secret, v.decrypted_secret::jsonb as secret_value
         from cfg.config_sections s
         left join cfg.config_entries e on e.section_id = s.id
         left join cfg.entry_secrets es on es.id = e.id
+        left join vault.decrypted_secrets v on v.id = es.secret_id
         where s.automation_id = %s
         """,
         (automation_id,),

@@ -36,7 +36,8 @@ MATRIX = {
     "automations":     ("-YYY--Y", "--YY--Y", "--YY--Y", "---Y--Y"),
     "config_sections": ("-YYY--Y", "--YY--Y", "--YY--Y", "--YY--Y"),
     "config_entries":  ("-YYY--Y", "--YY--Y", "--YY--Y", "--YY--Y"),
-    "entry_secrets":   ("--YY--Y", "--YY--Y", "--YY--Y", "--YY--Y"),
+    # Vault ids and tokens: editors read them; only cfgctl's definer code writes them.
+    "entry_secrets":   ("--YY--Y", "!!!!!!!", "!!!!!!!", "!!!!!!!"),
 }
 
 # Open invitations: one in org A to someone outside the world, one in org B to the
@@ -111,10 +112,10 @@ TABLES: dict[str, Table] = {
     ),
     "entry_secrets": Table(
         by_id("entry_secrets", "secret_entry_a"),
-        # A secret row for the plain entry: valid for the FK, so only RLS decides.
-        lambda w: ("insert into cfg.entry_secrets (id, org_id, value) "
-                   "values (%(entry)s, %(org)s, '\"x\"')", {"entry": w.entry_a, "org": w.org_a}),
-        update=("value", '"rotated"'),
+        # A secret row for the plain entry: valid for the FK, so only privileges decide.
+        lambda w: ("insert into cfg.entry_secrets (id, org_id, secret_id, token) "
+                   "values (%(entry)s, %(org)s, gen_random_uuid(), 'x')", {"entry": w.entry_a, "org": w.org_a}),
+        update=("token", "forged"),
     ),
 }
 
@@ -245,12 +246,15 @@ def test_config_entries_value_is_null_for_secrets_for(shared, actor):
 
 
 @pytest.mark.parametrize("actor", ["editor", "admin"])
-def test_editors_read_secret_values(shared, actor):
+def test_editors_read_a_vault_id_and_a_token_never_the_value(shared, actor):
     conn, world = shared
     with conn.transaction(force_rollback=True):
-        out = run_as(conn, world[actor], "select value from cfg.entry_secrets where id = %s",
+        out = run_as(conn, world[actor], "select t::text as t from cfg.entry_secrets t where id = %s",
                      (world.secret_entry_a,))
-        assert out.rows == [{"value": "sk_live_hunter2"}]
+        assert len(out.rows) == 1 and "hunter2" not in out.rows[0]["t"]
+        out = run_as(conn, world[actor], "select cfg.reveal_secret(%s, 'http', 'api_key') ->> 'value' as v",
+                     (world.automation_a,))
+        assert out.rows == [{"v": "sk_live_hunter2"}]
 
 
 def test_viewer_cannot_read_secret_through_a_join(shared):
@@ -258,7 +262,7 @@ def test_viewer_cannot_read_secret_through_a_join(shared):
     with conn.transaction(force_rollback=True):
         out = run_as(
             conn, world["viewer"],
-            "select e.key, coalesce(s.value, e.value) as v from cfg.config_entries e "
+            "select e.key, coalesce(s.token, e.value::text) as v from cfg.config_entries e "
             "left join cfg.entry_secrets s on s.id = e.id where e.is_secret",
         )
         assert out.rows == [{"key": "api_key", "v": None}]
@@ -268,8 +272,8 @@ def test_viewer_cannot_read_secret_through_a_join(shared):
 # org_id never changes: a row cannot be moved to another tenant.
 # =============================================================================
 
-MOVABLE = ["org_members", "environments", "automations", "config_sections", "config_entries",
-           "entry_secrets"]
+# (entry_secrets takes no update from any API role at all: its matrix line.)
+MOVABLE = ["org_members", "environments", "automations", "config_sections", "config_entries"]
 
 
 @pytest.mark.parametrize("actor", ["admin_of_both", "service"])

@@ -474,7 +474,7 @@ def test_direct_writes_are_versioned_once_per_transaction(conn, world):
             "values (%s, %s, %s, 'debug', 'true')",
             (world.org_a, a, world.section_a),
         )
-        cur.execute("update cfg.entry_secrets set value = '\"direct-secret\"'")
+        cur.execute("update cfg.config_entries set value = '\"direct-secret\"' where is_secret")
     rows = conn.execute(
         "select version, kind, author_email, content from cfg.config_versions "
         "where automation_id = %s order by version", (a,),

@@ -38,8 +38,13 @@ def test_create_returns_secret_once_and_it_stays_private(conn, world, endpoint):
     assert "secret" not in row
     for name in ("admin", "editor", "viewer", "other_admin", "anon"):
         assert attempt(conn, world[name], "select * from cfg_private.webhook_secrets").status == "42501"
-    out = attempt(conn, world["service"], "select secret from cfg_private.webhook_secrets")
+    # The service key (the dispatcher) gets it from Vault by its id, through the one function.
+    out = attempt(conn, world["service"], "select w.secret from cfg_private.webhook_secrets s, "
+                  "cfg_private.webhook_signing_secrets(array[s.secret_id]) w")
     assert out.ok and out.rows[0]["secret"] == endpoint["secret"]
+    for name in ("admin", "editor"):
+        assert attempt(conn, world[name], "select * from cfg_private.webhook_signing_secrets(array["
+                       "gen_random_uuid()])").status == "42501"
     # Audit rows and events never carry the secret (nor the URL, which may hold a token).
     with conn.transaction():
         dump = json.dumps(conn.execute("select * from cfg.audit_log").fetchall(), default=str)
@@ -57,8 +62,9 @@ def test_rotation_keeps_previous_secret_for_24_hours(conn, world, endpoint):
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != endpoint["secret"]
     with conn.transaction():
         rows = conn.execute(
-            "select secret, expires_at - now() as left from cfg_private.webhook_secrets "
-            "where endpoint_id = %s order by created_at", (endpoint["id"],)
+            "select v.decrypted_secret as secret, s.expires_at - now() as left from cfg_private.webhook_secrets s "
+            "join vault.decrypted_secrets v on v.id = s.secret_id where endpoint_id = %s order by s.created_at",
+            (endpoint["id"],)
         ).fetchall()
     assert [r["secret"] for r in rows] == [endpoint["secret"], rotated["secret"]]
     assert rows[0]["left"].total_seconds() == pytest.approx(86400, abs=5) and rows[1]["left"] is None
@@ -73,7 +79,7 @@ def test_rotation_keeps_previous_secret_for_24_hours(conn, world, endpoint):
     assert valid == 2
     with conn.transaction():
         audit = conn.execute("select new_values from cfg.audit_log where table_name = 'webhook_secrets'").fetchall()
-    assert audit and all(a["new_values"].get("secret") in (None, "[redacted]") for a in audit)
+    assert audit and all((a["new_values"] or {}).get("secret_id") in (None, "[redacted]") for a in audit)
 
 
 # =============================================================================

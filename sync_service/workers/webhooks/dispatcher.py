@@ -40,6 +40,7 @@ RECORD_SQL = (
     "%s::integer[], %s::integer[], %s::text[], %s::text[], %s::double precision[], make_interval(secs => %s))"
 )
 POLICY_SQL = "select cfg_private.webhook_blocked_networks()::text[], cfg_private.webhook_blocked_names()"
+SECRETS_SQL = "select secret_id, secret from cfg_private.webhook_signing_secrets(%s::uuid[])"
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Claimed:
     org_id: object
     endpoint_id: object
     url: str
-    secrets: list[str]
+    secret_ids: list
     allowed_hosts: list[str]
     webhook_id: str
     body: str
@@ -90,6 +91,8 @@ class Dispatcher(Worker):
         # One HTTP session per allowlist: a kept-alive connection that one org's
         # allowlist admitted is never reused for an org whose allowlist does not.
         self.sessions: dict[tuple[str, ...], aiohttp.ClientSession] = {}
+        # Signing secrets by Vault id (see claim).
+        self._secrets: dict = {}
 
     # -- the worker base's hooks --------------------------------------------------------
 
@@ -102,7 +105,14 @@ class Dispatcher(Worker):
     async def claim(self, conn: psycopg.AsyncConnection, lane: str) -> list[Claimed]:
         s = self.settings
         cur = await conn.execute(CLAIM_SQL, (lane, s.batch_size, s.lease))
-        return [Claimed(*r) for r in await cur.fetchall()]
+        batch = [Claimed(*r) for r in await cur.fetchall()]
+        # Signing secrets come from Vault by id; an id's secret never changes, so
+        # each is fetched (decrypted) once per process.
+        unknown = {i for r in batch for i in r.secret_ids or ()} - self._secrets.keys()
+        if unknown:
+            cur = await conn.execute(SECRETS_SQL, (list(unknown),))
+            self._secrets.update(dict(await cur.fetchall()))
+        return batch
 
     async def handle(self, conn: psycopg.AsyncConnection, batch: list[Claimed]) -> int:
         """Send the batch concurrently; the recorder records the results."""
@@ -243,7 +253,8 @@ class Dispatcher(Worker):
         refusal = self.policy.url_refusal(row.url, allowed)
         if refusal is not None:
             return self._result(row, None, None, refusal, None, None)
-        if not row.secrets:
+        secrets = [self._secrets[i] for i in row.secret_ids or () if i in self._secrets]
+        if not secrets:
             return self._result(row, None, None, "the endpoint has no valid signing secret", None, None)
         body = row.body.encode()
         timestamp = int(time.time())
@@ -251,7 +262,7 @@ class Dispatcher(Worker):
             "content-type": "application/json",
             "webhook-id": row.webhook_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(row.secrets, row.webhook_id, timestamp, body),
+            "webhook-signature": sign(secrets, row.webhook_id, timestamp, body),
         }
         started = time.perf_counter()
         status = retry_after = excerpt = error = None
