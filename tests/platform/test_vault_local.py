@@ -10,14 +10,25 @@ from __future__ import annotations
 import base64
 import os
 import pwd
+import shutil
 import stat
 import subprocess
+import tempfile
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from sync_service import local_stack as local
 from sync_service.db import ANON, SERVICE, CfgError, Identity, acting_as
+from tests.support.cluster import free_port
+
+
+def own_secrets(conn, where: str = "true") -> int:
+    """Secrets this test made: every migrated database also holds cfgctl's own (the token key)."""
+    return conn.execute(f"select count(*) as n from vault.secrets where description not like 'cfgctl:%%' "  # noqa: S608
+                        f"and {where}").fetchone()["n"]
+
 
 AUTHENTICATED = Identity(role="authenticated", user_id="00000000-0000-4000-8000-000000000001",
                          email="someone@example.test")
@@ -134,17 +145,17 @@ def test_names_are_unique_and_optional(conn):
         conn.execute("select vault.update_secret(%s, new_name => 'shared_name')", (other,))
     conn.rollback()
     # Bad input changes nothing; unnamed secrets do not collide.
-    assert conn.execute("select count(*) as n from vault.secrets").fetchone()["n"] == 2
+    assert own_secrets(conn) == 2
     create(conn, "a")
     create(conn, "b")
-    assert conn.execute("select count(*) as n from vault.secrets where name is null").fetchone()["n"] == 2
+    assert own_secrets(conn, "name is null") == 2
 
 
 def test_a_null_secret_is_refused_and_stores_nothing(conn):
     with pytest.raises(psycopg.errors.NotNullViolation):
         conn.execute("select vault.create_secret(null, 'nothing')")
     conn.rollback()
-    assert conn.execute("select count(*) as n from vault.secrets").fetchone()["n"] == 0
+    assert own_secrets(conn) == 0
 
 
 def test_updating_name_or_description_only_keeps_the_secret(conn):
@@ -158,7 +169,7 @@ def test_updating_name_or_description_only_keeps_the_secret(conn):
     assert (row["decrypted_secret"], row["name"], row["description"]) == ("keep-me", "after", "new")
     # An unknown id changes nothing, as in Supabase.
     conn.execute("select vault.update_secret(gen_random_uuid(), 'x', 'y', 'z')")
-    assert conn.execute("select count(*) as n from vault.secrets").fetchone()["n"] == 1
+    assert own_secrets(conn) == 1
 
 
 def test_equal_plaintexts_give_different_ciphertexts_and_each_update_a_fresh_nonce(conn):
@@ -226,7 +237,7 @@ def test_api_roles_cannot_reach_the_vault(conn, identity, statement):
     with pytest.raises(CfgError) as info, acting_as(conn, identity) as cur:
         cur.execute(statement)
     assert info.value.code == "42501", info.value
-    assert conn.execute("select count(*) as n from vault.secrets").fetchone()["n"] == 1
+    assert own_secrets(conn) == 1
 
 
 def test_service_role_creates_updates_and_reads_secrets(conn):
@@ -329,7 +340,7 @@ def test_start_refuses_to_replace_a_lost_key_while_secrets_exist(conn, pg_cluste
     moved = pg_cluster.vault_key_file.with_name("cfgctl_vault.key.moved")
     os.rename(pg_cluster.vault_key_file, moved)
     try:
-        with pytest.raises(CfgError, match="cfgctl_vault.key is missing, and the secrets in test_"):
+        with pytest.raises(CfgError, match="cfgctl_vault.key is missing, and the secrets in "):
             pg_cluster.start()
         assert not pg_cluster.vault_key_file.exists()
     finally:
@@ -337,18 +348,25 @@ def test_start_refuses_to_replace_a_lost_key_while_secrets_exist(conn, pg_cluste
     assert pg_cluster.start() is None
 
 
-def test_start_writes_a_key_for_a_cluster_without_one_and_without_secrets(conn, pg_cluster):
-    assert conn.execute("select count(*) as n from vault.secrets").fetchone()["n"] == 0
-    original = key_bytes(pg_cluster)
-    moved = pg_cluster.vault_key_file.with_name("cfgctl_vault.key.moved")
-    os.rename(pg_cluster.vault_key_file, moved)
+def test_start_writes_a_key_for_a_cluster_without_one_and_without_secrets():
+    # A cluster of its own: every migrated database holds a secret (cfgctl's token key).
+    # /var/tmp: the postgres OS user must reach it when the tests run as root.
+    base = Path(tempfile.mkdtemp(prefix="cfgctl-test-vault-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    cluster = local.Cluster(data_dir=base / "pg" / "data", port=free_port(), fast=True)
+    cluster.init()
+    cluster.start()
     try:
-        assert pg_cluster.start() is None
-        new = pg_cluster.vault_key_file.stat()
-        assert stat.S_IMODE(new.st_mode) == 0o600 and new.st_uid == pg_cluster.data_dir.stat().st_uid
-        assert len(key_bytes(pg_cluster)) == 32 and key_bytes(pg_cluster) != original
+        original = key_bytes(cluster)
+        moved = cluster.vault_key_file.with_name("cfgctl_vault.key.moved")
+        os.rename(cluster.vault_key_file, moved)
+        assert cluster.start() is None
+        new = cluster.vault_key_file.stat()
+        assert stat.S_IMODE(new.st_mode) == 0o600 and new.st_uid == cluster.data_dir.stat().st_uid
+        assert len(key_bytes(cluster)) == 32 and key_bytes(cluster) != original
     finally:
-        os.replace(moved, pg_cluster.vault_key_file)
+        cluster.destroy()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_pg_dump_contains_neither_the_key_nor_a_plaintext(conn, db_url, pg_cluster):
