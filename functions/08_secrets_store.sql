@@ -39,25 +39,6 @@ as $$
 $$;
 revoke execute on function cfg_private.token_with(bytea, uuid, jsonb) from public, anon, authenticated, service_role;
 
--- Content with each secret value's token added ("digest"), values kept: one pass.
-create or replace function cfg_private.with_tokens(content jsonb, automation_id uuid, key bytea)
-returns jsonb
-language sql immutable
-set search_path = ''
-as $$
-    select jsonb_build_object('sections', coalesce(jsonb_object_agg(s.key, s.value || jsonb_build_object('entries', coalesce((
-        select jsonb_object_agg(e.key, case
-            when (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value' then e.value || jsonb_build_object(
-                'digest', cfg_private.token_with(with_tokens.key, with_tokens.automation_id, e.value -> 'value')
-            )
-            else e.value
-        end)
-        from jsonb_each(s.value -> 'entries') as e
-    ), '{}'::jsonb))), '{}'::jsonb))
-    from jsonb_each(content -> 'sections') as s
-$$;
-revoke execute on function cfg_private.with_tokens(jsonb, uuid, bytea) from public, anon, authenticated, service_role;
-
 -- security definer: the key is in Vault. Never granted to API roles (a guessing oracle).
 create or replace function cfg_private.secret_token(automation_id uuid, value jsonb)
 returns text

@@ -26,13 +26,21 @@ declare
     problems jsonb := '[]'::jsonb;
     -- Only read (decrypted) when a secret value is sent: it tells changed secrets.
     token_key bytea;
+    sent record;
 begin
     applied := content;
     -- Each secret value sent gets its token ("digest") once, here: it tells whether the
     -- secret changed, and stands for it in the snapshot.
     if jsonb_path_exists(content, '$.sections.*.entries.* ? (@.secret == true && exists(@.value))') then
         token_key := cfg_private.digest_key();
-        applied := cfg_private.with_tokens(applied, apply_content.automation_id, token_key);
+        for sent in
+            select s.key as section, e.key, cfg_private.token_with(token_key, apply_content.automation_id, e.value -> 'value') as token
+            from jsonb_each(content -> 'sections') as s
+            cross join jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+            where (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value'
+        loop
+            applied := jsonb_set(applied, array['sections', sent.section, 'entries', sent.key, 'digest'], to_jsonb(sent.token));
+        end loop;
     end if;
     -- A secret entry without a value keeps the one it has, so it must be a secret
     -- already. (A save usually sends every value: the lookup is skipped then.)
@@ -166,40 +174,43 @@ begin
         from created as c join wanted as w on w.section_id = c.section_id and w.key = c.key
     ) as c (rank, section, key, change, secret);
 
-    -- Secret values, in one statement after the entries exist: a new value becomes a
-    -- Vault secret, a restored one (rollback) gets its captured Vault id back; one
-    -- the entry already holds (same token) writes nothing.
-    with incoming as (
+    -- Secret values, in one statement after the entries exist, when a secret was added or
+    -- changed: a new value becomes a Vault secret, a restored one (rollback) gets its
+    -- captured Vault id back; one the entry already holds (same token) writes nothing.
+    if jsonb_path_exists(changes, '$[*] ? (@.secret == true && @.change != "removed")') then
+        with incoming as (
+            select
+                ce.id, ce.org_id, e.value -> 'value' as value, (e.value ->> 'secret_id')::uuid as secret_id,
+                e.value ->> 'digest' as token
+            from cfg.config_sections as cs
+            join jsonb_each(applied -> 'sections') as ws on ws.key = cs.name
+            cross join jsonb_each(coalesce(ws.value -> 'entries', '{}'::jsonb)) as e
+            join cfg.config_entries as ce on ce.section_id = cs.id and ce.key = e.key
+            where cs.automation_id = apply_content.automation_id and ce.is_secret
+                and (e.value ? 'value' or e.value ? 'secret_id')
+        )
+        insert into cfg.entry_secrets as es (id, org_id, secret_id, token)
         select
-            ce.id, ce.org_id, e.value -> 'value' as value, (e.value ->> 'secret_id')::uuid as secret_id,
-            e.value ->> 'digest' as token
-        from cfg.config_sections as cs
-        join jsonb_each(applied -> 'sections') as ws on ws.key = cs.name
-        cross join jsonb_each(coalesce(ws.value -> 'entries', '{}'::jsonb)) as e
-        join cfg.config_entries as ce on ce.section_id = cs.id and ce.key = e.key
-        where cs.automation_id = apply_content.automation_id and ce.is_secret
-            and (e.value ? 'value' or e.value ? 'secret_id')
-    )
-    insert into cfg.entry_secrets as es (id, org_id, secret_id, token)
-    select
-        i.id, i.org_id,
-        coalesce(i.secret_id, vault.create_secret(
-            i.value::text, null, 'cfgctl: a config secret of automation ' || apply_content.automation_id
-        )),
-        i.token
-    from incoming as i
-    where not exists (select 1 from cfg.entry_secrets as s where s.id = i.id and s.token = i.token)
-    on conflict (id) do update set secret_id = excluded.secret_id, token = excluded.token, value_set_at = now();
+            i.id, i.org_id,
+            coalesce(i.secret_id, vault.create_secret(
+                i.value::text, null, 'cfgctl: a config secret of automation ' || apply_content.automation_id
+            )),
+            i.token
+        from incoming as i
+        where not exists (select 1 from cfg.entry_secrets as s where s.id = i.id and s.token = i.token)
+        on conflict (id) do update set secret_id = excluded.secret_id, token = excluded.token, value_set_at = now();
+    end if;
 
     -- From here on secrets travel as their tokens: the plaintext goes no further.
     if token_key is not null then
-        applied := jsonb_build_object('sections', (
-            select coalesce(jsonb_object_agg(s.key, s.value || jsonb_build_object('entries', coalesce((
-                select jsonb_object_agg(e.key, case when e.value ? 'digest' then e.value - 'value' else e.value end)
-                from jsonb_each(s.value -> 'entries') as e
-            ), '{}'::jsonb))), '{}'::jsonb)
-            from jsonb_each(applied -> 'sections') as s
-        ));
+        for sent in
+            select s.key as section, e.key
+            from jsonb_each(content -> 'sections') as s
+            cross join jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+            where (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value'
+        loop
+            applied := applied #- array['sections', sent.section, 'entries', sent.key, 'value'];
+        end loop;
     end if;
 
     -- Now empty: their entries went above.

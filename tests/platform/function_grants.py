@@ -191,6 +191,5 @@ GRANTS: dict[str, str] = {
     "cfg_private.secret_values(uuid[])": NOBODY,
     "cfg_private.store_webhook_secret(uuid,text)": NOBODY,
     "cfg_private.token_with(bytea,uuid,jsonb)": NOBODY,
-    "cfg_private.with_tokens(jsonb,uuid,bytea)": NOBODY,
     "cfg_private.write_version(cfg.automations,jsonb,text,text,integer)": NOBODY,
 }
