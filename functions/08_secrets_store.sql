@@ -51,6 +51,29 @@ end
 $$;
 revoke execute on function cfg_private.secret_token(uuid, jsonb) from public, anon, authenticated, service_role;
 
+-- The secret entries of an automation: where each is, its Vault id, and its rotation
+-- state (rotation_due_at: the earlier of expires_at and value_set_at + rotate_every).
+-- security invoker: callers read under their own rights (list_secrets under RLS; the
+-- definer functions as the owner).
+create or replace function cfg_private.secret_entries(of_automation uuid)
+returns table (
+    entry_id uuid, org_id uuid, section text, key text, secret_id uuid, value_set_at timestamptz,
+    rotate_every interval, expires_at timestamptz, rotation_due_at timestamptz
+)
+language sql stable
+set search_path = ''
+as $$
+    select
+        ce.id, ce.org_id, cs.name, ce.key, es.secret_id, es.value_set_at, es.rotate_every, es.expires_at,
+        least(es.expires_at, es.value_set_at + es.rotate_every)
+    from cfg.config_entries as ce
+    join cfg.config_sections as cs on cs.id = ce.section_id
+    join cfg.entry_secrets as es on es.id = ce.id
+    where ce.automation_id = of_automation
+$$;
+revoke execute on function cfg_private.secret_entries(uuid) from public, anon;
+grant execute on function cfg_private.secret_entries(uuid) to authenticated, service_role;
+
 -- Makes value the secret value of entry_id: a new Vault secret unless the entry
 -- already holds this value (same token), in which case nothing is written.
 -- security definer: entry_secrets and Vault take no writes from API roles. Called

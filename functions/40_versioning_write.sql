@@ -29,8 +29,9 @@ declare
     sent record;
 begin
     applied := content;
-    -- Each secret value sent gets its token ("digest") once, here: it tells whether the
-    -- secret changed, and stands for it in the snapshot.
+    -- Each secret value sent is replaced by its token ("digest") here, once: the token
+    -- tells whether the secret changed and stands for it in the snapshot, and the
+    -- plaintext stays in `content`, read only to store it in Vault below.
     if jsonb_path_exists(content, '$.sections.*.entries.* ? (@.secret == true && exists(@.value))') then
         token_key := cfg_private.digest_key();
         for sent in
@@ -39,7 +40,10 @@ begin
             cross join jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
             where (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value'
         loop
-            applied := jsonb_set(applied, array['sections', sent.section, 'entries', sent.key, 'digest'], to_jsonb(sent.token));
+            applied := jsonb_set(
+                applied #- array['sections', sent.section, 'entries', sent.key, 'value'],
+                array['sections', sent.section, 'entries', sent.key, 'digest'], to_jsonb(sent.token)
+            );
         end loop;
     end if;
     -- A secret entry without a value keeps the one it has, so it must be a secret
@@ -180,14 +184,14 @@ begin
     if jsonb_path_exists(changes, '$[*] ? (@.secret == true && @.change != "removed")') then
         with incoming as (
             select
-                ce.id, ce.org_id, e.value -> 'value' as value, (e.value ->> 'secret_id')::uuid as secret_id,
-                e.value ->> 'digest' as token
+                ce.id, ce.org_id, content #> array['sections', cs.name, 'entries', ce.key, 'value'] as value,
+                (e.value ->> 'secret_id')::uuid as secret_id, e.value ->> 'digest' as token
             from cfg.config_sections as cs
             join jsonb_each(applied -> 'sections') as ws on ws.key = cs.name
             cross join jsonb_each(coalesce(ws.value -> 'entries', '{}'::jsonb)) as e
             join cfg.config_entries as ce on ce.section_id = cs.id and ce.key = e.key
             where cs.automation_id = apply_content.automation_id and ce.is_secret
-                and (e.value ? 'value' or e.value ? 'secret_id')
+                and (e.value ? 'digest' or e.value ? 'secret_id')
         )
         insert into cfg.entry_secrets as es (id, org_id, secret_id, token)
         select
@@ -199,18 +203,6 @@ begin
         from incoming as i
         where not exists (select 1 from cfg.entry_secrets as s where s.id = i.id and s.token = i.token)
         on conflict (id) do update set secret_id = excluded.secret_id, token = excluded.token, value_set_at = now();
-    end if;
-
-    -- From here on secrets travel as their tokens: the plaintext goes no further.
-    if token_key is not null then
-        for sent in
-            select s.key as section, e.key
-            from jsonb_each(content -> 'sections') as s
-            cross join jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
-            where (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value'
-        loop
-            applied := applied #- array['sections', sent.section, 'entries', sent.key, 'value'];
-        end loop;
     end if;
 
     -- Now empty: their entries went above.
@@ -355,11 +347,8 @@ begin
     -- The version keeps the Vault secrets the entries hold now (the content just
     -- applied, or the live rows): their ids, not copies of the values.
     insert into cfg_private.version_secrets (version_id, org_id, section, key, secret_id)
-    select created.id, created.org_id, cs.name, ce.key, es.secret_id
-    from cfg.config_entries as ce
-    join cfg.config_sections as cs on cs.id = ce.section_id
-    join cfg.entry_secrets as es on es.id = ce.id
-    where ce.automation_id = record_version.automation_id and ce.is_secret;
+    select created.id, created.org_id, e.section, e.key, e.secret_id
+    from cfg_private.secret_entries(record_version.automation_id) as e;
 
     -- A save lands in the first environment of the pipeline (dev).
     select env.id into first_env

@@ -31,11 +31,9 @@ begin
         );
     end if;
     if reveal_secret.version is null then
-        select ce.id, es.secret_id into subject_id, found_secret
-        from cfg.config_entries as ce
-        join cfg.config_sections as cs on cs.id = ce.section_id
-        join cfg.entry_secrets as es on es.id = ce.id
-        where ce.automation_id = target.id and cs.name = reveal_secret.section and ce.key = reveal_secret.key;
+        select e.entry_id, e.secret_id into subject_id, found_secret
+        from cfg_private.secret_entries(target.id) as e
+        where e.section = reveal_secret.section and e.key = reveal_secret.key;
     else
         select v.id, vs.secret_id into subject_id, found_secret
         from cfg.config_versions as v
@@ -131,13 +129,9 @@ begin
     perform cfg_private.automation_for(list_secrets.automation_id, 'editor', 'listing secrets');
     return query
     select
-        cs.name, ce.key, es.value_set_at, es.rotate_every, es.expires_at, due.at, due.at <= now()
-    from cfg.config_entries as ce
-    join cfg.config_sections as cs on cs.id = ce.section_id
-    join cfg.entry_secrets as es on es.id = ce.id
-    cross join lateral (select least(es.expires_at, es.value_set_at + es.rotate_every) as at) as due
-    where ce.automation_id = list_secrets.automation_id
-    order by cs.name, ce.key;
+        e.section, e.key, e.value_set_at, e.rotate_every, e.expires_at, e.rotation_due_at, e.rotation_due_at <= now()
+    from cfg_private.secret_entries(list_secrets.automation_id) as e
+    order by e.section, e.key;
 end
 $$;
 revoke execute on function cfg.list_secrets(uuid) from public, anon;
@@ -165,10 +159,8 @@ begin
     end if;
     update cfg.entry_secrets as es
     set rotate_every = set_secret_rotation.rotate_every, expires_at = set_secret_rotation.expires_at
-    from cfg.config_entries as ce
-    join cfg.config_sections as cs on cs.id = ce.section_id
-    where es.id = ce.id and ce.automation_id = target.id
-        and cs.name = set_secret_rotation.section and ce.key = set_secret_rotation.key;
+    from cfg_private.secret_entries(target.id) as e
+    where es.id = e.entry_id and e.section = set_secret_rotation.section and e.key = set_secret_rotation.key;
     if not found then
         raise exception '%.% is not a secret of this automation', section, key
             using errcode = 'PT404',
@@ -211,18 +203,20 @@ declare
     flagged integer;
 begin
     select count(cfg_private.emit_event(
-        ce.org_id, 'secret.rotation_due', 'automation', ce.automation_id, ce.automation_id,
+        e.org_id, 'secret.rotation_due', 'automation', a.id, a.id,
         jsonb_build_object(
-            'section', cs.name, 'key', ce.key, 'value_set_at', es.value_set_at,
-            'rotate_every', es.rotate_every::text, 'expires_at', es.expires_at, 'due_at', due.at
+            'section', e.section, 'key', e.key, 'value_set_at', e.value_set_at,
+            'rotate_every', e.rotate_every::text, 'expires_at', e.expires_at, 'due_at', e.rotation_due_at
         )
     ))
     into flagged
-    from cfg.entry_secrets as es
-    join cfg.config_entries as ce on ce.id = es.id
-    join cfg.config_sections as cs on cs.id = ce.section_id
-    cross join lateral (select least(es.expires_at, es.value_set_at + es.rotate_every) as at) as due
-    where (es.rotate_every is not null or es.expires_at is not null) and due.at <= now();
+    -- Only the automations of orgs where some secret has a policy (entry_secrets_rotation_idx).
+    from cfg.automations as a
+    cross join lateral cfg_private.secret_entries(a.id) as e
+    where a.org_id in (
+        select es.org_id from cfg.entry_secrets as es where es.rotate_every is not null or es.expires_at is not null
+    )
+        and e.rotation_due_at <= now();
     return flagged;
 end
 $$;

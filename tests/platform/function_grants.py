@@ -87,6 +87,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.requeue_webhook_deliveries(uuid,bigint,timestamp with time zone)": SIGNED_IN,
     "cfg_private.reveal_webhook_secret(uuid)": SIGNED_IN,
     "cfg_private.reveal_secret(uuid,text,text,integer)": SIGNED_IN,
+    "cfg_private.secret_entries(uuid)": SIGNED_IN,
     "cfg_private.set_secret_rotation(uuid,text,text,interval,timestamp with time zone)": SIGNED_IN,
     "cfg_private.revoke_invitation(uuid)": SIGNED_IN,
     "cfg_private.rollback(uuid,integer,text,integer)": SIGNED_IN,
