@@ -22,8 +22,10 @@ lint: bootstrap
 	$(BIN)/sqlfluff lint --disable-progress-bar --nocolor $(SQL_DIRS)
 
 ## Every test: lint, then pytest (which starts a throwaway cluster and runs the pgTAP files too).
+## Two pytest workers (pytest-xdist), a cluster each: the suite is mostly waiting on one
+## core for PostgreSQL and on the other for Python.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 ## Regenerate supabase/types/database.ts (the dashboard's TypeScript types) from a freshly
 ## migrated throwaway database with Supabase's generator; commit the result (tests/platform/test_types.py checks it).

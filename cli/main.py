@@ -15,6 +15,7 @@ from .secret_cmd import secret_app
 from .serve import serve
 from .stack import db_app, local_app
 from .tenancy import automation_app, invite_app, member_app, org_app, user_app
+from .vault_cmd import vault_app
 from .webhook_cmd import webhook_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(env_app, name="env")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(secret_app, name="secret")
+app.add_typer(vault_app, name="vault")
 app.command("serve")(serve)
 
 

@@ -433,7 +433,8 @@ revoke execute on function cfg_private.changed_keys(jsonb, jsonb) from public, a
 grant execute on function cfg_private.changed_keys(jsonb, jsonb) to authenticated, service_role;
 
 -- A version's content ready for apply_content: each secret with the Vault id and the
--- token the version captured (restored as they are: nothing is decrypted).
+-- token the version captured (restored as they are: nothing is decrypted), except
+-- secrets bound by reference, which keep what the external vault holds.
 -- security definer: reads cfg_private.version_secrets; never granted to API roles.
 create or replace function cfg_private.restorable_content(version_id uuid)
 returns jsonb
@@ -453,6 +454,15 @@ as $$
                         from cfg_private.version_secrets as vs
                         where vs.version_id = restorable_content.version_id
                             and vs.section = s.key and vs.key = e.key
+                            -- A secret bound by reference keeps its external value.
+                            and not exists (
+                                select 1
+                                from cfg.secret_bindings as sb
+                                join cfg.config_entries as ce on ce.id = sb.entry_id
+                                join cfg.config_sections as cs on cs.id = ce.section_id
+                                where sb.automation_id = v.automation_id and sb.mode = 'reference'
+                                    and cs.name = s.key and ce.key = e.key
+                            )
                     ), '{}'::jsonb)
                     else e.value
                 end

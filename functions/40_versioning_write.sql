@@ -345,10 +345,12 @@ begin
     returning * into created;
 
     -- The version keeps the Vault secrets the entries hold now (the content just
-    -- applied, or the live rows): their ids, not copies of the values.
+    -- applied, or the live rows): their ids, not copies of the values. (A secret bound
+    -- by reference has none: its value is the external vault's.)
     insert into cfg_private.version_secrets (version_id, org_id, section, key, secret_id)
     select created.id, created.org_id, e.section, e.key, e.secret_id
-    from cfg_private.secret_entries(record_version.automation_id) as e;
+    from cfg_private.secret_entries(record_version.automation_id) as e
+    where e.secret_id is not null;
 
     -- A save lands in the first environment of the pipeline (dev).
     select env.id into first_env

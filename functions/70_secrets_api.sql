@@ -6,7 +6,8 @@
 -- The value of a secret entry now, or as version `version` captured it. Editors and
 -- admins, or admins only where the org says so (cfg.orgs.secret_reveal_role). Each
 -- reveal leaves an audit row (operation REVEAL) and a secret.revealed event; neither
--- holds the value.
+-- holds the value. A secret bound by reference is fetched by the sync service: the
+-- answer is {"pending": true, "request_id": ...}, collected with cfg.collect_revealed_secret.
 -- security definer: it reads Vault, after checking the caller. cfg.reveal_secret is
 -- the API; this is its privileged half.
 create or replace function cfg_private.reveal_secret(automation_id uuid, section text, key text, version integer)
@@ -22,6 +23,8 @@ declare
     found_secret uuid;
     version_id uuid;
     revealed jsonb;
+    by_reference cfg.secret_bindings;
+    request_id uuid;
 begin
     target := cfg_private.automation_for(reveal_secret.automation_id, 'editor', 'revealing a secret');
     if not cfg_private.is_service() then
@@ -42,7 +45,12 @@ begin
             and vs.section = reveal_secret.section and vs.key = reveal_secret.key;
         version_id := subject_id;
     end if;
-    if found_secret is null then
+    if reveal_secret.version is null then
+        select sb.* into by_reference
+        from cfg.secret_bindings as sb
+        where sb.entry_id = subject_id and sb.mode = 'reference';
+    end if;
+    if found_secret is null and by_reference.id is null then
         raise exception '%.% is not a secret of this automation%', section, key,
             coalesce(' in version ' || reveal_secret.version, '')
             using errcode = 'PT404',
@@ -50,7 +58,16 @@ begin
                       'automation_id', target.id, 'section', section, 'key', key, 'version', reveal_secret.version
                   )::text;
     end if;
-    select sv.value::jsonb into revealed from cfg_private.secret_values(array[found_secret]) as sv;
+    if by_reference.id is not null then
+        -- Only the external vault has it: the sync service fetches it for this caller,
+        -- who collects it once (cfg.collect_revealed_secret).
+        insert into cfg_private.external_reveals (org_id, binding_id, requested_by)
+        values (target.org_id, by_reference.id, actor.actor_id)
+        returning id into request_id;
+        perform pg_notify('cfgctl_vault_sync', '');
+    else
+        select sv.value::jsonb into revealed from cfg_private.secret_values(array[found_secret]) as sv;
+    end if;
 
     insert into cfg.audit_log (
         org_id, automation_id, actor_id, actor_email, actor_role, table_name, row_id, operation, new_values
@@ -70,7 +87,9 @@ begin
     return jsonb_build_object(
         'automation_id', target.id, 'section', section, 'key', key, 'version', reveal_secret.version,
         'value', revealed
-    );
+    ) || case when request_id is null then '{}'::jsonb else jsonb_build_object(
+        'pending', true, 'request_id', request_id, 'ref', by_reference.ref
+    ) end;
 end
 $$;
 revoke execute on function cfg_private.reveal_secret(uuid, text, text, integer) from public, anon;
@@ -87,6 +106,53 @@ end
 $$;
 revoke execute on function cfg.reveal_secret(uuid, text, text, integer) from public, anon;
 grant execute on function cfg.reveal_secret(uuid, text, text, integer) to authenticated, service_role;
+
+-- The answer to a reveal of a reference-bound secret, for the member who asked, once:
+-- {"status": "pending"} until the sync service answered, then {"status": "ready",
+-- "value": ...} or {"status": "failed", "error": ...}; the request is gone after that.
+-- security definer: reads Vault and the requests (cfg_private).
+create or replace function cfg_private.collect_revealed_secret(request_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    request cfg_private.external_reveals;
+    answer jsonb;
+begin
+    select * into request from cfg_private.external_reveals as r
+    where r.id = request_id and (r.requested_by = (select auth.uid()) or cfg_private.is_service())
+    for update;
+    if request.id is null then
+        raise exception 'reveal request not found'
+            using errcode = 'PT404', detail = jsonb_build_object('request_id', request_id)::text;
+    end if;
+    if request.status = 'pending' then
+        return jsonb_build_object('status', 'pending', 'request_id', request.id);
+    end if;
+    answer := jsonb_build_object('status', request.status, 'request_id', request.id, 'error', request.error, 'value', (
+        select sv.value::jsonb from cfg_private.secret_values(array[request.secret_id]) as sv
+    ));
+    delete from cfg_private.external_reveals as r where r.id = request.id;
+    return answer;
+end
+$$;
+revoke execute on function cfg_private.collect_revealed_secret(uuid) from public, anon;
+grant execute on function cfg_private.collect_revealed_secret(uuid) to authenticated, service_role;
+
+-- security invoker: the definer half checks the caller.
+create or replace function cfg.collect_revealed_secret(request_id uuid)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+begin
+    return cfg_private.collect_revealed_secret(request_id);
+end
+$$;
+revoke execute on function cfg.collect_revealed_secret(uuid) from public, anon;
+grant execute on function cfg.collect_revealed_secret(uuid) to authenticated, service_role;
 
 -- Who may reveal secret values in org_id: 'editor' (editors and admins, the default)
 -- or 'admin'. Admins only.

@@ -21,6 +21,7 @@ from .base import Worker
 
 WORKERS: dict[str, str] = {
     "webhooks": "sync_service.workers.webhooks:Dispatcher",
+    "vaults": "sync_service.workers.vaults:VaultSync",
 }
 
 log = logging.getLogger("cfgctl.serve")

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from sync_service.db import acting_as
 from tests.support.act import attempt
 from tests.support.cluster import create_database, drop_database
+from tests.support.vaults import add_backend, bind
 from tests.support.versioning import content, save
 from tests.support.webhooks import create_endpoint
 from tests.support.world import build_world
@@ -48,15 +49,36 @@ def foreign(pg_cluster, template_url):
     versions = conn.execute("select version, id from cfg.config_versions where automation_id = %s order by version",
                             (b,)).fetchall()
     conn.commit()
+    backend, binding, conflict, reveal = external_vault_rows(conn, world)
     ids = {
         "org": world.org_b, "automation": b, "version_1": versions[0]["id"], "version_2": versions[1]["id"],
         "request": request.get("request_id") or request.get("id"), "invitation": invitation, "environment": env,
         "change": change, "endpoint": endpoint, "delivery": delivery, "member": boss.user_id,
+        "backend": backend, "binding": binding, "conflict": conflict, "reveal": reveal,
     }
     assert all(ids.values()), ids
     yield conn, world, ids
     conn.close()
     drop_database(pg_cluster, name)
+
+
+def external_vault_rows(conn, world) -> tuple:
+    """Org B's vault backend, a binding of a secret of its automation, an open conflict on
+    it and a pending reveal."""
+    b, boss = world.automation_b, world["other_admin"]
+    backend = add_backend(conn, boss, world.org_b, "b-aws")["id"]
+    with acting_as(conn, boss) as cur:
+        section = cur.execute("insert into cfg.config_sections (org_id, automation_id, name) values (%s, %s, 'http') "
+                              "returning id", (world.org_b, b)).fetchone()["id"]
+        cur.execute("insert into cfg.config_entries (org_id, automation_id, section_id, key, value, is_secret) "
+                    "values (%s, %s, %s, 'api_key', '\"b-secret\"', true)", (world.org_b, b, section))
+    binding = bind(conn, boss, b, backend, "aws-sm://b/api")["id"]
+    conflict = conn.execute("insert into cfg.secret_conflicts (org_id, binding_id, automation_id, external_version) "
+                            "values (%s, %s, %s, 'v9') returning id", (world.org_b, binding, b)).fetchone()["id"]
+    reveal = conn.execute("insert into cfg_private.external_reveals (org_id, binding_id, requested_by) "
+                          "values (%s, %s, %s) returning id", (world.org_b, binding, boss.user_id)).fetchone()["id"]
+    conn.commit()
+    return backend, binding, conflict, reveal
 
 
 # (sql, which foreign ids it takes): each is called once with org B's ids and once with
@@ -112,6 +134,19 @@ CALLS = {
     "list_webhook_allowed_hosts": ("select * from cfg.list_webhook_allowed_hosts(%s)", ["org"]),
     "allow_webhook_host": ("select cfg.allow_webhook_host(%s, '10.0.0.1')", ["org"]),
     "disallow_webhook_host": ("select cfg.disallow_webhook_host(%s, '10.0.0.1')", ["org"]),
+    # External vaults (tests/secrets/test_external_sync.py).
+    "add_vault_backend": ("select cfg.add_vault_backend(%s, 'x', 'aws_sm', '{\"region\": \"r\"}', "
+                          "'{\"access_key_id\": \"a\", \"secret_access_key\": \"b\"}')", ["org"]),
+    "list_vault_backends": ("select * from cfg.list_vault_backends(%s)", ["org"]),
+    "test_vault_backend": ("select cfg.test_vault_backend(%s)", ["backend"]),
+    "remove_vault_backend": ("select cfg.remove_vault_backend(%s)", ["backend"]),
+    "bind_secret": ("select cfg.bind_secret(%s, 'http', 'api_key', %s, 'aws-sm://x')", ["automation", "backend"]),
+    "unbind_secret": ("select cfg.unbind_secret(%s)", ["binding"]),
+    "sync_secret_binding": ("select cfg.sync_secret_binding(%s)", ["binding"]),
+    "list_secret_bindings": ("select * from cfg.list_secret_bindings(%s)", ["automation"]),
+    "list_secret_conflicts": ("select * from cfg.list_secret_conflicts(%s)", ["org"]),
+    "resolve_secret_conflict": ("select cfg.resolve_secret_conflict(%s, 'keep_local')", ["conflict"]),
+    "collect_revealed_secret": ("select cfg.collect_revealed_secret(%s)", ["reveal"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }
@@ -132,7 +167,8 @@ def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
     with_ids = conn.execute(
         "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
         "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
-        "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id'] order by 1"
+        "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id', 'backend_id', 'binding_id', "
+        "'conflict_id'] order by 1"
     ).fetchall()
     conn.commit()
     assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)
