@@ -21,6 +21,9 @@ from tests.support.cli import Run, run_cfgctl
 from tests.support.cluster import TEMPLATE, create_database, drop_database, free_port
 from tests.support.world import World, build_world
 
+# Local peers whose fixtures any area may use: moto_server (AWS) and the scripted Vault KV v2.
+pytest_plugins = ("tests.support.moto", "tests.support.scripted_vault")
+
 _counter = itertools.count()
 
 
