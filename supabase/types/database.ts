@@ -399,7 +399,7 @@ export type Database = {
           id: string
           org_id: string
           rotate_every: string | null
-          secret_id: string
+          secret_id: string | null
           token: string
           updated_at: string
           value_set_at: string
@@ -410,7 +410,7 @@ export type Database = {
           id: string
           org_id: string
           rotate_every?: string | null
-          secret_id: string
+          secret_id?: string | null
           token: string
           updated_at?: string
           value_set_at?: string
@@ -421,7 +421,7 @@ export type Database = {
           id?: string
           org_id?: string
           rotate_every?: string | null
-          secret_id?: string
+          secret_id?: string | null
           token?: string
           updated_at?: string
           value_set_at?: string
@@ -777,6 +777,223 @@ export type Database = {
           },
         ]
       }
+      secret_bindings: {
+        Row: {
+          attempts: number
+          automation_id: string
+          backend_id: string
+          created_at: string
+          created_by: string | null
+          entry_id: string
+          environment_id: string | null
+          error_kind: string | null
+          external_version: string | null
+          fingerprint: string | null
+          id: string
+          import_next: boolean
+          last_error: string | null
+          last_success_at: string | null
+          mode: string
+          next_check_at: string
+          org_id: string
+          pushed_secret_id: string | null
+          ref: string
+          status: string
+          updated_at: string
+          updated_by: string | null
+        }
+        Insert: {
+          attempts?: number
+          automation_id: string
+          backend_id: string
+          created_at?: string
+          created_by?: string | null
+          entry_id: string
+          environment_id?: string | null
+          error_kind?: string | null
+          external_version?: string | null
+          fingerprint?: string | null
+          id?: string
+          import_next?: boolean
+          last_error?: string | null
+          last_success_at?: string | null
+          mode: string
+          next_check_at?: string
+          org_id: string
+          pushed_secret_id?: string | null
+          ref: string
+          status?: string
+          updated_at?: string
+          updated_by?: string | null
+        }
+        Update: {
+          attempts?: number
+          automation_id?: string
+          backend_id?: string
+          created_at?: string
+          created_by?: string | null
+          entry_id?: string
+          environment_id?: string | null
+          error_kind?: string | null
+          external_version?: string | null
+          fingerprint?: string | null
+          id?: string
+          import_next?: boolean
+          last_error?: string | null
+          last_success_at?: string | null
+          mode?: string
+          next_check_at?: string
+          org_id?: string
+          pushed_secret_id?: string | null
+          ref?: string
+          status?: string
+          updated_at?: string
+          updated_by?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "secret_bindings_automation_fkey"
+            columns: ["automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "secret_bindings_backend_fkey"
+            columns: ["backend_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "vault_backends"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "secret_bindings_entry_fkey"
+            columns: ["entry_id"]
+            isOneToOne: false
+            referencedRelation: "entry_secrets"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "secret_bindings_environment_fkey"
+            columns: ["environment_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "environments"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      secret_conflicts: {
+        Row: {
+          automation_id: string
+          binding_id: string
+          created_at: string
+          external_version: string
+          id: string
+          org_id: string
+          resolution: string | null
+          resolved_at: string | null
+          resolved_by: string | null
+          status: string
+          updated_at: string
+        }
+        Insert: {
+          automation_id: string
+          binding_id: string
+          created_at?: string
+          external_version: string
+          id?: string
+          org_id: string
+          resolution?: string | null
+          resolved_at?: string | null
+          resolved_by?: string | null
+          status?: string
+          updated_at?: string
+        }
+        Update: {
+          automation_id?: string
+          binding_id?: string
+          created_at?: string
+          external_version?: string
+          id?: string
+          org_id?: string
+          resolution?: string | null
+          resolved_at?: string | null
+          resolved_by?: string | null
+          status?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "secret_conflicts_automation_fkey"
+            columns: ["automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "secret_conflicts_binding_fkey"
+            columns: ["binding_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "secret_bindings"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      vault_backends: {
+        Row: {
+          config: Json
+          created_at: string
+          created_by: string | null
+          credentials_secret_id: string
+          id: string
+          kind: string
+          name: string
+          org_id: string
+          test_requested_at: string | null
+          test_result: Json | null
+          tested_at: string | null
+          updated_at: string
+          updated_by: string | null
+        }
+        Insert: {
+          config?: Json
+          created_at?: string
+          created_by?: string | null
+          credentials_secret_id: string
+          id?: string
+          kind: string
+          name: string
+          org_id: string
+          test_requested_at?: string | null
+          test_result?: Json | null
+          tested_at?: string | null
+          updated_at?: string
+          updated_by?: string | null
+        }
+        Update: {
+          config?: Json
+          created_at?: string
+          created_by?: string | null
+          credentials_secret_id?: string
+          id?: string
+          kind?: string
+          name?: string
+          org_id?: string
+          test_requested_at?: string | null
+          test_result?: Json | null
+          tested_at?: string | null
+          updated_at?: string
+          updated_by?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "vault_backends_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       webhook_allowed_hosts: {
         Row: {
           created_at: string
@@ -901,6 +1118,36 @@ export type Database = {
         SetofOptions: {
           from: "*"
           to: "org_members"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      add_vault_backend: {
+        Args: {
+          config: Json
+          credentials: Json
+          kind: string
+          name: string
+          org_id: string
+        }
+        Returns: {
+          config: Json
+          created_at: string
+          created_by: string | null
+          credentials_secret_id: string
+          id: string
+          kind: string
+          name: string
+          org_id: string
+          test_requested_at: string | null
+          test_result: Json | null
+          tested_at: string | null
+          updated_at: string
+          updated_by: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "vault_backends"
           isOneToOne: true
           isSetofReturn: false
         }
@@ -1045,6 +1292,48 @@ export type Database = {
           isSetofReturn: true
         }
       }
+      bind_secret: {
+        Args: {
+          automation_id: string
+          backend_id: string
+          environment_id?: string
+          key: string
+          mode?: string
+          ref: string
+          section: string
+        }
+        Returns: {
+          attempts: number
+          automation_id: string
+          backend_id: string
+          created_at: string
+          created_by: string | null
+          entry_id: string
+          environment_id: string | null
+          error_kind: string | null
+          external_version: string | null
+          fingerprint: string | null
+          id: string
+          import_next: boolean
+          last_error: string | null
+          last_success_at: string | null
+          mode: string
+          next_check_at: string
+          org_id: string
+          pushed_secret_id: string | null
+          ref: string
+          status: string
+          updated_at: string
+          updated_by: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "secret_bindings"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      collect_revealed_secret: { Args: { request_id: string }; Returns: Json }
       config_history: {
         Args: {
           automation_id: string
@@ -1415,6 +1704,47 @@ export type Database = {
           version: number
         }[]
       }
+      list_secret_bindings: {
+        Args: { automation_id: string }
+        Returns: {
+          backend: string
+          environment: string
+          error_kind: string
+          external_version: string
+          fingerprint: string
+          id: string
+          key: string
+          last_error: string
+          last_success_at: string
+          mode: string
+          next_check_at: string
+          ref: string
+          section: string
+          status: string
+        }[]
+      }
+      list_secret_conflicts: {
+        Args: { include_resolved?: boolean; org_id: string }
+        Returns: {
+          automation_id: string
+          binding_id: string
+          created_at: string
+          external_version: string
+          id: string
+          org_id: string
+          resolution: string | null
+          resolved_at: string | null
+          resolved_by: string | null
+          status: string
+          updated_at: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "secret_conflicts"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
       list_secrets: {
         Args: { automation_id: string }
         Returns: {
@@ -1426,6 +1756,30 @@ export type Database = {
           section: string
           value_set_at: string
         }[]
+      }
+      list_vault_backends: {
+        Args: { org_id: string }
+        Returns: {
+          config: Json
+          created_at: string
+          created_by: string | null
+          credentials_secret_id: string
+          id: string
+          kind: string
+          name: string
+          org_id: string
+          test_requested_at: string | null
+          test_result: Json | null
+          tested_at: string | null
+          updated_at: string
+          updated_by: string | null
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "vault_backends"
+          isOneToOne: false
+          isSetofReturn: true
+        }
       }
       list_webhook_allowed_hosts: {
         Args: { org_id: string }
@@ -1592,6 +1946,7 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      remove_vault_backend: { Args: { backend_id: string }; Returns: undefined }
       request_environment_change: {
         Args: { change: Json; environment_id: string; reason?: string }
         Returns: {
@@ -1616,6 +1971,28 @@ export type Database = {
         SetofOptions: {
           from: "*"
           to: "environment_change_requests"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      resolve_secret_conflict: {
+        Args: { conflict_id: string; resolution: string }
+        Returns: {
+          automation_id: string
+          binding_id: string
+          created_at: string
+          external_version: string
+          id: string
+          org_id: string
+          resolution: string | null
+          resolved_at: string | null
+          resolved_by: string | null
+          status: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "secret_conflicts"
           isOneToOne: true
           isSetofReturn: false
         }
@@ -1764,6 +2141,64 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      sync_secret_binding: {
+        Args: { binding_id: string }
+        Returns: {
+          attempts: number
+          automation_id: string
+          backend_id: string
+          created_at: string
+          created_by: string | null
+          entry_id: string
+          environment_id: string | null
+          error_kind: string | null
+          external_version: string | null
+          fingerprint: string | null
+          id: string
+          import_next: boolean
+          last_error: string | null
+          last_success_at: string | null
+          mode: string
+          next_check_at: string
+          org_id: string
+          pushed_secret_id: string | null
+          ref: string
+          status: string
+          updated_at: string
+          updated_by: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "secret_bindings"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      test_vault_backend: {
+        Args: { backend_id: string }
+        Returns: {
+          config: Json
+          created_at: string
+          created_by: string | null
+          credentials_secret_id: string
+          id: string
+          kind: string
+          name: string
+          org_id: string
+          test_requested_at: string | null
+          test_result: Json | null
+          tested_at: string | null
+          updated_at: string
+          updated_by: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "vault_backends"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      unbind_secret: { Args: { binding_id: string }; Returns: undefined }
       webhook_deliveries: {
         Args: {
           endpoint_id: string
