@@ -81,8 +81,9 @@ end
 $$;
 revoke execute on function cfg_private.check_vault_backend(text, jsonb, jsonb) from public, anon, authenticated, service_role;
 
--- A binding address, checked against its backend's kind (sync_service/vaults parses
--- the same forms): aws-sm://<name>[#field], vault://<mount>/<path>#<field>.
+-- A binding address, checked against its backend's kind: aws-sm://<name>[#field]
+-- (a name or an ARN), vault://<mount>/<path>#<field>. The same forms as
+-- sync_service/vaults.parse_ref, which the sync service uses.
 create or replace function cfg_private.check_secret_ref(ref text, kind text)
 returns void
 language plpgsql immutable
@@ -90,11 +91,15 @@ set search_path = ''
 as $$
 declare
     form text := case kind
-        when 'aws_sm' then '^aws-sm://[A-Za-z0-9/_+=.@-]+(#[^#/]+)?$'
-        when 'hashicorp' then '^vault://[A-Za-z0-9_.-]+/[A-Za-z0-9/_.-]+#[^#/]+$'
+        when 'aws_sm' then '^aws-sm://[A-Za-z0-9/_+=.@:-]+(#[A-Za-z0-9_+=.@:/-]+)?$'
+        when 'hashicorp' then '^vault://[A-Za-z0-9_+=.@-]+/[A-Za-z0-9_+=.@/-]+#[A-Za-z0-9_+=.@:/-]+$'
     end;
+    location text := split_part(split_part(ref, '://', 2), '#', 1);
 begin
-    if ref is null or length(ref) > 512 or ref ~ '[\s[:cntrl:]]' or ref ~ '(^|/)\.\.(/|#|$)' or ref !~ form then
+    if ref is null or length(ref) > 512 or ref !~ form
+        -- No '.' or '..' segments (a path that climbs out), no empty vault segments.
+        or location ~ '(^|/)\.\.?(/|$)' or (kind = 'hashicorp' and location ~ '//|/$')
+    then
         raise exception 'a % binding is %', kind,
             case kind when 'aws_sm' then 'aws-sm://<secret name>[#<json field>]' else 'vault://<mount>/<path>#<field>' end
             using errcode = 'PT422', detail = jsonb_build_object('ref', left(ref, 600), 'kind', kind)::text;

@@ -18,8 +18,9 @@ create table cfg.vault_backends (
     test_requested_at timestamptz,
     tested_at timestamptz,
     test_result jsonb,
-    created_by uuid references auth.users (id) on delete set null,
-    updated_by uuid references auth.users (id) on delete set null,
+    -- Who did what: plain values, as everywhere (Supabase Auth deletes users).
+    created_by uuid,
+    updated_by uuid,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint vault_backends_id_org_key unique (id, org_id),
@@ -60,8 +61,9 @@ create table cfg.secret_bindings (
     attempts integer not null default 0,
     -- When the sync service looks next: soon after a change, on failure with backoff.
     next_check_at timestamptz not null default now(),
-    created_by uuid references auth.users (id) on delete set null,
-    updated_by uuid references auth.users (id) on delete set null,
+    -- Who did what: plain values, as everywhere (Supabase Auth deletes users).
+    created_by uuid,
+    updated_by uuid,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint secret_bindings_id_org_key unique (id, org_id),
@@ -100,7 +102,7 @@ create table cfg.secret_conflicts (
     external_version text not null,
     status text not null default 'open',
     resolution text,
-    resolved_by uuid references auth.users (id) on delete set null,
+    resolved_by uuid,
     resolved_at timestamptz,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
@@ -136,12 +138,7 @@ create index external_reveals_pending_idx on cfg_private.external_reveals (creat
 create index external_reveals_secret_idx on cfg_private.external_reveals (secret_id);
 create index external_reveals_binding_idx on cfg_private.external_reveals (binding_id);
 
--- Deleting a user or an org does not scan these tables.
-create index vault_backends_created_by_idx on cfg.vault_backends (created_by);
-create index vault_backends_updated_by_idx on cfg.vault_backends (updated_by);
-create index secret_bindings_created_by_idx on cfg.secret_bindings (created_by);
-create index secret_bindings_updated_by_idx on cfg.secret_bindings (updated_by);
-create index secret_conflicts_resolved_by_idx on cfg.secret_conflicts (resolved_by);
+-- Deleting an org does not scan the reveal requests.
 create index external_reveals_org_idx on cfg_private.external_reveals (org_id);
 
 -- A reference-bound entry holds no value in Vault: only its token.

@@ -7,8 +7,8 @@ A binding addresses one external secret:
     aws-sm://<name>[#field]         the secret's whole string, or one field of its JSON object
     vault://<mount>/<path>#<field>  one field of a KV v2 secret (the mount is the first segment)
 
-`{env}` inside the name, mount or path stands for the environment's slug
-(`Ref.for_environment`). Errors never carry a secret value or a credential: a
+A binding names one secret: a push binding per environment names one per environment.
+The database checks the same forms (cfg_private.check_secret_ref). Errors never carry a secret value or a credential: a
 `BackendError` says what failed (`kind`) and where, nothing read or sent.
 """
 
@@ -36,12 +36,10 @@ BACKEND_KINDS = ("aws_sm", "hashicorp")
 ERROR_KINDS = ("denied", "not_found", "unreachable", "invalid", "conflict")
 
 MAX_REF_LENGTH = 512
-ENV = "{env}"
 # AWS secret names: ASCII letters, digits and /_+=.@- (AWS's rule); an ARN adds ':'.
 _AWS_NAME = re.compile(r"[A-Za-z0-9/_+=.@:-]+")
 _VAULT_SEGMENT = re.compile(r"[A-Za-z0-9_+=.@-]+")
 _FIELD = re.compile(r"[A-Za-z0-9_+=.@:/-]+")
-_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _FORMS = "aws-sm://<name>[#field] or vault://<mount>/<path>#<field>"
 
 
@@ -65,17 +63,6 @@ class Ref:
             return f"vault://{self.mount}/{self.path}{tail}"
         return f"aws-sm://{self.path}{tail}"
 
-    @property
-    def has_env(self) -> bool:
-        return ENV in self.path or ENV in (self.mount or "")
-
-    def for_environment(self, slug: str) -> Ref:
-        """This address for one environment: `{env}` replaced by the slug, then checked again
-        (the result must still be a valid address, e.g. within the length limit)."""
-        if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
-            raise ValueError(f"{slug!r} is not an environment slug (lowercase letters, digits, '-' and '_')")
-        return parse_ref(str(self).replace(ENV, slug))
-
 
 def _check_text(text: object) -> str:
     if not isinstance(text, str):
@@ -87,12 +74,6 @@ def _check_text(text: object) -> str:
     if any(c.isspace() or not c.isprintable() for c in text):
         raise ValueError("the secret binding contains whitespace or control characters; remove them")
     return text
-
-
-def _check_placeholders(part: str, what: str) -> None:
-    # Braces only as the {env} placeholder: anything else is a typo (e.g. "{environment}").
-    if "{" in part.replace(ENV, "") or "}" in part.replace(ENV, ""):
-        raise ValueError(f"the {what} may contain braces only as the placeholder {ENV}")
 
 
 def _check_segments(path: str, what: str, *, allow_empty: bool) -> None:
@@ -131,8 +112,7 @@ def parse_ref(text: str) -> Ref:
     if scheme == "aws-sm":
         if not location:
             raise ValueError("the AWS secret name is empty, e.g. aws-sm://prod/billing/db#password")
-        _check_placeholders(location, "AWS secret name")
-        if not _AWS_NAME.fullmatch(location.replace(ENV, "x")):
+        if not _AWS_NAME.fullmatch(location):
             raise ValueError("an AWS secret name may contain only letters, digits and /_+=.@- (or be an ARN)")
         _check_segments(location, "AWS secret name", allow_empty=True)
         field_ = _parse_field(fragment, required=False, example="")
@@ -144,9 +124,8 @@ def parse_ref(text: str) -> Ref:
     if not slash or not path:
         raise ValueError(f"vault://{mount} names a mount but no path under it, e.g. vault://{mount}/app/db#password")
     for part, what in ((mount, "Vault mount"), (path, "Vault path")):
-        _check_placeholders(part, what)
         _check_segments(part, what, allow_empty=False)
-        if not all(_VAULT_SEGMENT.fullmatch(s.replace(ENV, "x")) for s in part.split("/")):
+        if not all(_VAULT_SEGMENT.fullmatch(s) for s in part.split("/")):
             raise ValueError(f"the {what} may contain only letters, digits, '/' and _+=.@-")
     field_ = _parse_field(fragment, required=True, example=f"vault://{mount}/{path}#password")
     return Ref("vault", path, mount, field_)

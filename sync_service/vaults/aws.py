@@ -140,8 +140,8 @@ class AwsSecretsManager:
 
 
 def _check(ref: Ref) -> None:
-    if ref.scheme != "aws-sm" or ref.has_env:
-        raise BackendError("invalid", f"{ref} is not an AWS Secrets Manager address for one environment")
+    if ref.scheme != "aws-sm":
+        raise BackendError("invalid", f"{ref} is not an AWS Secrets Manager address")
 
 
 def _object(text: str, ref: Ref) -> dict:

@@ -148,6 +148,6 @@ class HashiCorpVault:
 
 
 def _where(ref: Ref) -> str:
-    if ref.scheme != "vault" or ref.has_env or ref.field is None:
-        raise BackendError("invalid", f"{ref} is not a Vault KV v2 address for one environment")
+    if ref.scheme != "vault" or ref.field is None:
+        raise BackendError("invalid", f"{ref} is not a Vault KV v2 address with a field")
     return f"{ref.mount}/{ref.path}"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +59,10 @@ class VaultSync(Worker):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Backends by their credentials' Vault id (a Vault secret never changes).
-        self._backends: dict[tuple, vaults.Backend] = {}
+        # Backends by their credentials' Vault id (a Vault secret never changes), one set
+        # per thread: an AppRole backend logs in again on its own client, which is not
+        # safe to share between threads.
+        self._local = threading.local()
 
     async def claim(self, conn: psycopg.AsyncConnection, lane: str) -> Sequence[Job]:
         n = self.settings.batch_size
@@ -94,13 +97,13 @@ class VaultSync(Worker):
 
     def _backend(self, row: dict, secrets: dict) -> vaults.Backend:
         key = (row["backend_kind"], json.dumps(row["backend_config"], sort_keys=True), row["credentials_secret_id"])
-        if key not in self._backends:
+        backends = self._local.__dict__.setdefault("backends", {})
+        if key not in backends:
             credentials = secrets.get(row["credentials_secret_id"])
             if credentials is None:
                 raise vaults.BackendError("invalid", "the backend's credentials are gone")
-            self._backends[key] = vaults.open_backend(row["backend_kind"], row["backend_config"],
-                                                      json.loads(credentials))
-        return self._backends[key]
+            backends[key] = vaults.open_backend(row["backend_kind"], row["backend_config"], json.loads(credentials))
+        return backends[key]
 
     def _work(self, job: Job, secrets: dict) -> tuple[str, tuple, bool]:
         """The report statement for one job: (sql, params, succeeded)."""
@@ -156,7 +159,14 @@ class VaultSync(Worker):
             # Secret entry values are JSON; the external secret holds the string itself.
             value = json.loads(secrets[row["wanted_secret_id"]])
             text = value if isinstance(value, str) else json.dumps(value)
-            return report("pushed", backend.write(ref, text), pushed=row["wanted_secret_id"])
+            try:
+                written = backend.write(ref, text)
+            except vaults.BackendError as exc:
+                if exc.kind != "conflict":
+                    raise
+                # Vault's check-and-set lost to an external write between our look and our write.
+                return report("conflict", backend.current_version(ref))
+            return report("pushed", written, pushed=row["wanted_secret_id"])
         if moved:
             if row["environment"] is None:
                 fetched = backend.read(ref)  # rotated outside: cfgctl takes it (nothing waits to be pushed)

@@ -351,24 +351,42 @@ def test_removing_a_backend_or_the_automation_leaves_nothing_in_vault(conn, worl
     assert conn.execute("select count(*) as n from vault.secrets").fetchone()["n"] == vault_before - 2
 
 
-def test_no_plaintext_of_credentials_or_external_values_in_a_dump_or_the_log(conn, world, db_url, aws, pg_cluster):
+def test_no_plaintext_of_credentials_or_external_values_anywhere(conn, world, db_url, aws, pg_cluster, cfgctl):
+    """The external value (synced, revealed) and the backend's credentials: in no pg_dump,
+    wal2json stream, audit row, event, version, CLI output or server log."""
     backend, sm, prefix = aws
     sm.create_secret(Name=f"{prefix}/leak", SecretString=EXTERNAL)
-    bound = bind(conn, world["admin"], world.automation_a, backend["id"], f"aws-sm://{prefix}/leak")
+    conn.execute("set synchronous_commit = on")
+    conn.execute("select pg_create_logical_replication_slot('external_leak', 'wal2json')")
     conn.commit()
-    with ThreadSync(db_url):
-        settled(conn, bound["id"])
-        assert reveal_through_sync(conn, world["editor"], world.automation_a)["value"] == EXTERNAL
-    dump = subprocess.run([str(local.PG_BIN / "pg_dump"), "--dbname", db_url], capture_output=True, text=True,
-                          check=True).stdout
-    log = pg_cluster.log_file.read_text()
-    for text, where in ((dump, "pg_dump"), (log, "server log")):
+    try:
+        bound = bind(conn, world["admin"], world.automation_a, backend["id"], f"aws-sm://{prefix}/leak")
+        conn.commit()
+        with ThreadSync(db_url):
+            settled(conn, bound["id"])
+            assert reveal_through_sync(conn, world["editor"], world.automation_a)["value"] == EXTERNAL
+        changes = conn.execute("select string_agg(data, '') as d from pg_logical_slot_get_changes("
+                               "'external_leak', null, null, 'format-version', '2')").fetchone()["d"]
+        conn.commit()
+        dump = subprocess.run([str(local.PG_BIN / "pg_dump"), "--dbname", db_url], capture_output=True, text=True,
+                              check=True).stdout
+        rows = conn.execute(
+            "select (select json_agg(a) from cfg.audit_log a)::text"
+            " || (select json_agg(e) from cfg_private.events e)::text"
+            " || (select json_agg(v) from cfg.config_versions v)::text as t").fetchone()["t"]
+        conn.commit()
+        shown = "".join(cfgctl(*args, "--as", "admin@example.test").output for args in (
+            ["secret", "status", "org-a/billing"], ["vault", "backend", "list", "org-a", "--json"],
+            ["audit", "list", "org-a", "--json"]))
+        where = {"pg_dump": dump, "wal2json stream": changes, "audit/events/versions": rows, "CLI output": shown,
+                 "server log": pg_cluster.log_file.read_text()}
         for planted in (EXTERNAL, "moto-accepts-any-key"):
-            assert planted not in text, (planted, where)
-    rows = conn.execute(
-        "select (select json_agg(a) from cfg.audit_log a)::text || (select json_agg(e) from cfg_private.events e)::text"
-        " || (select json_agg(v) from cfg.config_versions v)::text as t").fetchone()["t"]
-    assert EXTERNAL not in rows and "moto-accepts-any-key" not in rows
+            assert [name for name, text in where.items() if planted in text] == [], planted
+        assert changes and "vault" in changes  # the stream saw the Vault writes: as ciphertext
+    finally:
+        conn.rollback()
+        conn.execute("select pg_drop_replication_slot('external_leak')")
+        conn.commit()
 
 
 def test_the_sync_worker_reads_only_what_bindings_and_backends_need(conn, world):
