@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -64,6 +65,8 @@ class HashiCorpVault:
         self._client = hvac.Client(url=self.address, token=credentials.get("token") or "",
                                    namespace=self.namespace, timeout=TIMEOUT, verify=config["verify"])
         self._logged_in = False
+        # The sync worker shares a backend between its threads: one login at a time.
+        self._login_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HashiCorpVault(address={self.address!r}, namespace={self.namespace!r}, auth={self.auth!r})"
@@ -89,14 +92,17 @@ class HashiCorpVault:
 
     def _call(self, action: str, where: str, call: Callable[[], T]) -> T:
         if self._approle and not self._logged_in:
-            self._login()
+            with self._login_lock:
+                if not self._logged_in:
+                    self._login()
         try:
             with _errors(action, where):
                 return call()
         except BackendError as e:
             if e.kind != "denied" or not self._approle:
                 raise
-        self._login()  # the AppRole token may have expired: log in again, once
+        with self._login_lock:
+            self._login()  # the AppRole token may have expired: log in again, once
         with _errors(action, where):
             return call()
 

@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ log = logging.getLogger("cfgctl.vaults")
 class VaultSyncSettings(WorkerSettings):
     model_config = SettingsConfigDict(env_prefix="CFGCTL_VAULTS_", extra="ignore")
 
+    # Two lanes: one claims and records while the other waits on the network.
+    lanes: int = 2
     batch_size: int = 20
     check_every: float = 300.0  # seconds between looks at a binding that is in step
     lease: float = 60.0  # a claimed binding is due again after this if no answer came
@@ -59,10 +62,20 @@ class VaultSync(Worker):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Backends by their credentials' Vault id (a Vault secret never changes), one set
-        # per thread: an AppRole backend logs in again on its own client, which is not
-        # safe to share between threads.
-        self._local = threading.local()
+        # Backends by their credentials' Vault id (a Vault secret never changes), shared by
+        # the threads that make the calls (boto3 clients are thread-safe; the HashiCorp
+        # backend logs in under a lock).
+        self._backends: dict[tuple, vaults.Backend] = {}
+        self._backends_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        # As many threads as a batch has items: each item waits on the network.
+        self._pool = ThreadPoolExecutor(self.settings.batch_size, thread_name_prefix="cfgctl-vaults")
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def claim(self, conn: psycopg.AsyncConnection, lane: str) -> Sequence[Job]:
         n = self.settings.batch_size
@@ -85,7 +98,8 @@ class VaultSync(Worker):
             await cur.execute("select secret_id, value from cfg_private.vault_sync_secrets(%s::uuid[])",
                               (list(wanted),))
             secrets = dict(await cur.fetchall())
-        reports = await asyncio.gather(*(asyncio.to_thread(self._work, job, secrets) for job in batch))
+        loop = asyncio.get_running_loop()
+        reports = await asyncio.gather(*(loop.run_in_executor(self._pool, self._work, job, secrets) for job in batch))
         failed = 0
         async with conn.transaction():
             for sql, params, ok in reports:
@@ -97,13 +111,14 @@ class VaultSync(Worker):
 
     def _backend(self, row: dict, secrets: dict) -> vaults.Backend:
         key = (row["backend_kind"], json.dumps(row["backend_config"], sort_keys=True), row["credentials_secret_id"])
-        backends = self._local.__dict__.setdefault("backends", {})
-        if key not in backends:
-            credentials = secrets.get(row["credentials_secret_id"])
-            if credentials is None:
-                raise vaults.BackendError("invalid", "the backend's credentials are gone")
-            backends[key] = vaults.open_backend(row["backend_kind"], row["backend_config"], json.loads(credentials))
-        return backends[key]
+        with self._backends_lock:
+            if key not in self._backends:
+                credentials = secrets.get(row["credentials_secret_id"])
+                if credentials is None:
+                    raise vaults.BackendError("invalid", "the backend's credentials are gone")
+                self._backends[key] = vaults.open_backend(row["backend_kind"], row["backend_config"],
+                                                          json.loads(credentials))
+            return self._backends[key]
 
     def _work(self, job: Job, secrets: dict) -> tuple[str, tuple, bool]:
         """The report statement for one job: (sql, params, succeeded)."""
