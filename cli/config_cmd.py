@@ -15,7 +15,8 @@ from sync_service.db import CfgError
 
 from .common import AsOpt, JsonOpt, ServiceOpt, console, render, render_one, resolve_automation, session, to_json
 
-config_app = typer.Typer(help="Config versions: show, set, edit, history, diff, rollback.", no_args_is_help=True)
+config_app = typer.Typer(help="Config versions: show, set, edit, history, diff, rollback, validate.",
+                         no_args_is_help=True)
 
 Ref = Annotated[str, typer.Argument(help="ORG/SLUG or the automation's id")]
 MessageOpt = Annotated[str, typer.Option("--message", "-m", help="What changed and why.")]
@@ -345,3 +346,25 @@ def config_rollback(
         console.print(f"rolled back: version {result['version']} has the content of version {version}")
     else:
         console.print(f"no change: the current version {result['version']} already has that content")
+
+
+@config_app.command("validate")
+def config_validate(
+    ref: Ref,
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment's rules")] = None,
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Check the latest version against each environment's validation rules; exit 1 on errors."""
+    with session(as_user, service) as (cur, _):
+        automation = resolve_automation(cur, None, ref)
+        report = cur.execute("select cfg.validate_config(%s, %s) as r", (automation["id"], env)).fetchone()["r"]
+    if as_json:
+        print(to_json(report))
+    else:
+        render([{"environment": name, "severity": f["severity"], "path": f["path"], "message": f["message"],
+                 "rule": f["rule_name"]}
+                for name, found in report.items() for f in found["errors"] + found["warnings"]],
+               ["environment", "severity", "path", "message", "rule"], False,
+               title=", ".join(f"{name}: {found['status']}" for name, found in report.items()))
+    if any(found["status"] == "errors" for found in report.values()):
+        raise typer.Exit(1)

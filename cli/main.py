@@ -11,6 +11,7 @@ from .audit import audit_app
 from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
+from .rule_cmd import rule_app, type_app
 from .secret_cmd import secret_app
 from .serve import serve
 from .stack import db_app, local_app
@@ -36,6 +37,8 @@ app.add_typer(env_app, name="env")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(secret_app, name="secret")
 app.add_typer(vault_app, name="vault")
+app.add_typer(type_app, name="type")
+app.add_typer(rule_app, name="rule")
 app.command("serve")(serve)
 
 

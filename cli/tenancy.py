@@ -206,7 +206,7 @@ def automation_create(
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
         cur.execute(
-            "select * from cfg.create_automation(%s, %s, %s, %s::cfg.automation_type, %s, %s)",
+            "select * from cfg.create_automation(%s, %s, %s, %s, %s, %s)",
             (org_row["id"], name, slug, type_, tag or [], description),
         )
         row = cur.fetchone()

@@ -351,7 +351,7 @@ create or replace function cfg.create_automation(
     org_id uuid,
     name text,
     slug text,
-    type cfg.automation_type default 'service',
+    type text default 'service',
     tags text [] default '{}',
     description text default ''
 )
@@ -381,6 +381,18 @@ begin
             using errcode = 'PT409',
                   detail = jsonb_build_object('field', 'slug', 'value', slug)::text;
     end if;
+    if not exists (
+        select 1 from cfg.automation_types as t
+        where t.org_id = create_automation.org_id and t.slug = coalesce(create_automation.type, 'service')
+    ) then
+        raise exception 'unknown automation type %: an admin adds types (cfg.add_automation_type)',
+            coalesce(quote_literal(type), 'null')
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('field', 'type', 'value', left(type, 100), 'available', (
+                      select jsonb_agg(t.slug order by t.slug) from cfg.automation_types as t
+                      where t.org_id = create_automation.org_id
+                  ))::text;
+    end if;
     insert into cfg.automations (org_id, name, slug, type, tags, description)
     values (
         create_automation.org_id, btrim(create_automation.name), create_automation.slug,
@@ -390,9 +402,9 @@ begin
     return created;
 end
 $$;
-revoke execute on function cfg.create_automation(uuid, text, text, cfg.automation_type, text [], text)
+revoke execute on function cfg.create_automation(uuid, text, text, text, text [], text)
 from public, anon;
-grant execute on function cfg.create_automation(uuid, text, text, cfg.automation_type, text [], text)
+grant execute on function cfg.create_automation(uuid, text, text, text, text [], text)
 to authenticated, service_role;
 
 -- The caller's organisations with their role in each (the service key: every org,

@@ -235,6 +235,8 @@ declare
     actor record := cfg_private.current_actor();
     previous integer;
 begin
+    -- The environment's validation rules first: what fails them does not land (PT422).
+    perform cfg_private.enforce_rules(target, deploy.environment_id);
     -- One statement: the CTEs read the deployment as it was before the upsert.
     with was as (
         select d.version
@@ -377,7 +379,12 @@ begin
     );
     return jsonb_build_object(
         'automation_id', automation_id, 'version', created.version, 'version_id', created.id,
-        'parent_version', created.parent_version, 'content_hash', hash, 'created', true
+        'parent_version', created.parent_version, 'content_hash', hash, 'created', true,
+        -- What warning rules said (errors would have refused the deployment).
+        'warnings', coalesce((
+            select vs.warnings from cfg.validation_status as vs
+            where vs.automation_id = created.automation_id and vs.environment_id = first_env
+        ), '[]'::jsonb)
     );
 end
 $$;

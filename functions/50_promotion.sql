@@ -251,8 +251,16 @@ begin
         'to', jsonb_build_object('environment', dst.slug, 'environment_id', dst.id, 'version', dst_version.version),
         'requires_approval', dst.requires_approval,
         'skipped', coalesce(plan.skipped, '[]'::jsonb),
-        'diff', cfg_private.diff_contents(coalesce(dst_version.content, '{"sections": {}}'::jsonb), src_version.content)
+        'diff', cfg_private.diff_contents(coalesce(dst_version.content, '{"sections": {}}'::jsonb), src_version.content),
+        -- The target environment's validation rules against what would move there.
+        'validation', cfg_private.validation_report((plan.target).id, dst.id, src_version.content)
     );
+    if not coalesce(dry_run, true) and result -> 'validation' ->> 'status' = 'errors' then
+        raise exception 'invalid content: % validation rule error(s) in %, first: % %',
+            jsonb_array_length(result -> 'validation' -> 'errors'), dst.slug,
+            result -> 'validation' -> 'errors' -> 0 ->> 'path', result -> 'validation' -> 'errors' -> 0 ->> 'message'
+            using errcode = 'PT422', detail = (result -> 'validation' || jsonb_build_object('environment_id', dst.id))::text;
+    end if;
     if coalesce(dry_run, true) then
         return result || jsonb_build_object('dry_run', true, 'action', 'preview');
     end if;

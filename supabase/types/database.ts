@@ -60,6 +60,44 @@ export type Database = {
         }
         Relationships: []
       }
+      automation_types: {
+        Row: {
+          created_at: string
+          description: string
+          id: string
+          name: string
+          org_id: string
+          slug: string
+          updated_at: string
+        }
+        Insert: {
+          created_at?: string
+          description?: string
+          id?: string
+          name: string
+          org_id: string
+          slug: string
+          updated_at?: string
+        }
+        Update: {
+          created_at?: string
+          description?: string
+          id?: string
+          name?: string
+          org_id?: string
+          slug?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "automation_types_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       automations: {
         Row: {
           created_at: string
@@ -71,7 +109,7 @@ export type Database = {
           slug: string
           status: Database["cfg"]["Enums"]["automation_status"]
           tags: string[]
-          type: Database["cfg"]["Enums"]["automation_type"]
+          type: string
           updated_at: string
           updated_by: string | null
         }
@@ -85,7 +123,7 @@ export type Database = {
           slug: string
           status?: Database["cfg"]["Enums"]["automation_status"]
           tags?: string[]
-          type?: Database["cfg"]["Enums"]["automation_type"]
+          type?: string
           updated_at?: string
           updated_by?: string | null
         }
@@ -99,7 +137,7 @@ export type Database = {
           slug?: string
           status?: Database["cfg"]["Enums"]["automation_status"]
           tags?: string[]
-          type?: Database["cfg"]["Enums"]["automation_type"]
+          type?: string
           updated_at?: string
           updated_by?: string | null
         }
@@ -110,6 +148,13 @@ export type Database = {
             isOneToOne: false
             referencedRelation: "orgs"
             referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "automations_type_fkey"
+            columns: ["org_id", "type"]
+            isOneToOne: false
+            referencedRelation: "automation_types"
+            referencedColumns: ["org_id", "slug"]
           },
         ]
       }
@@ -938,6 +983,178 @@ export type Database = {
           },
         ]
       }
+      validation_rule_versions: {
+        Row: {
+          change: string
+          changed_by: string | null
+          created_at: string
+          definition: Json
+          id: string
+          org_id: string
+          rule_id: string
+          updated_at: string
+          version: number
+        }
+        Insert: {
+          change: string
+          changed_by?: string | null
+          created_at?: string
+          definition: Json
+          id?: string
+          org_id: string
+          rule_id: string
+          updated_at?: string
+          version: number
+        }
+        Update: {
+          change?: string
+          changed_by?: string | null
+          created_at?: string
+          definition?: Json
+          id?: string
+          org_id?: string
+          rule_id?: string
+          updated_at?: string
+          version?: number
+        }
+        Relationships: [
+          {
+            foreignKeyName: "validation_rule_versions_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      validation_rules: {
+        Row: {
+          created_at: string
+          created_by: string | null
+          description: string
+          enabled: boolean
+          environment_ids: string[] | null
+          id: string
+          key: string | null
+          name: string
+          org_id: string
+          required: boolean
+          schema: Json
+          scope: string
+          section: string | null
+          severity: string
+          type_id: string
+          updated_at: string
+          updated_by: string | null
+          version: number
+        }
+        Insert: {
+          created_at?: string
+          created_by?: string | null
+          description?: string
+          enabled?: boolean
+          environment_ids?: string[] | null
+          id?: string
+          key?: string | null
+          name: string
+          org_id: string
+          required?: boolean
+          schema?: Json
+          scope: string
+          section?: string | null
+          severity?: string
+          type_id: string
+          updated_at?: string
+          updated_by?: string | null
+          version?: number
+        }
+        Update: {
+          created_at?: string
+          created_by?: string | null
+          description?: string
+          enabled?: boolean
+          environment_ids?: string[] | null
+          id?: string
+          key?: string | null
+          name?: string
+          org_id?: string
+          required?: boolean
+          schema?: Json
+          scope?: string
+          section?: string | null
+          severity?: string
+          type_id?: string
+          updated_at?: string
+          updated_by?: string | null
+          version?: number
+        }
+        Relationships: [
+          {
+            foreignKeyName: "validation_rules_type_fkey"
+            columns: ["type_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automation_types"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      validation_status: {
+        Row: {
+          automation_id: string
+          checked_at: string
+          created_at: string
+          environment_id: string
+          errors: Json
+          id: string
+          org_id: string
+          status: string
+          updated_at: string
+          version: number
+          warnings: Json
+        }
+        Insert: {
+          automation_id: string
+          checked_at?: string
+          created_at?: string
+          environment_id: string
+          errors?: Json
+          id?: string
+          org_id: string
+          status: string
+          updated_at?: string
+          version: number
+          warnings?: Json
+        }
+        Update: {
+          automation_id?: string
+          checked_at?: string
+          created_at?: string
+          environment_id?: string
+          errors?: Json
+          id?: string
+          org_id?: string
+          status?: string
+          updated_at?: string
+          version?: number
+          warnings?: Json
+        }
+        Relationships: [
+          {
+            foreignKeyName: "validation_status_automation_fkey"
+            columns: ["automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "validation_status_environment_fkey"
+            columns: ["environment_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "environments"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
       vault_backends: {
         Row: {
           config: Json
@@ -1118,6 +1335,58 @@ export type Database = {
         SetofOptions: {
           from: "*"
           to: "org_members"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      add_automation_type: {
+        Args: {
+          description?: string
+          name: string
+          org_id: string
+          slug: string
+        }
+        Returns: {
+          created_at: string
+          description: string
+          id: string
+          name: string
+          org_id: string
+          slug: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "automation_types"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      add_validation_rule: {
+        Args: { definition: Json; type_id: string }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          description: string
+          enabled: boolean
+          environment_ids: string[] | null
+          id: string
+          key: string | null
+          name: string
+          org_id: string
+          required: boolean
+          schema: Json
+          scope: string
+          section: string | null
+          severity: string
+          type_id: string
+          updated_at: string
+          updated_by: string | null
+          version: number
+        }
+        SetofOptions: {
+          from: "*"
+          to: "validation_rules"
           isOneToOne: true
           isSetofReturn: false
         }
@@ -1361,7 +1630,7 @@ export type Database = {
           org_id: string
           slug: string
           tags?: string[]
-          type?: Database["cfg"]["Enums"]["automation_type"]
+          type?: string
         }
         Returns: {
           created_at: string
@@ -1373,7 +1642,7 @@ export type Database = {
           slug: string
           status: Database["cfg"]["Enums"]["automation_status"]
           tags: string[]
-          type: Database["cfg"]["Enums"]["automation_type"]
+          type: string
           updated_at: string
           updated_by: string | null
         }
@@ -1425,7 +1694,7 @@ export type Database = {
           slug: string
           status: Database["cfg"]["Enums"]["automation_status"]
           tags: string[]
-          type: Database["cfg"]["Enums"]["automation_type"]
+          type: string
           updated_at: string
           updated_by: string | null
         }
@@ -1493,6 +1762,35 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      edit_validation_rule: {
+        Args: { changes: Json; rule_id: string }
+        Returns: {
+          created_at: string
+          created_by: string | null
+          description: string
+          enabled: boolean
+          environment_ids: string[] | null
+          id: string
+          key: string | null
+          name: string
+          org_id: string
+          required: boolean
+          schema: Json
+          scope: string
+          section: string | null
+          severity: string
+          type_id: string
+          updated_at: string
+          updated_by: string | null
+          version: number
+        }
+        SetofOptions: {
+          from: "*"
+          to: "validation_rules"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
       find_automation: {
         Args: { org_ref?: string; ref: string }
         Returns: {
@@ -1505,7 +1803,7 @@ export type Database = {
           slug: string
           status: Database["cfg"]["Enums"]["automation_status"]
           tags: string[]
-          type: Database["cfg"]["Enums"]["automation_type"]
+          type: string
           updated_at: string
           updated_by: string | null
         }
@@ -1586,6 +1884,17 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      list_automation_types: {
+        Args: { org_id: string }
+        Returns: {
+          automations: number
+          description: string
+          id: string
+          name: string
+          rules: number
+          slug: string
+        }[]
+      }
       list_automations: {
         Args: { org_id: string }
         Returns: {
@@ -1598,7 +1907,7 @@ export type Database = {
           slug: string
           status: Database["cfg"]["Enums"]["automation_status"]
           tags: string[]
-          type: Database["cfg"]["Enums"]["automation_type"]
+          type: string
           updated_at: string
           updated_by: string | null
         }[]
@@ -1755,6 +2064,24 @@ export type Database = {
           rotation_due_at: string
           section: string
           value_set_at: string
+        }[]
+      }
+      list_validation_rules: {
+        Args: { org_id: string; type_id?: string }
+        Returns: {
+          description: string
+          enabled: boolean
+          environments: string[]
+          id: string
+          key: string
+          name: string
+          required: boolean
+          schema: Json
+          scope: string
+          section: string
+          severity: string
+          type: string
+          version: number
         }[]
       }
       list_vault_backends: {
@@ -1928,6 +2255,7 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      remove_automation_type: { Args: { type_id: string }; Returns: undefined }
       remove_member: {
         Args: { org_id: string; user_id: string }
         Returns: {
@@ -1946,6 +2274,7 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      remove_validation_rule: { Args: { rule_id: string }; Returns: undefined }
       remove_vault_backend: { Args: { backend_id: string }; Returns: undefined }
       request_environment_change: {
         Args: { change: Json; environment_id: string; reason?: string }
@@ -2174,6 +2503,18 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      test_validation_rule: {
+        Args: { definition: Json; rule_id?: string; type_id: string }
+        Returns: {
+          automation: string
+          automation_id: string
+          environment: string
+          message: string
+          path: string
+          severity: string
+          version: number
+        }[]
+      }
       test_vault_backend: {
         Args: { backend_id: string }
         Returns: {
@@ -2199,6 +2540,10 @@ export type Database = {
         }
       }
       unbind_secret: { Args: { binding_id: string }; Returns: undefined }
+      validate_config: {
+        Args: { automation_id: string; environment?: string }
+        Returns: Json
+      }
       webhook_deliveries: {
         Args: {
           endpoint_id: string
@@ -2242,8 +2587,6 @@ export type Database = {
     }
     Enums: {
       automation_status: "active" | "paused" | "archived"
-      automation_type:
-        "service" | "cron_job" | "api_gateway" | "worker" | "other"
       org_role: "viewer" | "editor" | "admin"
       promotion_status:
         "pending" | "approved" | "applied" | "rejected" | "superseded"
@@ -2372,13 +2715,6 @@ export const Constants = {
   cfg: {
     Enums: {
       automation_status: ["active", "paused", "archived"],
-      automation_type: [
-        "service",
-        "cron_job",
-        "api_gateway",
-        "worker",
-        "other",
-      ],
       org_role: ["viewer", "editor", "admin"],
       promotion_status: [
         "pending",

@@ -177,7 +177,10 @@ CASES: dict[str, Bad] = {
     "role-wrong-case": Bad("admin", "select cfg.invite_member(%s, 'outsider@example.test', 'Admin')",
                            _org, "22P02", "invalid input value for enum cfg.org_role"),
     "unknown-automation-type": Bad("editor", "select cfg.create_automation(%s, 'M', 'm', 'lambda')", _org,
-                                   "22P02", "invalid input value for enum cfg.automation_type"),
+                                   "PT422", "unknown automation type 'lambda'"),
+    "unknown-automation-type-direct": Bad(
+        "editor", "update cfg.automations set type = 'lambda' where org_id = %s", _org, "23503",
+        "automations_type_fkey"),
     "unknown-automation-status": Bad("editor", "update cfg.automations set status = 'deleted' where org_id = %s",
                                      _org, "22P02", "invalid input value for enum cfg.automation_status"),
     # ---- another org's ids ----

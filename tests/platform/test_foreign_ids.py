@@ -50,11 +50,18 @@ def foreign(pg_cluster, template_url):
                             (b,)).fetchall()
     conn.commit()
     backend, binding, conflict, reveal = external_vault_rows(conn, world)
+    automation_type = conn.execute("select id from cfg.automation_types where org_id = %s and slug = 'service'",
+                                   (world.org_b,)).fetchone()["id"]
+    rule = conn.execute("insert into cfg.validation_rules (org_id, type_id, name, scope, schema) "
+                        "values (%s, %s, 'b-rule', 'content', '{}') returning id",
+                        (world.org_b, automation_type)).fetchone()["id"]
+    conn.commit()
     ids = {
         "org": world.org_b, "automation": b, "version_1": versions[0]["id"], "version_2": versions[1]["id"],
         "request": request.get("request_id") or request.get("id"), "invitation": invitation, "environment": env,
         "change": change, "endpoint": endpoint, "delivery": delivery, "member": boss.user_id,
         "backend": backend, "binding": binding, "conflict": conflict, "reveal": reveal,
+        "automation_type": automation_type, "rule": rule,
     }
     assert all(ids.values()), ids
     yield conn, world, ids
@@ -147,6 +154,18 @@ CALLS = {
     "list_secret_conflicts": ("select * from cfg.list_secret_conflicts(%s)", ["org"]),
     "resolve_secret_conflict": ("select cfg.resolve_secret_conflict(%s, 'keep_local')", ["conflict"]),
     "collect_revealed_secret": ("select cfg.collect_revealed_secret(%s)", ["reveal"]),
+    # Validation (tests/validation/).
+    "add_automation_type": ("select cfg.add_automation_type(%s, 'x', 'X')", ["org"]),
+    "list_automation_types": ("select * from cfg.list_automation_types(%s)", ["org"]),
+    "remove_automation_type": ("select cfg.remove_automation_type(%s)", ["automation_type"]),
+    "add_validation_rule": ("select cfg.add_validation_rule(%s, '{\"name\": \"x\", \"scope\": \"content\"}')",
+                            ["automation_type"]),
+    "edit_validation_rule": ("select cfg.edit_validation_rule(%s, '{}')", ["rule"]),
+    "remove_validation_rule": ("select cfg.remove_validation_rule(%s)", ["rule"]),
+    "list_validation_rules": ("select * from cfg.list_validation_rules(%s)", ["org"]),
+    "test_validation_rule": ("select * from cfg.test_validation_rule(%s, '{\"scope\": \"content\"}')",
+                             ["automation_type"]),
+    "validate_config": ("select cfg.validate_config(%s)", ["automation"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }
@@ -168,7 +187,7 @@ def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
         "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
         "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
         "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id', 'backend_id', 'binding_id', "
-        "'conflict_id'] order by 1"
+        "'conflict_id', 'type_id', 'rule_id'] order by 1"
     ).fetchall()
     conn.commit()
     assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)

@@ -1,0 +1,266 @@
+-- =============================================================================
+-- Validation rules: automation types of an org, JSON Schema rules per type (pg_jsonschema's
+-- extensions.jsonschema_validation_errors), run on every deployment: a save, rollback or
+-- direct write lands in dev, a promotion in its target. Tables:
+-- migrations/20261130060000_validation_rules.sql.
+-- =============================================================================
+
+-- Content as rules see it: {"<section>": {"<key>": <value>}}, a secret as "********"
+-- (rules never see a secret's value). From a version snapshot or RPC content alike.
+create or replace function cfg_private.rule_view(content jsonb)
+returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+    select coalesce(jsonb_object_agg(s.key, (
+        select coalesce(jsonb_object_agg(
+            e.key,
+            case when (e.value -> 'secret') = 'true'::jsonb then '"********"'::jsonb else e.value -> 'value' end
+        ), '{}'::jsonb)
+        from jsonb_each(s.value -> 'entries') as e
+    )), '{}'::jsonb)
+    from jsonb_each(content -> 'sections') as s
+$$;
+revoke execute on function cfg_private.rule_view(jsonb) from public, anon;
+grant execute on function cfg_private.rule_view(jsonb) to authenticated, service_role;
+
+-- What one rule finds in content (a version snapshot): (path, message) per problem.
+-- An entry rule names section.key: missing when required, else its value against the
+-- schema (a secret's presence only). A content rule: the whole view against the schema.
+create or replace function cfg_private.rule_findings(rule cfg.validation_rules, content jsonb)
+returns table (path text, message text)
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    entry jsonb;
+begin
+    if rule.scope = 'content' then
+        return query
+        select '', m
+        from unnest(extensions.jsonschema_validation_errors(rule.schema::json, cfg_private.rule_view(content)::json)) as m;
+        return;
+    end if;
+    entry := content -> 'sections' -> rule.section -> 'entries' -> rule.key;
+    if entry is null then
+        if rule.required then
+            return query select rule.section || '.' || rule.key, rule.section || '.' || rule.key || ' is required';
+        end if;
+    elsif (entry -> 'secret') is distinct from 'true'::jsonb then
+        return query
+        select rule.section || '.' || rule.key, m
+        from unnest(extensions.jsonschema_validation_errors(rule.schema::json, (entry -> 'value')::json)) as m;
+    end if;
+end
+$$;
+revoke execute on function cfg_private.rule_findings(cfg.validation_rules, jsonb) from public, anon;
+grant execute on function cfg_private.rule_findings(cfg.validation_rules, jsonb) to authenticated, service_role;
+
+-- Every rule of the automation's type that applies in environment_id, against content:
+-- {status, errors: [{path, message, rule_id, rule_name}], warnings: [...]}.
+-- security definer: rules are read whoever deploys (a service key, an approver).
+create or replace function cfg_private.validation_report(automation_id uuid, environment_id uuid, content jsonb)
+returns jsonb
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+declare
+    found jsonb;
+begin
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'severity', r.severity, 'path', f.path, 'message', f.message, 'rule_id', r.id, 'rule_name', r.name
+    ) order by f.path, r.name, f.message), '[]'::jsonb)
+    into found
+    from cfg.automations as a
+    join cfg.automation_types as t on t.org_id = a.org_id and t.slug = a.type
+    join cfg.validation_rules as r on r.type_id = t.id
+    cross join lateral cfg_private.rule_findings(r, content) as f
+    where a.id = validation_report.automation_id and r.enabled
+        and (r.environment_ids is null or validation_report.environment_id = any(r.environment_ids));
+    return jsonb_build_object(
+        'status', case
+            when jsonb_path_exists(found, '$[*] ? (@.severity == "error")') then 'errors'
+            when found <> '[]'::jsonb then 'warnings'
+            else 'valid'
+        end,
+        'errors', coalesce(jsonb_path_query_array(found, '$[*] ? (@.severity == "error")'), '[]'::jsonb),
+        'warnings', coalesce(jsonb_path_query_array(found, '$[*] ? (@.severity == "warning")'), '[]'::jsonb)
+    );
+end
+$$;
+revoke execute on function cfg_private.validation_report(uuid, uuid, jsonb) from public, anon;
+grant execute on function cfg_private.validation_report(uuid, uuid, jsonb) to authenticated, service_role;
+
+-- Records what the rules say about version in environment_id (cfg.validation_status,
+-- an event when the status changes) and returns the report.
+create or replace function cfg_private.record_validation(version cfg.config_versions, environment_id uuid)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+    report jsonb := cfg_private.validation_report(version.automation_id, environment_id, version.content);
+    was text;
+begin
+    select vs.status into was from cfg.validation_status as vs
+    where vs.automation_id = version.automation_id and vs.environment_id = record_validation.environment_id;
+    insert into cfg.validation_status as vs (
+        automation_id, environment_id, org_id, version, status, errors, warnings, checked_at
+    )
+    values (
+        version.automation_id, environment_id, version.org_id, version.version, report ->> 'status',
+        report -> 'errors', report -> 'warnings', now()
+    )
+    on conflict on constraint validation_status_automation_environment_key do update
+        set version = excluded.version, status = excluded.status, errors = excluded.errors,
+            warnings = excluded.warnings, checked_at = excluded.checked_at;
+    if was is distinct from report ->> 'status' and (was is not null or report ->> 'status' <> 'valid') then
+        perform cfg_private.emit_event(
+            version.org_id, 'validation.status_changed', 'automation', version.automation_id, version.automation_id,
+            jsonb_build_object('version', version.version, 'from', was, 'to', report ->> 'status',
+                               'errors', jsonb_array_length(report -> 'errors'),
+                               'warnings', jsonb_array_length(report -> 'warnings')),
+            environment_id
+        );
+    end if;
+    return report;
+end
+$$;
+revoke execute on function cfg_private.record_validation(cfg.config_versions, uuid)
+from public, anon, authenticated, service_role;
+
+-- Refuses (PT422) a deployment the rules of its environment fail; records the status
+-- otherwise. Called by cfg_private.deploy, the one way a version reaches an environment.
+create or replace function cfg_private.enforce_rules(version cfg.config_versions, environment_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+    report jsonb := cfg_private.record_validation(version, environment_id);
+begin
+    if report ->> 'status' = 'errors' then
+        raise exception 'invalid content: % validation rule error(s) in %, first: % %',
+            jsonb_array_length(report -> 'errors'),
+            (select e.slug from cfg.environments as e where e.id = enforce_rules.environment_id),
+            report -> 'errors' -> 0 ->> 'path', report -> 'errors' -> 0 ->> 'message'
+            using errcode = 'PT422',
+                  detail = (report || jsonb_build_object('environment_id', environment_id))::text;
+    end if;
+end
+$$;
+revoke execute on function cfg_private.enforce_rules(cfg.config_versions, uuid)
+from public, anon, authenticated, service_role;
+
+-- After a rule changed: the status of everything deployed of its type, again.
+create or replace function cfg_private.refresh_validation_status(type_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+    perform cfg_private.record_validation(v, d.environment_id)
+    from cfg.automation_types as t
+    join cfg.automations as a on a.org_id = t.org_id and a.type = t.slug
+    join cfg.deployments as d on d.automation_id = a.id
+    join cfg.config_versions as v on v.id = d.version_id
+    where t.id = refresh_validation_status.type_id;
+end
+$$;
+revoke execute on function cfg_private.refresh_validation_status(uuid) from public, anon, authenticated, service_role;
+
+-- =============================================================================
+-- Rules: every write (an RPC or a direct one) checked, versioned, an event
+-- =============================================================================
+
+create or replace function cfg_private.check_validation_rule()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    new.name := btrim(new.name);
+    new.description := coalesce(new.description, '');
+    if not extensions.jsonschema_is_valid(new.schema::json) then
+        raise exception 'the rule''s schema is not a valid JSON Schema'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'schema', 'rule', new.name)::text;
+    end if;
+    if exists (
+        select 1 from unnest(new.environment_ids) as e (id)
+        where not exists (select 1 from cfg.environments as env where env.id = e.id and env.org_id = new.org_id)
+    ) then
+        raise exception 'environment not found'
+            using errcode = 'PT404', detail = jsonb_build_object('field', 'environment_ids')::text;
+    end if;
+    if tg_op = 'UPDATE' then
+        new.version := old.version + 1;
+        new.type_id := old.type_id;  -- a rule stays with its type: make a new one elsewhere
+    else
+        new.version := 1;
+    end if;
+    return new;
+end
+$$;
+revoke execute on function cfg_private.check_validation_rule() from public, anon, authenticated, service_role;
+
+-- security definer: rule versions and statuses take no writes from API roles.
+create or replace function cfg_private.record_rule_change()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    rule cfg.validation_rules := case when tg_op = 'DELETE' then old else new end;
+    change text := case tg_op when 'INSERT' then 'created' when 'UPDATE' then 'updated' else 'deleted' end;
+begin
+    insert into cfg.validation_rule_versions (org_id, rule_id, version, change, definition, changed_by)
+    values (
+        rule.org_id, rule.id, case when tg_op = 'DELETE' then rule.version + 1 else rule.version end, change,
+        to_jsonb(rule) - 'created_at' - 'updated_at' - 'created_by' - 'updated_by', (select auth.uid())
+    );
+    perform cfg_private.emit_event(
+        rule.org_id, 'rule.' || change, 'validation_rule', rule.id, null,
+        jsonb_build_object('rule_id', rule.id, 'name', rule.name, 'type_id', rule.type_id, 'version', rule.version,
+                           'severity', rule.severity)
+    );
+    -- Deleting a type deletes its rules: nothing is left to refresh then.
+    if exists (select 1 from cfg.automation_types as t where t.id = rule.type_id) then
+        perform cfg_private.refresh_validation_status(rule.type_id);
+    end if;
+    return null;
+end
+$$;
+revoke execute on function cfg_private.record_rule_change() from public, anon, authenticated, service_role;
+
+create or replace trigger check_validation_rule before insert or update on cfg.validation_rules
+for each row execute function cfg_private.check_validation_rule();
+create or replace trigger record_rule_change after insert or update or delete on cfg.validation_rules
+for each row execute function cfg_private.record_rule_change();
+
+-- A new org starts with the usual automation types.
+-- security definer: it writes the org's first rows before anyone is its member.
+create or replace function cfg_private.seed_automation_types()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    insert into cfg.automation_types (org_id, slug, name)
+    values (new.id, 'service', 'Service'), (new.id, 'cron_job', 'Cron job'), (new.id, 'api_gateway', 'API gateway'),
+        (new.id, 'worker', 'Worker'), (new.id, 'other', 'Other');
+    return null;
+end
+$$;
+revoke execute on function cfg_private.seed_automation_types() from public, anon, authenticated, service_role;
+
+create or replace trigger seed_automation_types after insert on cfg.orgs
+for each row execute function cfg_private.seed_automation_types();
+
+select cfg_private.register_table('cfg.automation_types');
+select cfg_private.register_table('cfg.validation_rules', stamp_author => true);
+select cfg_private.register_table('cfg.validation_rule_versions');
+-- Like deployments: a save's own status row is recorded by its version, not audited again.
+select cfg_private.register_table('cfg.validation_status', versioned => 'audit');
