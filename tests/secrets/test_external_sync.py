@@ -119,6 +119,9 @@ def test_a_reference_keeps_the_value_outside_and_rotation_becomes_a_sync_version
             one(conn, world["editor"], "select cfg.collect_revealed_secret(%s)", (answer["request_id"],))
         assert again.value.code == "PT404"
     assert conn.execute("select count(*) as n from cfg.audit_log where operation = 'REVEAL'").fetchone()["n"] == 1
+    # The binding was made once; the sync service's checks are its state, not audit rows.
+    assert [r["operation"] for r in conn.execute(
+        "select operation from cfg.audit_log where table_name = 'secret_bindings'")] == ["INSERT"]
     conn.commit()
 
     # cfgctl takes no value for it: it changes in AWS.
