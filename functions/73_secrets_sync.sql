@@ -218,7 +218,16 @@ begin
         return;
     end if;
     if outcome = 'changed' then
-        imported := cfg_private.import_external_value(binding, value);
+        begin
+            imported := cfg_private.import_external_value(binding, value);
+        exception when sqlstate 'PT422' then
+            -- The version it makes fails the automation's rules in dev: the binding
+            -- shows why, and is retried (a rule fixed, a value changed) with backoff.
+            perform cfg_private.report_secret_sync(
+                binding.id, 'failed', error_kind => 'invalid', error => 'the new value was not recorded: ' || sqlerrm
+            );
+            return;
+        end;
     elsif outcome = 'pushed' then
         perform cfg_private.emit_event(
             binding.org_id, 'secret.pushed', 'secret_binding', binding.id, binding.automation_id,

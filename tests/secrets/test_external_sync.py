@@ -253,6 +253,22 @@ def test_an_unreachable_backend_is_shown_per_binding_and_retried_with_backoff(co
     assert len(events(conn, "secret.sync_failed")) == 1  # the first failure, not every retry
 
 
+def test_an_external_change_the_rules_refuse_is_shown_on_the_binding(conn, world, db_url, aws):
+    backend, sm, prefix = aws
+    sm.create_secret(Name=f"{prefix}/ruled", SecretString=EXTERNAL)
+    service_type = conn.execute("select id from cfg.automation_types where org_id = %s and slug = 'service'",
+                                (world.org_a,)).fetchone()["id"]
+    conn.commit()
+    one(conn, world["admin"], "select cfg.add_validation_rule(%s, %s::jsonb)", (service_type, json.dumps(
+        {"name": "port is text", "section": "http", "key": "port", "schema": {"type": "string"}})))
+    bound = bind(conn, world["admin"], world.automation_a, backend["id"], f"aws-sm://{prefix}/ruled")
+    conn.commit()
+    with ThreadSync(db_url):
+        row = settled(conn, bound["id"], "error")
+    assert row["error_kind"] == "invalid" and "http.port" in row["last_error"]
+    assert versions(conn, world.automation_a)[-1]["kind"] != "sync"
+
+
 def binding_backend(conn, backend_id):
     row = conn.execute("select * from cfg.vault_backends where id = %s", (backend_id,)).fetchone()
     conn.commit()
