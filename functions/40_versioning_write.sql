@@ -26,7 +26,6 @@ declare
     problems jsonb := '[]'::jsonb;
     -- Only read (decrypted) when a secret value is sent: it tells changed secrets.
     token_key bytea;
-    sent record;
 begin
     applied := content;
     -- Each secret value sent is replaced by its token ("digest") here, once: the token
@@ -34,17 +33,21 @@ begin
     -- plaintext stays in `content`, read only to store it in Vault below.
     if jsonb_path_exists(content, '$.sections.*.entries.* ? (@.secret == true && exists(@.value))') then
         token_key := cfg_private.digest_key();
-        for sent in
-            select s.key as section, e.key, cfg_private.token_with(token_key, apply_content.automation_id, e.value -> 'value') as token
+        -- One pass that rebuilds the sections (a jsonb_set per secret copied the whole
+        -- content each time). The content is valid: sections and entries are objects.
+        applied := jsonb_set(content, '{sections}', coalesce((
+            select jsonb_object_agg(s.key, case when s.value ? 'entries' then jsonb_set(s.value, '{entries}', coalesce((
+                select jsonb_object_agg(e.key, case
+                    when (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value' then
+                        (e.value - 'value') || jsonb_build_object(
+                            'digest', cfg_private.token_with(token_key, apply_content.automation_id, e.value -> 'value')
+                        )
+                    else e.value
+                end)
+                from jsonb_each(s.value -> 'entries') as e
+            ), '{}'::jsonb)) else s.value end)
             from jsonb_each(content -> 'sections') as s
-            cross join jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
-            where (e.value -> 'secret') = 'true'::jsonb and e.value ? 'value'
-        loop
-            applied := jsonb_set(
-                applied #- array['sections', sent.section, 'entries', sent.key, 'value'],
-                array['sections', sent.section, 'entries', sent.key, 'digest'], to_jsonb(sent.token)
-            );
-        end loop;
+        ), '{}'::jsonb));
     end if;
     -- A secret entry without a value keeps the one it has, so it must be a secret
     -- already. (A save usually sends every value: the lookup is skipped then.)

@@ -469,23 +469,34 @@ create or replace trigger forget_revealed_value after delete on cfg_private.exte
 for each row when (old.secret_id is not null) execute function cfg_private.forget_row_secret('secret_id');
 
 -- A secret bound by reference takes no value from cfgctl: it changes in the external vault.
+-- Statement-level (one query per write, not one per row: a save writes all its changed
+-- secrets in one statement). A column list cannot go with transition tables, so rows
+-- whose secret_id did not change are filtered here.
 create or replace function cfg_private.refuse_value_of_reference()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
 declare
-    bound_to text := (select sb.ref from cfg.secret_bindings as sb where sb.entry_id = new.id and sb.mode = 'reference');
+    refused record;
 begin
-    if bound_to is not null then
-        raise exception 'this secret is kept in an external vault (%): change it there, or unbind it', bound_to
-            using errcode = 'PT409', detail = jsonb_build_object('entry_id', new.id, 'ref', bound_to)::text;
+    select n.id as entry_id, sb.ref into refused
+    from new_rows as n
+    join old_rows as o on o.id = n.id
+    join cfg.secret_bindings as sb on sb.entry_id = n.id and sb.mode = 'reference'
+    where n.secret_id is not null and n.secret_id is distinct from o.secret_id
+    limit 1;
+    if refused.entry_id is not null then
+        raise exception 'this secret is kept in an external vault (%): change it there, or unbind it', refused.ref
+            using errcode = 'PT409', detail = jsonb_build_object('entry_id', refused.entry_id, 'ref', refused.ref)::text;
     end if;
-    return new;
+    return null;
 end
 $$;
 revoke execute on function cfg_private.refuse_value_of_reference() from public, anon, authenticated, service_role;
 
-create or replace trigger refuse_value_of_reference before update of secret_id on cfg.entry_secrets
-for each row when (new.secret_id is not null and new.secret_id is distinct from old.secret_id)
-execute function cfg_private.refuse_value_of_reference();
+-- Replaces the row-level trigger of the same name (before update of secret_id).
+drop trigger if exists refuse_value_of_reference on cfg.entry_secrets;
+create trigger refuse_value_of_reference after update on cfg.entry_secrets
+referencing old table as old_rows new table as new_rows
+for each statement execute function cfg_private.refuse_value_of_reference();
