@@ -264,7 +264,8 @@ def test_every_table_whose_triggers_read_the_flag_is_guarded(conn):
     ).fetchall()
     assert unguarded == []
     guarded = conn.execute("select count(*) as n from pg_trigger where tgname = 'guard_versioned_write'").fetchone()
-    assert guarded["n"] == 5
+    # config_sections, config_entries, entry_secrets, deployments, deployment_history, validation_status.
+    assert guarded["n"] == 6
 
 
 def test_every_copy_of_the_versioned_write_condition_is_identical(conn):
