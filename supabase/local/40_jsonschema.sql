@@ -297,9 +297,11 @@ if E is None:
                     break
         except PatternTimeout as e:
             out.append(str(e))
-        except (exceptions.RefResolutionError, RecursionError) as e:
-            # The crate resolves references when it compiles: a bad one is an invalid schema.
+        except (exceptions.RefResolutionError, regex.error) as e:
+            # The crate resolves references and compiles patterns up front: an invalid schema.
             raise InvalidSchema(str(e)) from None
+        except RecursionError:
+            raise InvalidSchema("schema references loop without end (a $ref cycle)") from None
         return out
 
     def check(schema_text, instance_text, mode):

@@ -153,6 +153,9 @@ def test_invalid_schema_is_an_error_for_matches_and_one_message_for_validation_e
     with acting_as(conn, AUTHENTICATED) as cur:
         # pg_jsonschema's jsonschema_validation_errors returns what is wrong with the schema.
         assert errors(cur, {"enum": 1}, "anything") == ["invalid schema at /enum: 1 is not of type 'array'"]
+        # A $ref cycle is reported, not a crash.
+        loop = {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}
+        assert errors(cur, loop, 1) == ["schema references loop without end (a $ref cycle)"]
     # ... and json(b)_matches_schema fails (the crate panics "Invalid schema", pgrx says XX000).
     for fn, cast in [("json_matches_schema", "json"), ("jsonb_matches_schema", "jsonb")]:
         with pytest.raises(psycopg.errors.InternalError_) as caught, conn.transaction():
