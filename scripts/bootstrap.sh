@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="postgresql-15 postgresql-contrib postgresql-15-cron postgresql-15-wal2json \
-postgresql-15-pgtap postgresql-15-plpgsql-check postgresql-plpython3-15 python3-jsonschema python3-cryptography \
+postgresql-15-pgtap postgresql-15-plpgsql-check postgresql-plpython3-15 python3-jsonschema python3-regex python3-cryptography \
 libtap-parser-sourcehandler-pgtap-perl git"
 
 PY=${PYTHON:-python3}

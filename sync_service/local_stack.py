@@ -55,6 +55,10 @@ REQUIRED_FILES = [
     # The embedded Vault encrypts with AES-GCM from python3-cryptography inside plpython3u.
     (PG_SHARE / "plpython3u.control", f"postgresql-plpython3-{PG_MAJOR}"),
     (Path("/usr/lib/python3/dist-packages/cryptography/__init__.py"), "python3-cryptography"),
+    # pg_jsonschema's functions (supabase/local/40_jsonschema.sql): python-jsonschema, and `regex`
+    # for patterns that can be stopped when they take too long.
+    (Path("/usr/lib/python3/dist-packages/jsonschema/__init__.py"), "python3-jsonschema"),
+    (Path("/usr/lib/python3/dist-packages/regex/__init__.py"), "python3-regex"),
 ]
 TEST_FILES = [
     (PG_SHARE / "pgtap.control", f"postgresql-{PG_MAJOR}-pgtap"),
