@@ -127,6 +127,17 @@ def test_secrets_are_checked_for_presence_never_by_value(conn, world):
     assert "sk_live" not in json.dumps(error.detail)
 
 
+def test_formats_are_checked_where_pg_jsonschema_checks_them(conn, world):
+    """In draft 7 (format asserted), not in 2020-12 (an annotation), as pg_jsonschema does."""
+    a = world.automation_a
+    add_rule(conn, world["admin"], world.org_a, {
+        "name": "a uri", "section": "http", "key": "base_url",
+        "schema": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "string", "format": "uri"}})
+    error = refused(lambda: save(conn, world["editor"], a, head(conn, a), content({"http": {"base_url": "not a uri"}})))
+    assert error.detail["errors"][0]["path"] == "http.base_url"
+    assert save(conn, world["editor"], a, head(conn, a), content({"http": {"base_url": "https://x.example/v1"}}))
+
+
 def test_a_content_rule_sees_sections_and_keys(conn, world):
     a = world.automation_a
     add_rule(conn, world["admin"], world.org_a, {"name": "has http", "scope": "content",
