@@ -93,7 +93,8 @@ revoke execute on function cfg_private.validation_report(uuid, uuid, jsonb) from
 grant execute on function cfg_private.validation_report(uuid, uuid, jsonb) to authenticated, service_role;
 
 -- Records what the rules say about version in environment_id (cfg.validation_status,
--- an event when the status changes) and returns the report.
+-- an event when the status changes) and returns the report. An automation without a
+-- row is valid there (rows appear with the first finding, and stay).
 create or replace function cfg_private.record_validation(version cfg.config_versions, environment_id uuid)
 returns jsonb
 language plpgsql
@@ -105,6 +106,9 @@ declare
 begin
     select vs.status into was from cfg.validation_status as vs
     where vs.automation_id = version.automation_id and vs.environment_id = record_validation.environment_id;
+    if was is null and report ->> 'status' = 'valid' then
+        return report;  -- no row means valid: automations no rule ever found fault with cost nothing
+    end if;
     insert into cfg.validation_status as vs (
         automation_id, environment_id, org_id, version, status, errors, warnings, checked_at
     )

@@ -104,14 +104,15 @@ RPCS = {
 
 
 def with_a_rule(conn, world: World) -> None:
-    """world.service_type (org A's), world.rule (http.port an integer), world.spare_type (unused)."""
+    """world.service_type (org A's), world.rule (a warning: http.port a string), world.spare_type (unused)."""
     world.service_type = conn.execute("select id from cfg.automation_types where org_id = %s and slug = 'service'",
                                       (world.org_a,)).fetchone()["id"]
     world.spare_type = conn.execute("insert into cfg.automation_types (org_id, slug, name) "
                                     "values (%s, 'spare', 'Spare') returning id", (world.org_a,)).fetchone()["id"]
+    # A warning about what dev runs (port 8080 is no string): a validation status row.
     world.rule = conn.execute(
-        "insert into cfg.validation_rules (org_id, type_id, name, scope, section, key, schema) "
-        "values (%s, %s, 'port', 'entry', 'http', 'port', '{\"type\": \"integer\"}') returning id",
+        "insert into cfg.validation_rules (org_id, type_id, name, scope, section, key, schema, severity) "
+        "values (%s, %s, 'port', 'entry', 'http', 'port', '{\"type\": \"string\"}', 'warning') returning id",
         (world.org_a, world.service_type),
     ).fetchone()["id"]
 
