@@ -50,6 +50,7 @@ CONTENT = {"sections": {
     }},
     "plan": {"entries": {"tier": {"value": {"$placeholder": "tier"}}, "retries": {"value": 3}}},
 }}
+NOWHERE = "00000000-0000-0000-0000-000000000000"
 VALUES = {"host": "billing.internal", "port": "9090", "callback": "https://hooks.example/cb", "api_key": "sk_live_tpl"}
 
 
@@ -172,7 +173,8 @@ def test_apply_merges_a_newer_version_and_records_it(conn, world):
     applied = one(conn, world["editor"], "select cfg.apply_template(%s, dry_run => false) as r", (a,))["r"]
     assert applied["version"] == save_before + 2 and applied["template_version"] == 2
     entries = config(conn, world["editor"], a)["sections"]
-    assert entries["plan"]["entries"]["retries"]["value"] == 10 and entries["plan"]["entries"]["owner"]["value"] == "team-b"
+    plan = entries["plan"]["entries"]
+    assert plan["retries"]["value"] == 10 and plan["owner"]["value"] == "team-b"
     assert entries["http"]["entries"]["timeout"]["value"] == 30
     # The secret kept its value through the merge.
     assert one(conn, world["editor"], "select cfg.reveal_secret(%s, 'http', 'api_key') as r", (a,))["r"]["value"] == \
@@ -272,15 +274,17 @@ def test_clone_across_orgs_needs_editor_in_both(conn, world):
         "value"] == "sk_live_hunter2"
     # The type must exist in the target org.
     one(conn, world["admin"], "select cfg.add_automation_type(%s, 'edge', 'Edge')", (world.org_a,))
-    edge = one(conn, world["editor"], "select (cfg.create_automation(%s, 'E', 'edge-1', 'edge')).id", (world.org_a,))["id"]
+    edge = one(conn, world["editor"], "select (cfg.create_automation(%s, 'E', 'edge-1', 'edge')).id",
+               (world.org_a,))["id"]
     error = refused(lambda: clone(conn, world["editor"], edge, slug="edge-1", org=world.org_b))
     assert error.detail["field"] == "type"
 
 
 @pytest.mark.parametrize("placeholders,body,path", [
-    ([], {"sections": {"s": {"entries": {"k": {"value": {"$placeholder": "x"}}}}}}, "content.sections.s.entries.k.value"),
+    ([], {"sections": {"s": {"entries": {"k": {"value": {"$placeholder": "x"}}}}}},
+     "content.sections.s.entries.k.value"),
     ([], {"sections": {"s": {"entries": {"k": {"value": "a ${x} b"}}}}}, "content.sections.s.entries.k.value"),
-    ([{"name": "x", "type": "number", "default": "many"}], CONTENT["sections"] and {"sections": {}},
+    ([{"name": "x", "type": "number", "default": "many"}], {"sections": {}},
      "placeholders[0].default"),
     ([{"name": "x", "type": "secret", "default": "s3cret"}], {"sections": {}}, "placeholders[0].default"),
     ([{"name": "x", "type": "string"}, {"name": "x", "type": "string"}], {"sections": {}}, "placeholders[1].name"),
@@ -314,11 +318,9 @@ def test_templates_are_versioned_and_other_orgs_cannot_see_them(conn, world):
     # Another org's template answers exactly like a missing one, from every RPC.
     for sql, params in [("select cfg.get_template(%s)", (t["id"],)),
                         ("select cfg.edit_template(%s, null, '[]')", (t["id"],))]:
-        other = refused(lambda: one(conn, world["other_admin"], sql, params), "PT404")
-        missing = refused(lambda: one(conn, world["other_admin"], sql, ("00000000-0000-0000-0000-000000000000",)),
-                          "PT404")
-        assert str(other).replace(str(t["id"]), "ID") == str(missing).replace(
-            "00000000-0000-0000-0000-000000000000", "ID")
+        other = refused(lambda sql=sql, params=params: one(conn, world["other_admin"], sql, params), "PT404")
+        missing = refused(lambda sql=sql: one(conn, world["other_admin"], sql, (NOWHERE,)), "PT404")
+        assert str(other).replace(str(t["id"]), "ID") == str(missing).replace(NOWHERE, "ID")
     refused(lambda: from_template(conn, world["other_admin"], world.org_b, t["id"]), "PT404")
     # Org B's type of the same slug is no way in either.
     refused(lambda: from_template(conn, world["admin"], world.org_b, t["id"]), "PT404")

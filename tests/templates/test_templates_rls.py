@@ -95,8 +95,10 @@ def with_a_template(conn, world: World) -> None:
                                       (world.org_a,)).fetchone()["id"]
     conn.commit()
     with acting_as(conn, world["admin"]) as cur:
-        world.template = cur.execute("select id from cfg.add_template(%s, 'service', 'std', 'Std', %s::jsonb, %s::jsonb)",
-                                     (world.org_a, json.dumps(CONTENT), json.dumps(PLACEHOLDERS))).fetchone()["id"]
+        world.template = cur.execute(
+            "select id from cfg.add_template(%s, 'service', 'std', 'Std', %s::jsonb, %s::jsonb)",
+            (world.org_a, json.dumps(CONTENT), json.dumps(PLACEHOLDERS)),
+        ).fetchone()["id"]
         made = cur.execute("select cfg.create_automation_from_template(%s, %s, 'From', 'from-std') as r",
                            (world.org_a, world.template)).fetchone()["r"]
     world.from_template = made["automation"]["id"]
