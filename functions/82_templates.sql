@@ -193,44 +193,6 @@ $$;
 revoke execute on function cfg_private.template_problems(jsonb, jsonb) from public, anon;
 grant execute on function cfg_private.template_problems(jsonb, jsonb) to authenticated, service_role;
 
--- One entry of a template filled with values (name -> typed value; placeholders not
--- there have none): null leaves the entry out. A secret entry whose value is not given
--- stays a secret without a value (presence only: as drift and merges compare them).
-create or replace function cfg_private.fill_entry(entry jsonb, placeholders jsonb, filled jsonb)
-returns jsonb
-language plpgsql immutable
-set search_path = ''
-as $$
-declare
-    v jsonb := entry -> 'value';
-    t text;
-    p jsonb;
-    replacement text;
-begin
-    if jsonb_typeof(v) = 'object' and v ? '$placeholder' then
-        if filled ? (v ->> '$placeholder') then
-            return entry || jsonb_build_object('value', filled -> (v ->> '$placeholder'));
-        elsif (entry -> 'secret') = 'true'::jsonb then
-            return entry - 'value';
-        end if;
-        return null;  -- an optional placeholder without value or default
-    end if;
-    if v is null or position('${' in v::text) = 0 then
-        return entry;
-    end if;
-    -- The JSON text of the value, each ${name} replaced by the value's text, escaped
-    -- as JSON string content (a placeholder without value: empty).
-    t := v::text;
-    for p in select x from jsonb_array_elements(placeholders) as x where x ->> 'type' in ('string', 'number', 'url') loop
-        replacement := case when filled ? (p ->> 'name') then filled ->> (p ->> 'name') else '' end;
-        t := replace(t, '${' || (p ->> 'name') || '}', substr(to_jsonb(replacement)::text, 2, length(to_jsonb(replacement)::text) - 2));
-    end loop;
-    return entry || jsonb_build_object('value', t::jsonb);
-end
-$$;
-revoke execute on function cfg_private.fill_entry(jsonb, jsonb, jsonb) from public, anon;
-grant execute on function cfg_private.fill_entry(jsonb, jsonb, jsonb) to authenticated, service_role;
-
 -- A template version's content filled with values ({"<name>": value}), as save_config
 -- takes it. mode 'create': every value is checked (unknown names, types, required
 -- ones, secrets included); 'apply': recorded values, secrets by presence, a required
@@ -248,6 +210,7 @@ declare
     p jsonb;
     given jsonb;
     checked record;
+    t text;
 begin
     vals := coalesce(vals, '{}');
     if jsonb_typeof(vals) <> 'object' then
@@ -284,12 +247,32 @@ begin
         raise exception 'invalid template values: % %', errors -> 0 ->> 'path', errors -> 0 ->> 'message'
             using errcode = 'PT422', detail = jsonb_build_object('errors', errors)::text;
     end if;
+    -- On the JSON text, in one pass per placeholder: "${name}" inside strings becomes
+    -- the value's text (escaped as string content; a placeholder without value: empty),
+    -- then {"$placeholder": "name"} the value's JSON (jsonb prints it just so).
+    t := content::text;
+    if position('${' in t) > 0 then
+        for p in select x from jsonb_array_elements(placeholders) as x where x ->> 'type' in ('string', 'number', 'url') loop
+            given := to_jsonb(coalesce(filled ->> (p ->> 'name'), ''));
+            t := replace(t, '${' || (p ->> 'name') || '}', substr(given::text, 2, length(given::text) - 2));
+        end loop;
+    end if;
+    for p in select x from jsonb_array_elements(placeholders) as x where filled ? (x ->> 'name') loop
+        t := replace(t, '{"$placeholder": ' || to_jsonb(p ->> 'name')::text || '}', (filled -> (p ->> 'name'))::text);
+    end loop;
+    content := t::jsonb;
+    if position('{"$placeholder": ' in t) = 0 then
+        return content;
+    end if;
+    -- Placeholders left without a value: a secret entry stays a secret without value
+    -- (presence: as drift and merges compare it), any other entry is left out.
     return jsonb_build_object('sections', coalesce((
         select jsonb_object_agg(s.key, (s.value - 'entries') || jsonb_build_object('entries', coalesce((
-            select jsonb_object_agg(e.key, f.entry)
+            select jsonb_object_agg(e.key, case when jsonb_typeof(e.value -> 'value') = 'object'
+                and e.value -> 'value' ? '$placeholder' then e.value - 'value' else e.value end)
             from jsonb_each(s.value -> 'entries') as e
-            cross join lateral (select cfg_private.fill_entry(e.value, placeholders, filled) as entry) as f
-            where f.entry is not null
+            where not (jsonb_typeof(e.value -> 'value') = 'object' and e.value -> 'value' ? '$placeholder'
+                       and (e.value -> 'secret') is distinct from 'true'::jsonb)
         ), '{}')))
         from jsonb_each(content -> 'sections') as s
     ), '{}'));

@@ -194,21 +194,25 @@ set search_path = ''
 as $$
 declare
     target cfg.automations := cfg_private.automation_for(automation_id, 'editor', 'applying a template');
-    t cfg.templates := cfg_private.template_for(template_id, 'viewer', 'applying a template');
+    slug text;
 begin
-    if t.org_id <> target.org_id then
+    -- An editor of the automation sees its org's templates: only the version must exist there.
+    select t.slug into slug
+    from cfg.templates as t
+    join cfg.template_versions as v on v.template_id = t.id and v.version = record_template_origin.template_version
+    where t.id = record_template_origin.template_id and t.org_id = target.org_id;
+    if slug is null then
         raise exception 'template not found'
             using errcode = 'PT404', detail = jsonb_build_object('template_id', template_id)::text;
     end if;
-    perform cfg_private.template_version(t, template_version);
     insert into cfg.automation_origins as o (automation_id, org_id, template_id, template_version, template_values)
-    values (target.id, target.org_id, t.id, template_version, coalesce(vals, '{}'))
+    values (target.id, target.org_id, template_id, template_version, coalesce(vals, '{}'))
     on conflict on constraint automation_origins_automation_key do update
         set template_id = excluded.template_id, template_version = excluded.template_version,
             template_values = excluded.template_values;
     perform cfg_private.emit_event(
         target.org_id, 'template.applied', 'automation', target.id, target.id,
-        jsonb_build_object('template_id', t.id, 'slug', t.slug, 'template_version', template_version,
+        jsonb_build_object('template_id', template_id, 'slug', slug, 'template_version', template_version,
                            'created', created, 'values', coalesce(vals, '{}'))
     );
 end

@@ -145,7 +145,6 @@ GRANTS: dict[str, str] = {
     "cfg_private.template_origin(uuid,cfg.org_role,text)": SIGNED_IN,
     "cfg_private.placeholder_value(jsonb,jsonb)": SIGNED_IN,
     "cfg_private.template_problems(jsonb,jsonb)": SIGNED_IN,
-    "cfg_private.fill_entry(jsonb,jsonb,jsonb)": SIGNED_IN,
     "cfg_private.fill_template(jsonb,jsonb,jsonb,text)": SIGNED_IN,
     "cfg_private.presence_snapshot(jsonb)": SIGNED_IN,
     "cfg_private.merge_contents(jsonb,jsonb,jsonb,jsonb)": SIGNED_IN,

@@ -26,7 +26,8 @@ TEMPLATE = {
 def test_templates_from_add_to_apply(cfgctl, world, tmp_path):
     file = tmp_path / "gateway.yaml"
     file.write_text(yaml.safe_dump(TEMPLATE))
-    assert cfgctl("template", "add", "org-a", "gateway", "--type", "api_gateway", "--file", str(file), *EDITOR).code == 4
+    add = ("template", "add", "org-a", "gateway", "--type", "api_gateway", "--file", str(file))
+    assert cfgctl(*add, *EDITOR).code == 4
     assert cfgctl("template", "add", "org-a", "gateway", "--type", "api_gateway", "--file", str(file),
                   "--name", "Standard gateway", *ADMIN).code == 0
     listed = json.loads(cfgctl("template", "list", "org-a", *EDITOR, "--json").out)
