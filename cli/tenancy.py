@@ -240,7 +240,7 @@ def automation_clone(
     to_org: Annotated[str | None, typer.Option("--to-org", help="Another organisation (editor in both)")] = None,
     version: Annotated[int | None, typer.Option("--version", help="The version to copy (default: latest)")] = None,
     copy_secrets: Annotated[bool, typer.Option(
-        "--copy-secrets", help="Copy secret values too (needs the right to reveal them; audited as reveals)")] = False,
+        "--copy-secrets", help="Include secret values (needs the right to reveal them; audited as reveals)")] = False,
     as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Copy a version of an automation into a new one, in its org or another; secrets are
