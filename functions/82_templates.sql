@@ -165,9 +165,9 @@ begin
                 problems := problems || jsonb_build_object('path', e.path, 'message',
                     'a secret entry takes a placeholder of type secret, and a secret placeholder a secret entry');
             end if;
-        elsif e.secret and e.value is not null then
+        elsif e.secret then
             problems := problems || jsonb_build_object('path', e.path, 'message',
-                'a template holds no secret value: use a placeholder of type secret');
+                'a template holds no secret value: a secret entry takes a placeholder of type secret');
         end if;
         if e.value is not null and position('${' in e.value::text) > 0 then
             for used in
@@ -264,15 +264,16 @@ begin
     if position('{"$placeholder": ' in t) = 0 then
         return content;
     end if;
-    -- Placeholders left without a value: a secret entry stays a secret without value
-    -- (presence: as drift and merges compare it), any other entry is left out.
+    -- Placeholders left without a value: the entry is left out, except a secret entry
+    -- outside 'create', which stays there without a value (presence: as drift and merges
+    -- compare it; a save keeps the value the automation has).
     return jsonb_build_object('sections', coalesce((
         select jsonb_object_agg(s.key, (s.value - 'entries') || jsonb_build_object('entries', coalesce((
             select jsonb_object_agg(e.key, case when jsonb_typeof(e.value -> 'value') = 'object'
                 and e.value -> 'value' ? '$placeholder' then e.value - 'value' else e.value end)
             from jsonb_each(s.value -> 'entries') as e
             where not (jsonb_typeof(e.value -> 'value') = 'object' and e.value -> 'value' ? '$placeholder'
-                       and (e.value -> 'secret') is distinct from 'true'::jsonb)
+                       and ((e.value -> 'secret') is distinct from 'true'::jsonb or mode = 'create'))
         ), '{}')))
         from jsonb_each(content -> 'sections') as s
     ), '{}'));

@@ -341,7 +341,7 @@ grant execute on function cfg.template_drift(uuid) to authenticated, service_rol
 -- Merges a newer version of its template (default: the current one) into
 -- automation_id (editors): base = the template version it came from, theirs = the new
 -- one (both filled with its recorded values), mine = its current content. A dry run
--- (the default) answers {merged, conflicts, changes}; otherwise conflicts are PT409
+-- (the default) answers {merged, conflicts, changes, secrets_left_out}; otherwise conflicts are PT409
 -- (detail.conflicts, as a save's), else the merge is saved ("template <slug> v<N>")
 -- and the automation records the new template version. expected_version: PT409 when
 -- the automation was saved since.
@@ -367,6 +367,7 @@ declare
     mine_snapshot jsonb := cfg_private.presence_snapshot(current -> 'content');
     result jsonb;
     saved jsonb;
+    gone jsonb;
 begin
     if expected_version is not null and expected_version <> (current ->> 'version')::integer then
         raise exception 'version conflict: you looked at version %, but the current version is %',
@@ -380,6 +381,17 @@ begin
         'from_template_version', base_v.version, 'template_version', theirs_v.version,
         'current_version', (current ->> 'version')::integer
     );
+    -- A secret entry only the new template version has cannot be saved without a value:
+    -- it is left out and listed (set it with save_config or patch_config).
+    result := result || jsonb_build_object('secrets_left_out', coalesce((
+        select jsonb_agg(jsonb_build_object('section', s.key, 'key', e.key) order by s.key, e.key)
+        from jsonb_each(result -> 'merged' -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
+        where (e.value -> 'secret') = 'true'::jsonb and not e.value ? 'value'
+            and mine_snapshot -> 'sections' -> s.key -> 'entries' -> e.key is null
+    ), '[]'));
+    for gone in select l from jsonb_array_elements(result -> 'secrets_left_out') as l loop
+        result := result #- array['merged', 'sections', gone ->> 'section', 'entries', gone ->> 'key'];
+    end loop;
     result := result || jsonb_build_object('changes', cfg_private.changed_keys(
         mine_snapshot, cfg_private.presence_snapshot(result -> 'merged')
     ));

@@ -295,6 +295,7 @@ def test_clone_across_orgs_needs_editor_in_both(conn, world):
      "content.sections.s.entries.k.value"),
     ([], {"sections": {"s": {"entries": {"k": {"secret": True, "value": "hunter2"}}}}},
      "content.sections.s.entries.k.value"),
+    ([], {"sections": {"s": {"entries": {"k": {"secret": True}}}}}, "content.sections.s.entries.k.value"),
     ([], {"sections": {"s": {"entries": {"k": {"value": "x" * 1100000}}}}}, "content"),
     ([], {"sections": []}, "content.sections"),
 ])
@@ -324,3 +325,53 @@ def test_templates_are_versioned_and_other_orgs_cannot_see_them(conn, world):
     refused(lambda: from_template(conn, world["other_admin"], world.org_b, t["id"]), "PT404")
     # Org B's type of the same slug is no way in either.
     refused(lambda: from_template(conn, world["admin"], world.org_b, t["id"]), "PT404")
+
+
+def test_optional_placeholders_and_text_that_needs_escaping(conn, world):
+    placeholders = [{"name": "greeting", "type": "string", "required": True},
+                    {"name": "extra", "type": "string"}, {"name": "token", "type": "secret"}]
+    body = {"sections": {"s": {"entries": {
+        "message": {"value": {"text": "say ${greeting}!", "list": ["${greeting}", "${extra}"]}},
+        "extra": {"value": {"$placeholder": "extra"}},
+        "token": {"secret": True, "value": {"$placeholder": "token"}},
+    }}}}
+    t = add_template(conn, world["admin"], world.org_a, body=body, placeholders=placeholders, type_="service")
+    tricky = 'a "quoted" \\ back\\slash {"$placeholder": "token"}'
+    made = from_template(conn, world["editor"], world.org_a, t["id"], values={"greeting": tricky})
+    entries = config(conn, world["editor"], made["automation"]["id"])["sections"]["s"]["entries"]
+    assert entries["message"]["value"] == {"text": f"say {tricky}!", "list": [tricky, ""]}
+    # Optional placeholders without value leave their entries out (a new secret entry needs a value).
+    assert set(entries) == {"message"}
+    # The template's next version adds a secret: applying it leaves it out and says so (token,
+    # in base and theirs but not in the automation, stays out as the automation's own change).
+    body["sections"]["s"]["entries"]["key2"] = {"secret": True, "value": {"$placeholder": "token"}}
+    edit_template(conn, world["admin"], t["id"], body=body)
+    applied = one(conn, world["editor"], "select cfg.apply_template(%s, dry_run => false) as r",
+                  (made["automation"]["id"],))["r"]
+    assert {(x["section"], x["key"]) for x in applied["secrets_left_out"]} == {("s", "key2")}
+
+
+def test_direct_writes_are_checked_and_versioned_too(conn, world):
+    type_id = conn.execute("select id from cfg.automation_types where org_id = %s and slug = 'service'",
+                           (world.org_a,)).fetchone()["id"]
+    conn.commit()
+    with pytest.raises(CfgError) as caught:
+        with acting_as(conn, world["admin"]) as cur:
+            cur.execute("insert into cfg.templates (org_id, type_id, slug, name, content) values (%s, %s, 'd', 'D', "
+                        "'{\"sections\": {\"s\": {\"entries\": {\"k\": {\"value\": \"${nope}\"}}}}}')",
+                        (world.org_a, type_id))
+    assert caught.value.code == "PT422"
+    with acting_as(conn, world["admin"]) as cur:
+        t = cur.execute("insert into cfg.templates (org_id, type_id, slug, name) values (%s, %s, 'd', 'D') "
+                        "returning id", (world.org_a, type_id)).fetchone()["id"]
+        cur.execute("update cfg.templates set description = 'changed', version = 99 where id = %s", (t,))
+    assert count(conn, "select max(version) from cfg.template_versions where template_id = %s", (t,)) == 2
+    types = [r["type"] for r in conn.execute("select type from cfg_private.events where subject_id = %s order by id",
+                                             (t,))]
+    conn.commit()
+    assert types == ["template.created", "template.updated"]
+    # Editors cannot write templates directly either (row-level security).
+    with pytest.raises(CfgError):
+        with acting_as(conn, world["editor"]) as cur:
+            cur.execute("insert into cfg.templates (org_id, type_id, slug, name) values (%s, %s, 'e', 'E')",
+                        (world.org_a, type_id))
