@@ -15,6 +15,7 @@ from .rule_cmd import rule_app, type_app
 from .secret_cmd import secret_app
 from .serve import serve
 from .stack import db_app, local_app
+from .template_cmd import template_app
 from .tenancy import automation_app, invite_app, member_app, org_app, user_app
 from .vault_cmd import vault_app
 from .webhook_cmd import webhook_app
@@ -39,6 +40,7 @@ app.add_typer(secret_app, name="secret")
 app.add_typer(vault_app, name="vault")
 app.add_typer(type_app, name="type")
 app.add_typer(rule_app, name="rule")
+app.add_typer(template_app, name="template")
 app.command("serve")(serve)
 
 

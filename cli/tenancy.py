@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -22,6 +23,7 @@ from .common import (
     resolve_org,
     session,
 )
+from .template_cmd import parse_values, template_by_slug
 
 org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
 member_app = typer.Typer(help="Members of an organisation and their roles.", no_args_is_help=True)
@@ -200,17 +202,62 @@ def automation_create(
     type_: Annotated[str, typer.Option("--type", help="service | cron_job | api_gateway | worker | other")] = "service",
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Repeat for several tags.")] = None,
     description: Annotated[str, typer.Option("--description")] = "",
+    template: Annotated[str | None, typer.Option(
+        "--template", help="Start from this template (slug): its type, its content filled with --set values")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="A placeholder's value, NAME=VALUE (repeat)")] = None,
+    template_version: Annotated[int | None, typer.Option(
+        "--template-version", help="The template version to start from (default: its current one)")] = None,
     as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
 ) -> None:
-    """Create an automation in ORG (editors and admins)."""
+    """Create an automation in ORG (editors and admins), blank or from a template (its
+    first version saved, the type's rules checked; missing or invalid values exit 6)."""
+    if set_ and not template:
+        raise typer.BadParameter("--set needs --template")
+    values = parse_values(set_)
     with session(as_user, service) as (cur, _):
         org_row = resolve_org(cur, org)
-        cur.execute(
-            "select * from cfg.create_automation(%s, %s, %s, %s, %s, %s)",
-            (org_row["id"], name, slug, type_, tag or [], description),
-        )
-        row = cur.fetchone()
+        if template:
+            found = template_by_slug(cur, org_row["id"], template)
+            made = cur.execute(
+                "select cfg.create_automation_from_template(%s, %s, %s, %s, %s::jsonb, %s) as r",
+                (org_row["id"], found["id"], name, slug, json.dumps(values), template_version),
+            ).fetchone()["r"]
+            row = made["automation"] | {k: made[k] for k in ("version", "template", "template_version")}
+        else:
+            cur.execute(
+                "select * from cfg.create_automation(%s, %s, %s, %s, %s, %s)",
+                (org_row["id"], name, slug, type_, tag or [], description),
+            )
+            row = cur.fetchone()
     render_one(row, as_json)
+
+
+@automation_app.command("clone")
+def automation_clone(
+    source: Annotated[str, typer.Argument(help="The automation to copy, ORG/SLUG or id")],
+    new_slug: Annotated[str, typer.Argument(help="The clone's slug")],
+    name: Annotated[str, typer.Option("--name", help="The clone's name")],
+    to_org: Annotated[str | None, typer.Option("--to-org", help="Another organisation (editor in both)")] = None,
+    version: Annotated[int | None, typer.Option("--version", help="The version to copy (default: latest)")] = None,
+    copy_secrets: Annotated[bool, typer.Option(
+        "--copy-secrets", help="Include secret values (needs the right to reveal them; audited as reveals)")] = False,
+    as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Copy a version of an automation into a new one, in its org or another; secrets are
+    left out (and listed) unless --copy-secrets."""
+    with session(as_user, service) as (cur, _):
+        found = resolve_automation(cur, None, source)
+        target = resolve_org(cur, to_org)["id"] if to_org else None
+        made = cur.execute("select cfg.clone_automation(%s, %s, %s, %s, %s, %s) as r",
+                           (found["id"], name, new_slug, version, target, copy_secrets)).fetchone()["r"]
+    if as_json:
+        render_one(made, True)
+        return
+    console.print(f"cloned {made['source']['slug']} v{made['source']['version']} into {made['automation']['slug']} "
+                  f"(version {made['version']})")
+    for kind in ("secrets_copied", "secrets_left_out"):
+        if made[kind]:
+            console.print(f"{kind.replace('_', ' ')}: " + ", ".join(f"{s['section']}.{s['key']}" for s in made[kind]))
 
 
 @automation_app.command("list")
@@ -234,6 +281,8 @@ def automation_show(ref: Annotated[str, typer.Argument(help="ORG/SLUG or id")],
         # The current version's content (cfg.get_config): secret values never leave the database.
         cur.execute("select cfg.get_config(%s) as c", (row["id"],))
         sections = cur.fetchone()["c"]["content"]["sections"]
+        # Where it came from: a template version, or a clone's source (cfg.automation_origins).
+        origin = cur.execute("select cfg.automation_origin(%s) as o", (row["id"],)).fetchone()["o"]
     entries = [
         {"section": name, "key": key, "value": "********" if entry.get("secret") else entry.get("value"),
          "is_secret": bool(entry.get("secret"))}
@@ -241,9 +290,9 @@ def automation_show(ref: Annotated[str, typer.Argument(help="ORG/SLUG or id")],
         for key, entry in sorted(section.get("entries", {}).items())
     ]
     if as_json:
-        render_one(row | {"entries": entries}, True)
+        render_one(row | {"entries": entries, "origin": origin}, True)
         return
-    render_one(row, False)
+    render_one(row | {"origin": json.dumps(origin) if origin else ""}, False)
     render(entries, ["section", "key", "value", "is_secret"], False, title="entries")
 
 

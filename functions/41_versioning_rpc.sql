@@ -237,6 +237,160 @@ $$;
 revoke execute on function cfg_private.editor_snapshot(uuid, jsonb) from public, anon;
 grant execute on function cfg_private.editor_snapshot(uuid, jsonb) to authenticated, service_role;
 
+-- The three-way merge of saves and templates: base and theirs are snapshots (as
+-- versions store them), mine is content as save_config takes it and mine_snapshot
+-- the same as a snapshot. {"merged": content, "conflicts": [...]}: a conflict is a
+-- key (or a section's attributes) both sides changed differently; merged keeps mine there.
+create or replace function cfg_private.merge_contents(base jsonb, theirs jsonb, mine jsonb, mine_snapshot jsonb)
+returns jsonb
+language sql immutable
+-- JIT compiling these jsonb queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+with base_e as (
+    select s.key as section, e.key, e.value as entry
+    from jsonb_each(merge_contents.base -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
+),
+theirs_e as (
+    select s.key as section, e.key, e.value as entry
+    from jsonb_each(merge_contents.theirs -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
+),
+mine_raw as (
+    select s.key as section, e.key, e.value as raw
+    from jsonb_each(merge_contents.mine -> 'sections') as s, jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
+),
+-- Mine in snapshot form, comparable with base and theirs. A secret sent without
+-- a value is unchanged from base.
+mine_e as (
+    select
+        m.section, m.key, m.raw,
+        case
+            when coalesce((m.raw ->> 'secret')::boolean, false) and not m.raw ? 'value'
+                then coalesce(
+                    (select b.entry from base_e as b where b.section = m.section and b.key = m.key),
+                    (select t.entry from theirs_e as t where t.section = m.section and t.key = m.key)
+                )
+            else merge_contents.mine_snapshot -> 'sections' -> m.section -> 'entries' -> m.key
+        end as entry
+    from mine_raw as m
+),
+keys as (
+    select k.section, k.key from base_e as k
+    union
+    select k.section, k.key from theirs_e as k
+    union
+    select k.section, k.key from mine_e as k
+),
+decided as (
+    select
+        k.section, k.key, b.entry as b, t.entry as t, m.entry as m, m.raw,
+        case
+            when m.entry is not distinct from t.entry then 'mine'
+            when m.entry is not distinct from b.entry then 'theirs'
+            when t.entry is not distinct from b.entry then 'mine'
+            else 'conflict'
+        end as pick
+    from keys as k
+    left join base_e as b on b.section = k.section and b.key = k.key
+    left join theirs_e as t on t.section = k.section and t.key = k.key
+    left join mine_e as m on m.section = k.section and m.key = k.key
+),
+chosen as (
+    select
+        d.section, d.key,
+        case
+            when d.pick = 'theirs' then d.t - 'digest'
+            else d.raw
+        end as entry
+    from decided as d
+),
+section_attrs as (
+    select
+        s.section,
+        (merge_contents.base -> 'sections' -> s.section) - 'entries' as b,
+        (merge_contents.theirs -> 'sections' -> s.section) - 'entries' as t,
+        case when merge_contents.mine -> 'sections' ? s.section then jsonb_build_object(
+            'description', coalesce(merge_contents.mine -> 'sections' -> s.section ->> 'description', ''),
+            'position', coalesce((merge_contents.mine -> 'sections' -> s.section ->> 'position')::integer, 0)
+        ) end as m
+    from (
+        select jsonb_object_keys(merge_contents.base -> 'sections') as section
+        union
+        select jsonb_object_keys(merge_contents.theirs -> 'sections')
+        union
+        select jsonb_object_keys(merge_contents.mine -> 'sections')
+    ) as s
+),
+section_pick as (
+    select
+        a.section, a.b, a.t, a.m,
+        case
+            when a.m is not distinct from a.t then a.m
+            when a.m is not distinct from a.b then a.t
+            else a.m
+        end as attrs,
+        a.m is distinct from a.t and a.m is distinct from a.b and a.t is distinct from a.b as conflict
+    from section_attrs as a
+),
+merged_sections as (
+    select
+        p.section,
+        coalesce(p.attrs, '{"description": "", "position": 0}'::jsonb) || jsonb_build_object(
+            'entries', coalesce((
+                select jsonb_object_agg(c.key, c.entry)
+                from chosen as c where c.section = p.section and c.entry is not null
+            ), '{}'::jsonb)
+        ) as value
+    from section_pick as p
+    where p.attrs is not null
+        or exists (select 1 from chosen as c where c.section = p.section and c.entry is not null)
+),
+hidden as (
+    select
+        d.section, d.key,
+        case
+            when d.b is null then null
+            when (d.b -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
+            else d.b - 'digest'
+        end as b,
+        case
+            when d.t is null then null
+            when (d.t -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
+            else d.t - 'digest'
+        end as t,
+        case
+            when d.m is null then null
+            when (d.m -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
+            else d.m - 'digest'
+        end as m
+    from decided as d
+    where d.pick = 'conflict'
+)
+select jsonb_build_object(
+    'merged', jsonb_build_object('sections', coalesce(
+        (select jsonb_object_agg(s.section, s.value) from merged_sections as s), '{}'::jsonb
+    )),
+    'conflicts', coalesce((
+        select jsonb_agg(c.conflict order by c.section, c.key nulls first)
+        from (
+            select h.section, h.key, jsonb_build_object(
+                'section', h.section, 'key', h.key, 'base', h.b, 'theirs', h.t, 'mine', h.m
+            ) as conflict
+            from hidden as h
+            union all
+            select p.section, null, jsonb_build_object(
+                'section', p.section, 'key', null, 'base', p.b, 'theirs', p.t, 'mine', p.m
+            )
+            from section_pick as p
+            where p.conflict
+        ) as c
+    ), '[]'::jsonb)
+)
+$$;
+revoke execute on function cfg_private.merge_contents(jsonb, jsonb, jsonb, jsonb) from public, anon;
+grant execute on function cfg_private.merge_contents(jsonb, jsonb, jsonb, jsonb) to authenticated, service_role;
+
 -- Three-way merge of mine (content, as save_config takes it) with theirs_version_id,
 -- both descending from base_version_id. Returns {"merged": content, "conflicts": [...]}
 -- where a conflict is a key both sides changed differently; merged keeps mine there.
@@ -254,7 +408,6 @@ declare
     base cfg.config_versions;
     theirs cfg.config_versions;
     mine_snapshot jsonb;
-    result jsonb;
 begin
     select * into base from cfg.config_versions as v where v.id = base_version_id;
     select * into theirs from cfg.config_versions as v where v.id = theirs_version_id;
@@ -274,149 +427,8 @@ begin
     perform cfg_private.require_valid_content(mine);
     mine_snapshot := cfg_private.editor_snapshot(base.automation_id, mine);
 
-    with base_e as (
-        select s.key as section, e.key, e.value as entry
-        from jsonb_each(base.content -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
-    ),
-    theirs_e as (
-        select s.key as section, e.key, e.value as entry
-        from jsonb_each(theirs.content -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
-    ),
-    mine_raw as (
-        select s.key as section, e.key, e.value as raw
-        from jsonb_each(mine -> 'sections') as s, jsonb_each(coalesce(s.value -> 'entries', '{}'::jsonb)) as e
-    ),
-    -- Mine in snapshot form, comparable with base and theirs. A secret sent without
-    -- a value is unchanged from base.
-    mine_e as (
-        select
-            m.section, m.key, m.raw,
-            case
-                when coalesce((m.raw ->> 'secret')::boolean, false) and not m.raw ? 'value'
-                    then coalesce(
-                        (select b.entry from base_e as b where b.section = m.section and b.key = m.key),
-                        (select t.entry from theirs_e as t where t.section = m.section and t.key = m.key)
-                    )
-                else mine_snapshot -> 'sections' -> m.section -> 'entries' -> m.key
-            end as entry
-        from mine_raw as m
-    ),
-    keys as (
-        select k.section, k.key from base_e as k
-        union
-        select k.section, k.key from theirs_e as k
-        union
-        select k.section, k.key from mine_e as k
-    ),
-    decided as (
-        select
-            k.section, k.key, b.entry as b, t.entry as t, m.entry as m, m.raw,
-            case
-                when m.entry is not distinct from t.entry then 'mine'
-                when m.entry is not distinct from b.entry then 'theirs'
-                when t.entry is not distinct from b.entry then 'mine'
-                else 'conflict'
-            end as pick
-        from keys as k
-        left join base_e as b on b.section = k.section and b.key = k.key
-        left join theirs_e as t on t.section = k.section and t.key = k.key
-        left join mine_e as m on m.section = k.section and m.key = k.key
-    ),
-    chosen as (
-        select
-            d.section, d.key,
-            case
-                when d.pick = 'theirs' then d.t - 'digest'
-                else d.raw
-            end as entry
-        from decided as d
-    ),
-    section_attrs as (
-        select
-            s.section,
-            (base.content -> 'sections' -> s.section) - 'entries' as b,
-            (theirs.content -> 'sections' -> s.section) - 'entries' as t,
-            case when mine -> 'sections' ? s.section then jsonb_build_object(
-                'description', coalesce(mine -> 'sections' -> s.section ->> 'description', ''),
-                'position', coalesce((mine -> 'sections' -> s.section ->> 'position')::integer, 0)
-            ) end as m
-        from (
-            select jsonb_object_keys(base.content -> 'sections') as section
-            union
-            select jsonb_object_keys(theirs.content -> 'sections')
-            union
-            select jsonb_object_keys(mine -> 'sections')
-        ) as s
-    ),
-    section_pick as (
-        select
-            a.section, a.b, a.t, a.m,
-            case
-                when a.m is not distinct from a.t then a.m
-                when a.m is not distinct from a.b then a.t
-                else a.m
-            end as attrs,
-            a.m is distinct from a.t and a.m is distinct from a.b and a.t is distinct from a.b as conflict
-        from section_attrs as a
-    ),
-    merged_sections as (
-        select
-            p.section,
-            coalesce(p.attrs, '{"description": "", "position": 0}'::jsonb) || jsonb_build_object(
-                'entries', coalesce((
-                    select jsonb_object_agg(c.key, c.entry)
-                    from chosen as c where c.section = p.section and c.entry is not null
-                ), '{}'::jsonb)
-            ) as value
-        from section_pick as p
-        where p.attrs is not null
-            or exists (select 1 from chosen as c where c.section = p.section and c.entry is not null)
-    ),
-    hidden as (
-        select
-            d.section, d.key,
-            case
-                when d.b is null then null
-                when (d.b -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
-                else d.b - 'digest'
-            end as b,
-            case
-                when d.t is null then null
-                when (d.t -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
-                else d.t - 'digest'
-            end as t,
-            case
-                when d.m is null then null
-                when (d.m -> 'secret') = 'true'::jsonb then '{"secret": true}'::jsonb
-                else d.m - 'digest'
-            end as m
-        from decided as d
-        where d.pick = 'conflict'
-    )
-    select jsonb_build_object(
-        'base_version', base.version,
-        'theirs_version', theirs.version,
-        'merged', jsonb_build_object('sections', coalesce(
-            (select jsonb_object_agg(s.section, s.value) from merged_sections as s), '{}'::jsonb
-        )),
-        'conflicts', coalesce((
-            select jsonb_agg(c.conflict order by c.section, c.key nulls first)
-            from (
-                select h.section, h.key, jsonb_build_object(
-                    'section', h.section, 'key', h.key, 'base', h.b, 'theirs', h.t, 'mine', h.m
-                ) as conflict
-                from hidden as h
-                union all
-                select p.section, null, jsonb_build_object(
-                    'section', p.section, 'key', null, 'base', p.b, 'theirs', p.t, 'mine', p.m
-                )
-                from section_pick as p
-                where p.conflict
-            ) as c
-        ), '[]'::jsonb)
-    )
-    into result;
-    return result;
+    return jsonb_build_object('base_version', base.version, 'theirs_version', theirs.version)
+        || cfg_private.merge_contents(base.content, theirs.content, mine, mine_snapshot);
 end
 $$;
 revoke execute on function cfg.merge_config(uuid, uuid, jsonb) from public, anon;

@@ -60,6 +60,63 @@ export type Database = {
         }
         Relationships: []
       }
+      automation_origins: {
+        Row: {
+          automation_id: string
+          created_at: string
+          id: string
+          org_id: string
+          source_automation_id: string | null
+          source_org_id: string | null
+          source_version: number | null
+          template_id: string | null
+          template_values: Json
+          template_version: number | null
+          updated_at: string
+        }
+        Insert: {
+          automation_id: string
+          created_at?: string
+          id?: string
+          org_id: string
+          source_automation_id?: string | null
+          source_org_id?: string | null
+          source_version?: number | null
+          template_id?: string | null
+          template_values?: Json
+          template_version?: number | null
+          updated_at?: string
+        }
+        Update: {
+          automation_id?: string
+          created_at?: string
+          id?: string
+          org_id?: string
+          source_automation_id?: string | null
+          source_org_id?: string | null
+          source_version?: number | null
+          template_id?: string | null
+          template_values?: Json
+          template_version?: number | null
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "automation_origins_automation_fkey"
+            columns: ["automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "automation_origins_template_fkey"
+            columns: ["template_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "templates"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
       automation_types: {
         Row: {
           created_at: string
@@ -983,6 +1040,119 @@ export type Database = {
           },
         ]
       }
+      template_versions: {
+        Row: {
+          content: Json
+          created_at: string
+          created_by: string | null
+          id: string
+          message: string
+          org_id: string
+          placeholders: Json
+          template_id: string
+          updated_at: string
+          version: number
+        }
+        Insert: {
+          content: Json
+          created_at?: string
+          created_by?: string | null
+          id?: string
+          message?: string
+          org_id: string
+          placeholders: Json
+          template_id: string
+          updated_at?: string
+          version: number
+        }
+        Update: {
+          content?: Json
+          created_at?: string
+          created_by?: string | null
+          id?: string
+          message?: string
+          org_id?: string
+          placeholders?: Json
+          template_id?: string
+          updated_at?: string
+          version?: number
+        }
+        Relationships: [
+          {
+            foreignKeyName: "template_versions_template_fkey"
+            columns: ["template_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "templates"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      templates: {
+        Row: {
+          content: Json
+          created_at: string
+          created_by: string | null
+          description: string
+          id: string
+          message: string
+          name: string
+          org_id: string
+          placeholders: Json
+          slug: string
+          type_id: string
+          updated_at: string
+          updated_by: string | null
+          version: number
+        }
+        Insert: {
+          content?: Json
+          created_at?: string
+          created_by?: string | null
+          description?: string
+          id?: string
+          message?: string
+          name: string
+          org_id: string
+          placeholders?: Json
+          slug: string
+          type_id: string
+          updated_at?: string
+          updated_by?: string | null
+          version?: number
+        }
+        Update: {
+          content?: Json
+          created_at?: string
+          created_by?: string | null
+          description?: string
+          id?: string
+          message?: string
+          name?: string
+          org_id?: string
+          placeholders?: Json
+          slug?: string
+          type_id?: string
+          updated_at?: string
+          updated_by?: string | null
+          version?: number
+        }
+        Relationships: [
+          {
+            foreignKeyName: "templates_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "templates_type_fkey"
+            columns: ["type_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automation_types"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
       validation_rule_versions: {
         Row: {
           change: string
@@ -1362,6 +1532,39 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      add_template: {
+        Args: {
+          content: Json
+          description?: string
+          name: string
+          org_id: string
+          placeholders?: Json
+          slug: string
+          type: string
+        }
+        Returns: {
+          content: Json
+          created_at: string
+          created_by: string | null
+          description: string
+          id: string
+          message: string
+          name: string
+          org_id: string
+          placeholders: Json
+          slug: string
+          type_id: string
+          updated_at: string
+          updated_by: string | null
+          version: number
+        }
+        SetofOptions: {
+          from: "*"
+          to: "templates"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
       add_validation_rule: {
         Args: { definition: Json; type_id: string }
         Returns: {
@@ -1469,6 +1672,15 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      apply_template: {
+        Args: {
+          automation_id: string
+          dry_run?: boolean
+          expected_version?: number
+          version?: number
+        }
+        Returns: Json
+      }
       approve_environment_change: {
         Args: { comment?: string; request_id: string }
         Returns: {
@@ -1561,6 +1773,7 @@ export type Database = {
           isSetofReturn: true
         }
       }
+      automation_origin: { Args: { automation_id: string }; Returns: Json }
       bind_secret: {
         Args: {
           automation_id: string
@@ -1601,6 +1814,17 @@ export type Database = {
           isOneToOne: true
           isSetofReturn: false
         }
+      }
+      clone_automation: {
+        Args: {
+          copy_secrets?: boolean
+          name: string
+          slug: string
+          source_automation_id: string
+          target_org_id?: string
+          version?: number
+        }
+        Returns: Json
       }
       collect_revealed_secret: { Args: { request_id: string }; Returns: Json }
       config_history: {
@@ -1652,6 +1876,17 @@ export type Database = {
           isOneToOne: true
           isSetofReturn: false
         }
+      }
+      create_automation_from_template: {
+        Args: {
+          name: string
+          org_id: string
+          slug: string
+          template_id: string
+          values?: Json
+          version?: number
+        }
+        Returns: Json
       }
       create_org: {
         Args: { name: string; slug: string }
@@ -1762,6 +1997,39 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      edit_template: {
+        Args: {
+          content?: Json
+          description?: string
+          expected_version?: number
+          message?: string
+          name?: string
+          placeholders?: Json
+          template_id: string
+        }
+        Returns: {
+          content: Json
+          created_at: string
+          created_by: string | null
+          description: string
+          id: string
+          message: string
+          name: string
+          org_id: string
+          placeholders: Json
+          slug: string
+          type_id: string
+          updated_at: string
+          updated_by: string | null
+          version: number
+        }
+        SetofOptions: {
+          from: "*"
+          to: "templates"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
       edit_validation_rule: {
         Args: { changes: Json; rule_id: string }
         Returns: {
@@ -1853,6 +2121,10 @@ export type Database = {
       }
       get_config: {
         Args: { automation_id: string; version?: number }
+        Returns: Json
+      }
+      get_template: {
+        Args: { template_id: string; version?: number }
         Returns: Json
       }
       invite_member: {
@@ -2064,6 +2336,19 @@ export type Database = {
           rotation_due_at: string
           section: string
           value_set_at: string
+        }[]
+      }
+      list_templates: {
+        Args: { org_id: string }
+        Returns: {
+          automations: number
+          description: string
+          id: string
+          name: string
+          placeholders: number
+          slug: string
+          type: string
+          version: number
         }[]
       }
       list_validation_rules: {
@@ -2503,6 +2788,7 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      template_drift: { Args: { automation_id: string }; Returns: Json }
       test_validation_rule: {
         Args: { definition: Json; rule_id?: string; type_id: string }
         Returns: {

@@ -55,13 +55,15 @@ def foreign(pg_cluster, template_url):
     rule = conn.execute("insert into cfg.validation_rules (org_id, type_id, name, scope, schema) "
                         "values (%s, %s, 'b-rule', 'content', '{}') returning id",
                         (world.org_b, automation_type)).fetchone()["id"]
+    template = conn.execute("insert into cfg.templates (org_id, type_id, slug, name) values (%s, %s, 'b-tpl', 'B') "
+                            "returning id", (world.org_b, automation_type)).fetchone()["id"]
     conn.commit()
     ids = {
         "org": world.org_b, "automation": b, "version_1": versions[0]["id"], "version_2": versions[1]["id"],
         "request": request.get("request_id") or request.get("id"), "invitation": invitation, "environment": env,
         "change": change, "endpoint": endpoint, "delivery": delivery, "member": boss.user_id,
         "backend": backend, "binding": binding, "conflict": conflict, "reveal": reveal,
-        "automation_type": automation_type, "rule": rule,
+        "automation_type": automation_type, "rule": rule, "template": template,
     }
     assert all(ids.values()), ids
     yield conn, world, ids
@@ -166,6 +168,17 @@ CALLS = {
     "test_validation_rule": ("select * from cfg.test_validation_rule(%s, '{\"scope\": \"content\"}')",
                              ["automation_type"]),
     "validate_config": ("select cfg.validate_config(%s)", ["automation"]),
+    # Templates and cloning (tests/templates/).
+    "add_template": ("select cfg.add_template(%s, 'service', 'x', 'X', '{\"sections\": {}}')", ["org"]),
+    "edit_template": ("select cfg.edit_template(%s)", ["template"]),
+    "get_template": ("select cfg.get_template(%s)", ["template"]),
+    "list_templates": ("select * from cfg.list_templates(%s)", ["org"]),
+    "create_automation_from_template": ("select cfg.create_automation_from_template(%s, %s, 'X', 'x')",
+                                        ["org", "template"]),
+    "template_drift": ("select cfg.template_drift(%s)", ["automation"]),
+    "apply_template": ("select cfg.apply_template(%s)", ["automation"]),
+    "clone_automation": ("select cfg.clone_automation(%s, 'X', 'x')", ["automation"]),
+    "automation_origin": ("select cfg.automation_origin(%s)", ["automation"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }
@@ -187,7 +200,7 @@ def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
         "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
         "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
         "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id', 'backend_id', 'binding_id', "
-        "'conflict_id', 'type_id', 'rule_id'] order by 1"
+        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id'] order by 1"
     ).fetchall()
     conn.commit()
     assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)
