@@ -195,6 +195,7 @@ as $$
 declare
     target cfg.automations := cfg_private.automation_for(automation_id, 'editor', 'applying a template');
     slug text;
+    made_here boolean;
 begin
     -- An editor of the automation sees its org's templates: only the version must exist there.
     select t.slug into slug
@@ -204,6 +205,23 @@ begin
     if slug is null then
         raise exception 'template not found'
             using errcode = 'PT404', detail = jsonb_build_object('template_id', template_id)::text;
+    end if;
+    -- Provenance follows what this transaction did: an automation it made (and that has
+    -- no origin yet), or one that came from this template.
+    if created then
+        made_here := target.created_at = now()
+            and not exists (select 1 from cfg.automation_origins as o where o.automation_id = target.id);
+    else
+        -- Applying moves an automation along its own template only (a merge that changes
+        -- nothing saves no version, and still brings the automation to that version).
+        made_here := exists (
+            select 1 from cfg.automation_origins as o
+            where o.automation_id = target.id and o.template_id = record_template_origin.template_id
+        );
+    end if;
+    if not made_here then
+        raise exception 'an automation''s template is recorded by the call that creates or applies it'
+            using errcode = 'PT409', detail = jsonb_build_object('automation_id', target.id)::text;
     end if;
     insert into cfg.automation_origins as o (automation_id, org_id, template_id, template_version, template_values)
     values (target.id, target.org_id, template_id, template_version, coalesce(vals, '{}'))

@@ -89,6 +89,12 @@ declare
     target cfg.automations := cfg_private.automation_for(automation_id, 'editor', 'cloning an automation');
     source cfg.automations := cfg_private.automation_for(source_automation_id, 'editor', 'cloning an automation');
 begin
+    -- Provenance is written once, by the transaction that makes the clone: not afterwards
+    -- for an automation that came from elsewhere.
+    if target.created_at <> now() or exists (select 1 from cfg.automation_origins as o where o.automation_id = target.id) then
+        raise exception 'an automation''s origin is recorded by the call that makes it'
+            using errcode = 'PT409', detail = jsonb_build_object('automation_id', target.id)::text;
+    end if;
     insert into cfg.automation_origins (automation_id, org_id, source_automation_id, source_org_id, source_version)
     values (target.id, target.org_id, source.id, source.org_id, source_version);
     perform cfg_private.emit_event(

@@ -375,3 +375,17 @@ def test_direct_writes_are_checked_and_versioned_too(conn, world):
         with acting_as(conn, world["editor"]) as cur:
             cur.execute("insert into cfg.templates (org_id, type_id, slug, name) values (%s, %s, 'e', 'E')",
                         (world.org_a, type_id))
+
+
+def test_an_editor_with_sql_access_cannot_forge_an_origin(conn, world):
+    """The provenance helpers answer the RPC that makes the automation, not a later call."""
+    other = one(conn, world["editor"], "select * from cfg.create_automation(%s, 'Other', 'other')", (world.org_a,))
+    for sql, params in (
+        ("select cfg_private.record_clone_origin(%s, %s, 1, '{}')", (world.automation_a, other["id"])),
+        ("select cfg_private.record_template_origin(%s, gen_random_uuid(), 1, '{}', false)", (world.automation_a,)),
+    ):
+        with pytest.raises(CfgError) as caught:
+            one(conn, world["editor"], sql, params)
+        assert caught.value.code in ("PT409", "PT404"), sql
+    assert conn.execute("select count(*) as n from cfg.automation_origins").fetchone()["n"] == 0
+    conn.commit()
