@@ -178,6 +178,33 @@ revoke execute on function cfg_private.refresh_validation_status(uuid) from publ
 -- Rules: every write (an RPC or a direct one) checked, versioned, an event
 -- =============================================================================
 
+-- A rule's schema must be a JSON Schema pg_jsonschema accepts, and say what it checks:
+-- pg_jsonschema asserts "format" in drafts 4 to 7 only (in 2019-09 and 2020-12, the
+-- default, it is an annotation), so a rule using it names its draft, or it would check
+-- nothing there (and the draft a hosted project defaults to depends on its version).
+create or replace function cfg_private.check_rule_schema(schema jsonb)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    if not extensions.jsonschema_is_valid(schema::json) then
+        raise exception 'the rule''s schema is not a valid JSON Schema'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'schema')::text;
+    end if;
+    if jsonb_path_exists(schema, 'strict $.** ? (@.type() == "object" && @.format.type() == "string")')
+        and coalesce(schema ->> '$schema', '') !~ 'json-schema\.org/draft-0[4-7]/schema'
+    then
+        raise exception 'the rule uses "format", which pg_jsonschema checks in drafts 4 to 7 only'
+            using errcode = 'PT422',
+                  hint = 'add "$schema": "http://json-schema.org/draft-07/schema#" to the rule''s schema',
+                  detail = jsonb_build_object('field', 'schema.$schema')::text;
+    end if;
+end
+$$;
+revoke execute on function cfg_private.check_rule_schema(jsonb) from public, anon;
+grant execute on function cfg_private.check_rule_schema(jsonb) to authenticated, service_role;
+
 create or replace function cfg_private.check_validation_rule()
 returns trigger
 language plpgsql
@@ -186,10 +213,7 @@ as $$
 begin
     new.name := btrim(new.name);
     new.description := coalesce(new.description, '');
-    if not extensions.jsonschema_is_valid(new.schema::json) then
-        raise exception 'the rule''s schema is not a valid JSON Schema'
-            using errcode = 'PT422', detail = jsonb_build_object('field', 'schema', 'rule', new.name)::text;
-    end if;
+    perform cfg_private.check_rule_schema(new.schema);
     if exists (
         select 1 from unnest(new.environment_ids) as e (id)
         where not exists (select 1 from cfg.environments as env where env.id = e.id and env.org_id = new.org_id)

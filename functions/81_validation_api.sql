@@ -278,10 +278,7 @@ declare
         then cfg_private.validation_rule_for(rule_id, 'admin', 'testing validation rules') end;
     rule cfg.validation_rules := cfg_private.rule_from(found.org_id, found.id, definition, base);
 begin
-    if not extensions.jsonschema_is_valid(rule.schema::json) then
-        raise exception 'the rule''s schema is not a valid JSON Schema'
-            using errcode = 'PT422', detail = jsonb_build_object('field', 'schema')::text;
-    end if;
+    perform cfg_private.check_rule_schema(rule.schema);
     return query
     select a.id, a.slug, env.slug, v.version, rule.severity, f.path, f.message
     from cfg.automations as a

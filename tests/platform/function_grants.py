@@ -137,6 +137,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.rule_from(uuid,uuid,jsonb,cfg.validation_rules)": SIGNED_IN,
     "cfg_private.rule_findings(cfg.validation_rules,jsonb)": SIGNED_IN,
     "cfg_private.rule_view(jsonb)": SIGNED_IN,
+    "cfg_private.check_rule_schema(jsonb)": SIGNED_IN,
     # Templates and cloning (functions/82-84): lookups-or-PT404, the pure template model
     # and the merge, run as the caller; the definer helpers check the caller first
     # (provenance and events; secret values to copy, for callers allowed to reveal them).

@@ -41,7 +41,7 @@ def refused(fn, code="PT422"):
 
 
 BASE_URL = {"name": "base_url", "section": "http", "key": "base_url", "required": True,
-            "schema": {"type": "string", "format": "uri"}}
+            "schema": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "string", "format": "uri"}}
 HTTPS_IN_PROD = {"name": "https in prod", "section": "http", "key": "base_url",
                  "schema": {"type": "string", "pattern": "^https://"}, "environments": ["prod"]}
 
@@ -206,6 +206,8 @@ BAD_RULES = [
     ({"name": "x", "section": "http", "key": "k", "colour": "red"}, "PT422"),
     ({"name": "x", "section": "http", "key": "k", "schema": {"enum": ["a" * 70000]}}, "23514"),
     ({"name": "x'; drop table cfg.orgs; --", "section": "http", "key": "k", "schema": {"type": 1}}, "PT422"),
+    # "format" checks nothing in 2020-12 (pg_jsonschema): the rule must name a draft that asserts it.
+    ({"name": "x", "section": "http", "key": "k", "schema": {"type": "string", "format": "uri"}}, "PT422"),
 ]
 
 
