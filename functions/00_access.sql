@@ -213,6 +213,29 @@ $$;
 revoke execute on function cfg_private.environment_by_slug(uuid, text) from public, anon;
 grant execute on function cfg_private.environment_by_slug(uuid, text) to authenticated, service_role;
 
+-- The check of every lookup of a row that belongs to an org (a backend, a binding, a
+-- template, a rule…), given the row's org_id (null: no such row): PT404 "<thing> not
+-- found" with detail {id_key: id} unless the caller may see that org, so another org's
+-- row answers exactly like a missing one; then the caller's role, as require_role.
+create or replace function cfg_private.require_role_on(
+    org_id uuid, min_role cfg.org_role, action text, thing text, id_key text, id uuid
+)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    if org_id is null or (not cfg_private.is_service() and cfg_private.org_role(org_id) is null) then
+        raise exception '% not found', thing
+            using errcode = 'PT404', detail = jsonb_build_object(id_key, id)::text;
+    end if;
+    perform cfg_private.require_role(org_id, min_role, action);
+end
+$$;
+revoke execute on function cfg_private.require_role_on(uuid, cfg.org_role, text, text, text, uuid) from public, anon;
+grant execute on function cfg_private.require_role_on(uuid, cfg.org_role, text, text, text, uuid)
+to authenticated, service_role;
+
 -- True when the caller may act as an admin of org_id (service_role included).
 create or replace function cfg_private.is_admin_of(org_id uuid)
 returns boolean

@@ -170,14 +170,7 @@ declare
     found cfg.vault_backends;
 begin
     select * into found from cfg.vault_backends as b where b.id = backend_id;
-    if found.id is not null and not cfg_private.is_service() and cfg_private.org_role(found.org_id) is null then
-        found := null;
-    end if;
-    if found.id is null then
-        raise exception 'vault backend not found'
-            using errcode = 'PT404', detail = jsonb_build_object('backend_id', backend_id)::text;
-    end if;
-    perform cfg_private.require_role(found.org_id, 'admin', action);
+    perform cfg_private.require_role_on(found.org_id, 'admin', action, 'vault backend', 'backend_id', backend_id);
     return found;
 end
 $$;
@@ -361,14 +354,7 @@ declare
     found cfg.secret_bindings;
 begin
     select * into found from cfg.secret_bindings as sb where sb.id = binding_id;
-    if found.id is not null and not cfg_private.is_service() and cfg_private.org_role(found.org_id) is null then
-        found := null;
-    end if;
-    if found.id is null then
-        raise exception 'secret binding not found'
-            using errcode = 'PT404', detail = jsonb_build_object('binding_id', binding_id)::text;
-    end if;
-    perform cfg_private.require_role(found.org_id, min_role, action);
+    perform cfg_private.require_role_on(found.org_id, min_role, action, 'secret binding', 'binding_id', binding_id);
     return found;
 end
 $$;

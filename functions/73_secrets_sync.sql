@@ -374,11 +374,9 @@ declare
     found cfg.secret_conflicts;
 begin
     select * into found from cfg.secret_conflicts as c where c.id = conflict_id;
-    if found.id is null or (not cfg_private.is_service() and cfg_private.org_role(found.org_id) is null) then
-        raise exception 'secret conflict not found'
-            using errcode = 'PT404', detail = jsonb_build_object('conflict_id', conflict_id)::text;
-    end if;
-    perform cfg_private.require_role(found.org_id, 'admin', 'resolving a secret conflict');
+    perform cfg_private.require_role_on(
+        found.org_id, 'admin', 'resolving a secret conflict', 'secret conflict', 'conflict_id', conflict_id
+    );
     if resolution is null or resolution not in ('keep_local', 'take_external') then
         raise exception 'resolution is keep_local or take_external'
             using errcode = 'PT422', detail = jsonb_build_object('resolution', resolution)::text;

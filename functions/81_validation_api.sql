@@ -17,11 +17,7 @@ declare
     found cfg.automation_types;
 begin
     select * into found from cfg.automation_types as t where t.id = type_id;
-    if found.id is null or (not cfg_private.is_service() and cfg_private.org_role(found.org_id) is null) then
-        raise exception 'automation type not found'
-            using errcode = 'PT404', detail = jsonb_build_object('type_id', type_id)::text;
-    end if;
-    perform cfg_private.require_role(found.org_id, min_role, action);
+    perform cfg_private.require_role_on(found.org_id, min_role, action, 'automation type', 'type_id', type_id);
     return found;
 end
 $$;
@@ -192,11 +188,7 @@ declare
     found cfg.validation_rules;
 begin
     select * into found from cfg.validation_rules as r where r.id = rule_id;
-    if found.id is null or (not cfg_private.is_service() and cfg_private.org_role(found.org_id) is null) then
-        raise exception 'validation rule not found'
-            using errcode = 'PT404', detail = jsonb_build_object('rule_id', rule_id)::text;
-    end if;
-    perform cfg_private.require_role(found.org_id, min_role, action);
+    perform cfg_private.require_role_on(found.org_id, min_role, action, 'validation rule', 'rule_id', rule_id);
     return found;
 end
 $$;

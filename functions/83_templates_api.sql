@@ -21,11 +21,7 @@ declare
     found cfg.templates;
 begin
     select * into found from cfg.templates as t where t.id = template_id;
-    if found.id is null or (not cfg_private.is_service() and cfg_private.org_role(found.org_id) is null) then
-        raise exception 'template not found'
-            using errcode = 'PT404', detail = jsonb_build_object('template_id', template_id)::text;
-    end if;
-    perform cfg_private.require_role(found.org_id, min_role, action);
+    perform cfg_private.require_role_on(found.org_id, min_role, action, 'template', 'template_id', template_id);
     return found;
 end
 $$;

@@ -195,6 +195,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.automation_by_ref(text,text)": SIGNED_IN,
     "cfg_private.org_by_ref(text)": SIGNED_IN,
     "cfg_private.require_operator(uuid,text)": SIGNED_IN,
+    "cfg_private.require_role_on(uuid,cfg.org_role,text,text,text,uuid)": SIGNED_IN,
     "cfg_private.webhook_allowlist_entry(text)": SIGNED_IN,
 
     # Supabase Auth's custom access token hook: called by GoTrue only.
