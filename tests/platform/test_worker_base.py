@@ -269,3 +269,19 @@ def test_serve_status_reports_health_and_counters(conn, world, db_url, tmp_path)
     gone = status_cli(port)
     assert gone.returncode == 1 and "no cfgctl serve answers" in gone.stderr
     assert status_cli(0).returncode == 6
+
+
+def test_serve_runs_every_worker_as_make_up_does(db_url, tmp_path):
+    """`make up` runs `cfgctl serve` with no --worker: every registered worker starts,
+    reports running, and stops on SIGTERM with exit 0."""
+    from sync_service.workers import WORKERS
+
+    port = free_port()
+    proc = start_serve(db_url, tmp_path / "serve.log", workers=(), CFGCTL_SERVE_STATUS_PORT=port)
+    try:
+        wait_until(lambda: status_cli(port).returncode == 0, timeout=20, what="serve running")
+        snap = json.loads(status_cli(port, "--json").stdout)
+        assert {w["worker"]: w["state"] for w in snap["workers"]} == {name: "running" for name in WORKERS}
+    finally:
+        stop_serve(proc)
+    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()

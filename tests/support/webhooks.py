@@ -179,12 +179,15 @@ def cfgctl_bin() -> str:
     return str(Path(sys.executable).parent / "cfgctl")
 
 
-def start_serve(db_url: str, log_path: Path, **env_overrides) -> subprocess.Popen:
+def start_serve(db_url: str, log_path: Path, workers: tuple[str, ...] = ("webhooks",),
+                **env_overrides) -> subprocess.Popen:
+    """`cfgctl serve` with these workers (empty: all of them, as `make up` runs it)."""
     # No status endpoint unless a test asks for one (on a port of its own).
     env = os.environ | FAST | {"CFGCTL_SERVE_STATUS_PORT": "0"} | {k: str(v) for k, v in env_overrides.items()}
     log = open(log_path, "ab")
+    chosen = [arg for name in workers for arg in ("--worker", name)]
     return subprocess.Popen(
-        [cfgctl_bin(), "serve", "--worker", "webhooks", "--db-url", db_url],
+        [cfgctl_bin(), "serve", *chosen, "--db-url", db_url],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 
