@@ -128,12 +128,11 @@ begin
     rule.org_id := rule_from.org_id;
     rule.type_id := rule_from.type_id;
     if definition ? 'environments' then
-        rule.environment_ids := cfg_private.environment_ids(
-            rule_from.org_id, array(select jsonb_array_elements_text(nullif(definition -> 'environments', 'null')))
-        );
-        if definition -> 'environments' = 'null'::jsonb then
-            rule.environment_ids := null;
-        end if;
+        -- null: every environment.
+        rule.environment_ids := cfg_private.environment_ids(rule_from.org_id, case
+            when definition -> 'environments' <> 'null'::jsonb
+                then array(select jsonb_array_elements_text(definition -> 'environments'))
+        end);
     end if;
     rule.scope := coalesce(rule.scope, case when rule.section is null then 'content' else 'entry' end);
     rule.schema := coalesce(rule.schema, '{}');

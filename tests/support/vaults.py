@@ -5,14 +5,13 @@ scripted HashiCorp Vault KV v2 exchange)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import psycopg
 
 from sync_service.db import Identity, acting_as
 from sync_service.workers.vaults import VaultSync, VaultSyncSettings
+from tests.support.workers import WorkerThread
 
 # moto accepts any key pair; these are planted so that tests can search for them.
 AWS_CREDENTIALS = json.dumps({"access_key_id": "AKIAPLANTEDKEY000001", "secret_access_key": "planted-aws-secret-0001"})
@@ -37,29 +36,8 @@ def fast_settings(**overrides) -> VaultSyncSettings:
     return VaultSyncSettings(**({"poll_interval": 0.05, "check_every": 3600.0} | overrides))
 
 
-class ThreadSync:
+class ThreadSync(WorkerThread):
     """The VaultSync worker on its own event loop in a thread, for a `with` block."""
 
     def __init__(self, db_url: str, settings: VaultSyncSettings | None = None) -> None:
-        self.worker = VaultSync(db_url, settings or fast_settings(), instance="test")
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            self.loop.run_until_complete(self.worker.run())
-        except BaseException as exc:  # surfaced on exit
-            self.error = exc
-
-    def __enter__(self) -> VaultSync:
-        self.thread.start()
-        return self.worker
-
-    def __exit__(self, *exc) -> None:
-        self.loop.call_soon_threadsafe(self.worker.stop)
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "the vault sync worker did not stop"
-        self.loop.close()
-        if self.error:
-            raise self.error
+        super().__init__(VaultSync(db_url, settings or fast_settings(), instance="test"))

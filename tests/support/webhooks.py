@@ -3,7 +3,6 @@ thread or as a `cfgctl serve` subprocess, and small SQL helpers."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -20,6 +19,7 @@ import psycopg
 
 from sync_service.db import SERVICE, acting_as
 from sync_service.workers.webhooks import Dispatcher, WebhookSettings
+from tests.support.workers import WorkerThread
 
 PUBLIC_URL = "https://hooks.example.com/cfgctl"
 
@@ -147,32 +147,11 @@ class Receiver:
 # =============================================================================
 
 
-class ThreadDispatcher:
+class ThreadDispatcher(WorkerThread):
     """A Dispatcher on its own event loop in a thread (fast to start, in-process)."""
 
     def __init__(self, db_url: str, settings: WebhookSettings | None = None, name: str = "test", **kwargs) -> None:
-        self.dispatcher = Dispatcher(db_url, settings or fast_settings(), instance=name, **kwargs)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            self.loop.run_until_complete(self.dispatcher.run())
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
-
-    def __enter__(self) -> Dispatcher:
-        self.thread.start()
-        return self.dispatcher
-
-    def __exit__(self, *exc) -> None:
-        self.loop.call_soon_threadsafe(self.dispatcher.stop)
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "dispatcher did not stop"
-        self.loop.close()
-        if self.error:
-            raise self.error
+        super().__init__(Dispatcher(db_url, settings or fast_settings(), instance=name, **kwargs))
 
 
 def cfgctl_bin() -> str:
