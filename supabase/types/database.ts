@@ -2676,6 +2676,15 @@ export type Database = {
         }
         Returns: Json
       }
+      select_automations: {
+        Args: { org_id: string; selection: Json }
+        Returns: {
+          automation_id: string
+          found: boolean
+          ord: number
+          slug: string
+        }[]
+      }
       send_test_webhook: {
         Args: { endpoint_id: string; payload?: Json }
         Returns: number

@@ -138,6 +138,7 @@ CALLS = {
     "find_environment": ("select * from cfg.find_environment(%s, 'dev')", ["org"]),
     "list_environments": ("select * from cfg.list_environments(%s)", ["org"]),
     "list_automations": ("select * from cfg.list_automations(%s)", ["org"]),
+    "select_automations": ("select * from cfg.select_automations(%s, '{\"ids\": []}')", ["org"]),
     "list_environment_changes": ("select * from cfg.list_environment_changes(%s)", ["org"]),
     "list_webhook_endpoints": ("select * from cfg.list_webhook_endpoints(%s)", ["org"]),
     "list_webhook_allowed_hosts": ("select * from cfg.list_webhook_allowed_hosts(%s)", ["org"]),

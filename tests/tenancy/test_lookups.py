@@ -162,3 +162,61 @@ def test_my_invitations_are_those_addressed_to_me(conn, world):
     assert rows(run_as(conn, admin, "select * from cfg.my_invitations()")) == []
     mine = rows(run_as(conn, world["outsider"], "select * from cfg.my_invitations()"))
     assert [(i["id"], i["org_id"], i["role"]) for i in mine] == [(sent, world.org_a, "editor")]
+
+
+# =============================================================================
+# select_automations: the one reading of a selection (bulk operations, exports)
+# =============================================================================
+
+
+def select(conn, who, org, selection) -> Outcome:
+    return run_as(conn, who, "select * from cfg.select_automations(%s, %s)", (org, json.dumps(selection)))
+
+
+def test_a_selection_by_ids_reports_foreign_and_unknown_ids_alike_as_not_found(shared):
+    conn, world = shared
+    mine = world.automation_a
+    theirs = conn.execute("select id from cfg.automations where org_id = %s", (world.org_b,)).fetchone()["id"]
+    unknown = uuid.uuid4()
+    with conn.transaction(force_rollback=True):
+        ids = [str(theirs), str(mine), str(unknown), str(mine)]
+        got = rows(select(conn, world["viewer"], world.org_a, {"ids": ids}))
+    # In the order given, the first mention of a repeated id counts, no slug for what is not found.
+    assert [(r["automation_id"], r["slug"], r["found"]) for r in got] == [
+        (theirs, None, False), (mine, "billing", True), (unknown, None, False)]
+
+
+def test_a_selection_by_filter_matches_type_status_tags_environment_and_text(shared):
+    conn, world = shared
+    admin = world["admin"]
+    with conn.transaction(force_rollback=True):
+        for slug, tags, status in [("api-one", ["edge", "eu"], "active"), ("api-two", ["edge"], "paused")]:
+            out = run_as(conn, admin, "select cfg.create_automation(%s, %s, %s, 'service', %s)",
+                         (world.org_a, slug.upper(), slug, tags))
+            assert out.ok, out
+            conn.execute("update cfg.automations set status = %s where slug = %s", (status, slug))
+
+        def slugs(where) -> list[str]:
+            return [r["slug"] for r in rows(select(conn, world["viewer"], world.org_a, {"where": where}))]
+
+        assert slugs({}) == ["api-one", "api-two", "billing"]
+        assert slugs({"tags": ["edge", "eu"]}) == ["api-one", "api-two"]
+        assert slugs({"tags": ["edge", "eu"], "tags_match": "all"}) == ["api-one"]
+        assert slugs({"status": "paused"}) == ["api-two"]
+        assert slugs({"text": "API-T"}) == ["api-two"]
+        assert slugs({"type": "service", "status": "active", "tags": ["eu"]}) == ["api-one"]
+        assert slugs({"text": "'; drop table cfg.automations; --"}) == []
+        assert slugs({"deployed_in": "dev"}) == ["billing"]
+
+
+@pytest.mark.parametrize("selection", [
+    None, [], {}, {"ids": "x"}, {"ids": ["not-a-uuid"]}, {"ids": [1]}, {"ids": [], "where": {}},
+    {"where": {"colour": "red"}}, {"where": {"status": "gone"}}, {"where": {"tags": "edge"}},
+    {"where": {"tags_match": "some"}}, {"where": {"text": "x" * 201}}, {"where": {"deployed_in": "moon"}},
+    {"ids": [str(uuid.uuid4())] * 50001},
+])
+def test_a_malformed_selection_is_refused_clearly(shared, selection):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        out = select(conn, world["viewer"], world.org_a, selection)
+    assert out.code == "PT422", out

@@ -193,6 +193,9 @@ RPCS: dict[str, Rpc] = {
                             MEMBERS),
     "list_automations": Rpc(lambda w: ("select count(*) from cfg.list_automations(%(org)s)", {"org": w.org_a}),
                             MEMBERS),
+    "select_automations": Rpc(
+        lambda w: ("select count(*) from cfg.select_automations(%(org)s, '{\"where\": {}}')", {"org": w.org_a}),
+        MEMBERS),
     "list_environments": Rpc(lambda w: ("select count(*) from cfg.list_environments(%(org)s)", {"org": w.org_a}),
                              MEMBERS),
     "list_environment_changes": Rpc(
