@@ -64,7 +64,7 @@ GRANTS: dict[str, str] = {
     "cfg.get_config(uuid,integer)": SIGNED_IN,
     "cfg.invite_member(uuid,text,cfg.org_role,interval)": SIGNED_IN,
     "cfg.list_automations(uuid)": SIGNED_IN,
-    "cfg.select_automations(uuid, jsonb)": SIGNED_IN,
+    "cfg.select_automations(uuid,jsonb)": SIGNED_IN,
     "cfg.list_environment_changes(uuid,text)": SIGNED_IN,
     "cfg.list_environments(uuid)": SIGNED_IN,
     "cfg.list_invitations(uuid)": SIGNED_IN,
@@ -136,7 +136,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.validation_report(uuid,uuid,jsonb)": SIGNED_IN,
     "cfg_private.environment_ids(uuid,text[])": SIGNED_IN,
     "cfg_private.rule_from(uuid,uuid,jsonb,cfg.validation_rules)": SIGNED_IN,
-    "cfg_private.rule_findings(cfg.validation_rules,jsonb)": SIGNED_IN,
+    "cfg_private.rule_findings(cfg.validation_rules,jsonb,json)": SIGNED_IN,
     "cfg_private.rule_view(jsonb)": SIGNED_IN,
     "cfg_private.check_rule_schema(jsonb)": SIGNED_IN,
     # Templates and cloning (functions/82-84): lookups-or-PT404, the pure template model
