@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs what `make up` and `make test` need on a fresh Debian 12 machine:
 # PostgreSQL 15 with the extensions Supabase ships (apt), the Python virtualenv, and
-# Supabase's TypeScript type generator (npm, tools/typegen) for `make types` and its test.
+# Supabase's TypeScript type generator (npm, tools/typegen) for `make types` and its test,
+# and headless Chromium, in which tests open the HTML pages cfgctl generates.
 set -eu
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="postgresql-15 postgresql-contrib postgresql-15-cron postgresql-15-wal2json \
 postgresql-15-pgtap postgresql-15-plpgsql-check postgresql-plpython3-15 python3-jsonschema python3-regex python3-cryptography \
-libtap-parser-sourcehandler-pgtap-perl git"
+libtap-parser-sourcehandler-pgtap-perl git chromium"
 
 PY=${PYTHON:-python3}
 # Debian's python3 needs python3-venv for `python3 -m venv`.
