@@ -210,11 +210,14 @@ begin
     after_xid := (('x' || substr(after, 1, 16))::bit(64)::bigint)::text::xid8;
     after_seq := ('x' || substr(after, 18, 16))::bit(64)::bigint;
     select * into horizon from cfg_private.changes_horizon;
-    if after_xid >= pg_snapshot_xmax(snap) or (after_xid, after_seq) < (horizon.xid, horizon.seq) then
+    if (after_xid, after_seq) > (pg_snapshot_xmax(snap), 0) or (after_xid, after_seq) < (horizon.xid, horizon.seq) then
         -- From another database (a restore) or older than what is kept: what was missed
         -- cannot be told, so the tab reloads a snapshot.
+        -- Resume after the snapshot from the frontier, or from the horizon if that is newer
+        -- (only a transaction running for longer than the retention could sit between them).
         return jsonb_build_object(
-            'changes', '[]'::jsonb, 'next', frontier, 'head', head, 'more', false, 'resync', true,
+            'changes', '[]'::jsonb, 'next', greatest(frontier, cfg_private.change_cursor(horizon.xid, horizon.seq)),
+            'head', head, 'more', false, 'resync', true,
             'reason', case when after_xid >= pg_snapshot_xmax(snap) then 'unknown_cursor' else 'expired_cursor' end
         );
     end if;
