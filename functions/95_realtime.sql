@@ -267,7 +267,7 @@ grant execute on function cfg.changes_since(uuid, text, integer, uuid) to authen
 
 -- Retention (pg_cron, daily): changes older than `keep` go, and the horizon moves to
 -- the newest key deleted, so a cursor behind it is told to re-sync.
--- Executable by nobody but its owner (the cron job runs as the owner).
+-- The pg_cron job runs it as its owner; the service key may too, like the other retention jobs.
 create or replace function cfg_private.trim_changes(keep interval)
 returns integer
 language plpgsql
@@ -290,4 +290,5 @@ begin
     return deleted;
 end
 $$;
-revoke execute on function cfg_private.trim_changes(interval) from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.trim_changes(interval) from public, anon, authenticated;
+grant execute on function cfg_private.trim_changes(interval) to service_role;
