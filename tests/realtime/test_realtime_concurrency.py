@@ -44,8 +44,8 @@ def test_concurrent_saves_do_not_wait_and_a_late_commit_is_not_skipped(db_url, c
         assert time.monotonic() - started < 1.5
         # The second save is committed and visible, but its transaction is younger than the
         # open first one: serving it now would let the first commit later behind the cursor.
-        visible = conn.execute("select type from cfg_private.changes where automation_id = %s and message ->> 'cursor' > %s",
-                               (other, start)).fetchall()
+        visible = conn.execute("select type from cfg_private.changes where automation_id = %s "
+                               "and message ->> 'cursor' > %s", (other, start)).fetchall()
         conn.commit()
         assert [v["type"] for v in visible] == ["deployment.moved", "config.saved"]
         assert changes_since(conn, world["viewer"], world.org_a, start)["changes"] == []

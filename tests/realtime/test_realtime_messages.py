@@ -18,7 +18,8 @@ SECRET = "sk_live_rotated_value"
 
 
 def changes_since(conn, who, org_id, after, max_rows=100, automation_id=None) -> dict:
-    return rpc(conn, who, "select cfg.changes_since(%s, %s, %s, %s) as r", (org_id, after, max_rows, automation_id))["r"]
+    return rpc(conn, who, "select cfg.changes_since(%s, %s, %s, %s) as r",
+               (org_id, after, max_rows, automation_id))["r"]
 
 
 def every_change_type(conn, world) -> None:
