@@ -63,7 +63,7 @@ def printer(as_json: bool) -> Callable[[dict], None]:
     # JSON lines: a script reads each change as it comes.
     if as_json:
         return lambda change: print(json.dumps(change), flush=True)
-    return lambda change: console.print(summary(change), highlight=False)
+    return lambda change: console.print(summary(change), highlight=False, markup=False)
 
 
 def follow_local(as_user, service, org_ref: str, slug: str | None, after: str | None, count: int | None,
