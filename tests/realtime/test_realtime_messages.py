@@ -212,3 +212,25 @@ def test_no_tenant_row_reaches_the_publication(conn, world):
         conn.rollback()
         conn.execute("select pg_drop_replication_slot('realtime_deletes')")
         conn.commit()
+
+
+def test_a_save_by_someone_else_is_known_at_once_and_merged(conn, world):
+    """The editor's presence says base_version 1 (docs/realtime.md, Presence); a config.saved
+    on the automation's topic from another author with a newer version means a concurrent
+    save: the dialog merges with merge_config(base, theirs = the message's version_id, mine)."""
+    a, topic = world.automation_a, f"automation:{world.automation_a}"
+    presence = {"user_id": str(world["editor"].user_id), "email": world["editor"].email, "avatar_url": None,
+                "mode": "editing", "section": "http", "key": "port", "base_version": 1}
+    base_id = conn.execute("select id from cfg.config_versions where automation_id = %s and version = 1",
+                           (a,)).fetchone()["id"]
+    conn.commit()
+    save(conn, world["admin"], a, 1, content({"http": {"port": 9000, "tls": True, "api_key": ("secret",)}}))
+    theirs = [m["payload"] for m in messages(conn, topic) if m["event"] == "config.saved"][-1]
+    assert theirs["data"]["version"] > presence["base_version"]
+    assert theirs["actor"]["id"] != presence["user_id"]
+    mine = content({"http": {"port": 8443, "api_key": ("secret",)}})
+    merged = rpc(conn, world["editor"], "select cfg.merge_config(%s, %s, %s::jsonb) as r",
+                 (base_id, theirs["data"]["version_id"], json.dumps(mine)))["r"]
+    assert merged["merged"]["sections"]["http"]["entries"]["tls"]["value"] is True  # theirs kept
+    assert [c["key"] for c in merged["conflicts"]] == ["port"]
+    assert save(conn, world["editor"], a, theirs["data"]["version"], merged["merged"])["version"] == 3
