@@ -18,6 +18,7 @@ from .stack import db_app, local_app
 from .template_cmd import template_app
 from .tenancy import automation_app, invite_app, member_app, org_app, user_app
 from .vault_cmd import vault_app
+from .watch_cmd import watch
 from .webhook_cmd import webhook_app
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ app.add_typer(type_app, name="type")
 app.add_typer(rule_app, name="rule")
 app.add_typer(template_app, name="template")
 app.command("serve")(serve)
+app.command("watch")(watch)
 
 
 def main() -> None:

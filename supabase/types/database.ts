@@ -1815,6 +1815,15 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      changes_since: {
+        Args: {
+          after?: string
+          automation_id?: string
+          max_rows?: number
+          org_id: string
+        }
+        Returns: Json
+      }
       clone_automation: {
         Args: {
           copy_secrets?: boolean

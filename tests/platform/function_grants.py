@@ -66,6 +66,7 @@ GRANTS: dict[str, str] = {
     "cfg.list_automations(uuid)": SIGNED_IN,
     "cfg.select_automations(uuid,jsonb)": SIGNED_IN,
     "cfg.list_environment_changes(uuid,text)": SIGNED_IN,
+    "cfg.changes_since(uuid,text,integer,uuid)": SIGNED_IN,
     "cfg.list_environments(uuid)": SIGNED_IN,
     "cfg.list_invitations(uuid)": SIGNED_IN,
     "cfg.list_members(uuid)": SIGNED_IN,
@@ -197,6 +198,9 @@ GRANTS: dict[str, str] = {
     "cfg_private.org_by_ref(text)": SIGNED_IN,
     "cfg_private.require_operator(uuid,text)": SIGNED_IN,
     "cfg_private.require_role_on(uuid,cfg.org_role,text,text,text,uuid)": SIGNED_IN,
+    "cfg_private.changes_page(uuid,text,integer,uuid)": SIGNED_IN,
+    # Called by the policies on realtime.messages when Realtime checks a joining client.
+    "cfg_private.realtime_may_join(text)": SIGNED_IN,
     "cfg_private.webhook_allowlist_entry(text)": SIGNED_IN,
 
     # Supabase Auth's custom access token hook: called by GoTrue only.
@@ -207,6 +211,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.emit_event(uuid,text,text,uuid,uuid,jsonb,uuid)": SERVICE,
     "cfg_private.flag_due_secret_rotations()": SERVICE,
     "cfg_private.purge_audit_log(interval)": SERVICE,
+    "cfg_private.trim_changes(interval)": SERVICE,
     "cfg_private.purge_transaction_marks()": SERVICE,
     "cfg_private.purge_webhook_log(interval)": SERVICE,
     "cfg_private.webhook_signing_secrets(uuid[])": SERVICE,
@@ -224,6 +229,8 @@ GRANTS: dict[str, str] = {
     "cfg_private.accept_invitations_on_sign_in()": NOBODY,
     "cfg_private.audit_row()": NOBODY,
     "cfg_private.automation_event()": NOBODY,
+    "cfg_private.broadcast_event()": NOBODY,
+    "cfg_private.broadcast_deployment()": NOBODY,
     "cfg_private.check_webhook_endpoint()": NOBODY,
     "cfg_private.divert_secret_value()": NOBODY,
     "cfg_private.forget_unused_secrets()": NOBODY,
@@ -254,6 +261,8 @@ GRANTS: dict[str, str] = {
 
     # Internals called only from the definer functions above: executable by nobody.
     "cfg_private.apply_content(uuid,uuid,jsonb)": NOBODY,
+    "cfg_private.broadcast_change(uuid,uuid,text,jsonb,uuid,text)": NOBODY,
+    "cfg_private.change_cursor(xid8,bigint)": NOBODY,
     "cfg_private.apply_environment_change(cfg.environment_change_requests)": NOBODY,
     "cfg_private.apply_request(cfg.promotion_requests)": NOBODY,
     "cfg_private.content_snapshot(uuid,jsonb)": NOBODY,

@@ -140,6 +140,7 @@ CALLS = {
     "list_automations": ("select * from cfg.list_automations(%s)", ["org"]),
     "select_automations": ("select * from cfg.select_automations(%s, '{\"ids\": []}')", ["org"]),
     "list_environment_changes": ("select * from cfg.list_environment_changes(%s)", ["org"]),
+    "changes_since": ("select cfg.changes_since(%s)", ["org"]),
     "list_webhook_endpoints": ("select * from cfg.list_webhook_endpoints(%s)", ["org"]),
     "list_webhook_allowed_hosts": ("select * from cfg.list_webhook_allowed_hosts(%s)", ["org"]),
     "allow_webhook_host": ("select cfg.allow_webhook_host(%s, '10.0.0.1')", ["org"]),

@@ -1,5 +1,8 @@
-"""Change streams as Supabase Realtime reads them: a wal2json logical slot limited to the
-tables of the supabase_realtime publication."""
+"""Change streams as Supabase Realtime reads them: wal2json logical slots. Tenant data no
+longer travels by postgres_changes (the supabase_realtime publication, whose DELETEs
+Realtime cannot filter by RLS); it travels as broadcasts, rows of realtime.messages that
+Realtime reads from the WAL and sends only to clients its RLS check let join the topic
+(tests/realtime/)."""
 
 from __future__ import annotations
 
@@ -18,12 +21,7 @@ def stream(conn):
     conn.execute("select pg_create_logical_replication_slot('realtime_test', 'wal2json')")
     conn.commit()
 
-    def read() -> list[dict]:
-        tables = ",".join(
-            f"{r['schemaname']}.{r['tablename']}" for r in conn.execute(
-                "select schemaname, tablename from pg_publication_tables where pubname = 'supabase_realtime'"
-            )
-        )
+    def read(tables: str) -> list[dict]:
         rows = conn.execute(
             "select data from pg_logical_slot_get_changes('realtime_test', null, null, "
             "'format-version', '2', 'add-tables', %s)",
@@ -38,22 +36,22 @@ def stream(conn):
     conn.commit()
 
 
-def test_open_tabs_see_automation_and_entry_changes(conn, world, stream):
-    stream()  # skip the world's setup
+def test_open_tabs_see_automation_and_entry_changes_as_broadcasts(conn, world, stream):
+    stream("realtime.*")  # skip the world's setup
     with acting_as(conn, world["editor"]) as cur:
         cur.execute("update cfg.automations set description = 'now streaming' where id = %s",
                     (world.automation_a,))
         cur.execute("update cfg.config_entries set value = '9090' where id = %s", (world.entry_a,))
-    changes = stream()
-    tables = [(c["table"], c["action"]) for c in changes]
-    assert ("automations", "U") in tables
-    assert ("config_entries", "U") in tables
-    entry = next(c for c in changes if c["table"] == "config_entries")
-    assert {"name": "value", "type": "jsonb", "value": "9090"} in entry["columns"]
+    messages = [{c["name"]: c["value"] for c in m["columns"]} for m in stream("realtime.*")]
+    events = {(m["topic"], m["event"]) for m in messages}
+    assert (f"org:{world.org_a}", "automation.updated") in events
+    assert (f"automation:{world.automation_a}", "config.saved") in events
+    saved = next(json.loads(m["payload"]) for m in messages if m["event"] == "config.saved")
+    assert {"key": "port", "change": "changed", "secret": False, "section": "http"} in saved["data"]["changes"]
 
 
-def test_secret_values_never_reach_the_stream(conn, world, stream):
-    stream()
+def test_secret_values_never_reach_any_stream(conn, world, stream):
+    stream("realtime.*")
     with acting_as(conn, world["editor"]) as cur:
         cur.execute(
             "insert into cfg.config_entries (org_id, automation_id, section_id, key, value, is_secret) "
@@ -62,28 +60,17 @@ def test_secret_values_never_reach_the_stream(conn, world, stream):
         )
         cur.execute("update cfg.config_entries set value = '\"rotated staple\"' where id = %s",
                     (world.secret_entry_a,))
-    changes = stream()
-    published = json.dumps(changes)
-    assert any(c["table"] == "config_entries" and c["action"] == "I" for c in changes)
+    published = json.dumps(stream("realtime.*"))
+    assert "config.saved" in published
     assert "correct horse battery" not in published
     assert "rotated staple" not in published
-    assert "entry_secrets" not in {c["table"] for c in changes}
+    assert "entry_secrets" not in published
 
 
-def test_delete_events_carry_only_the_primary_key(conn, world, stream):
-    """Supabase Realtime cannot apply RLS to DELETE events of postgres_changes: the old
-    row's identity reaches every subscriber of the table, other orgs' included (README,
-    "Realtime"). What leaks is bounded by the replica identity: the primary key alone,
-    never org_id, names or values. A table set to REPLICA IDENTITY FULL would leak rows."""
-    full = conn.execute(
-        "select c.relname from pg_publication_tables p join pg_class c "
-        "on c.relname = p.tablename and c.relnamespace = p.schemaname::regnamespace "
-        "where p.pubname = 'supabase_realtime' and c.relreplident <> 'd'"
+def test_no_tenant_table_is_published(conn):
+    """Upgrading took every cfg table out of supabase_realtime (docs/realtime.md): nothing of
+    a tenant's, a deleted row's key included, reaches postgres_changes subscribers."""
+    published = conn.execute(
+        "select schemaname, tablename from pg_publication_tables where pubname = 'supabase_realtime'"
     ).fetchall()
-    conn.commit()
-    assert full == []
-    stream()
-    with acting_as(conn, world["editor"]) as cur:
-        cur.execute("delete from cfg.config_entries where id = %s", (world.entry_a,))
-    deletes = [c for c in stream() if c["action"] == "D"]
-    assert deletes and all([i["name"] for i in c["identity"]] == ["id"] for c in deletes)
+    assert [p for p in published if p["schemaname"] in ("cfg", "cfg_private")] == []

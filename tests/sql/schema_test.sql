@@ -41,8 +41,8 @@ select function_privs_are(
 );
 select schema_privs_are('cfg', 'anon', array[]::text[], 'anon cannot use schema cfg');
 select ok(
-    exists (select 1 from pg_publication_tables where pubname = 'supabase_realtime' and tablename = 'automations'),
-    'automations are published to realtime'
+    not exists (select 1 from pg_publication_tables where pubname = 'supabase_realtime' and schemaname = 'cfg'),
+    'no tenant table is published to postgres_changes (tabs get broadcasts on private channels)'
 );
 select ok(
     not exists (select 1 from pg_publication_tables where pubname = 'supabase_realtime' and tablename = 'entry_secrets'),

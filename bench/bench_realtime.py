@@ -1,0 +1,80 @@
+"""Benchmark for realtime (issue 14, item 9). It prints its figure, a baseline measured in the
+same run on the same throwaway cluster, and the ratio.
+
+cfg.save_config with broadcasts (each save logs and broadcasts config.saved and
+deployment.moved: a change-log row and two realtime.messages rows each) against the same
+save without: a clone of the same database with the two broadcast triggers disabled.
+Two shapes: a 50-entry config with every value changed, and with one value changed (the
+cheapest save, where the broadcasts weigh most). Target <= 1.1x. Alternating half-second
+rounds; the median of the per-round ratios.
+
+Run: .venv/bin/python bench/bench_realtime.py
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import count
+
+import psycopg
+from bench_versioning import call, entries_content, paired_rates, user
+from common import throwaway_database
+from psycopg.rows import dict_row
+
+from sync_service import local_stack as local
+
+LOUD, QUIET = "bench_with_broadcasts", "bench_without_broadcasts"
+
+
+def saver(conn, editor, automation_id, one_key: bool):
+    generation, version = count(1), [1]
+
+    def save_once() -> None:
+        body = entries_content(50, 0 if one_key else next(generation), secrets=2)
+        if one_key:
+            body["sections"]["section0"]["entries"]["key5"]["value"] = {"n": next(generation)}
+        result = call(conn, editor, "select cfg.save_config(%s, %s, %s::jsonb) as r",
+                      (automation_id, version[0], json.dumps(body)))[0]["r"]
+        version[0] = result["version"]
+
+    return save_once
+
+
+def main() -> None:
+    with throwaway_database() as cluster_url:
+        # Not the cluster's postgres database, which pg_cron's launcher keeps open: a clone
+        # needs its template unused.
+        with psycopg.connect(cluster_url, autocommit=True) as admin_conn:
+            admin_conn.execute(f"create database {LOUD}")
+        url, quiet_url = (cluster_url.rsplit("/", 1)[0] + f"/{name}" for name in (LOUD, QUIET))
+        local.provision(url, seed=False)
+        with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+            admin, editor = user(conn, "admin@example.test"), user(conn, "editor@example.test")
+            org = call(conn, admin, "select id from cfg.create_org('Bench', 'bench')")[0]["id"]
+            invitation = call(conn, admin, "select id from cfg.invite_member(%s, %s, 'editor')",
+                              (org, editor.email))[0]["id"]
+            call(conn, editor, "select cfg.accept_invitation(%s)", (invitation,))
+            automations = [call(conn, admin, "select id from cfg.create_automation(%s, %s, %s)",
+                                (org, f"A{i}", f"a{i}"))[0]["id"] for i in range(2)]
+            for automation in automations:
+                call(conn, editor, "select cfg.save_config(%s, 0, %s::jsonb)",
+                     (automation, json.dumps(entries_content(50, 0, secrets=2))))
+        with psycopg.connect(cluster_url, autocommit=True) as admin_conn:
+            admin_conn.execute(f"create database {QUIET} template {LOUD}")
+        with psycopg.connect(quiet_url, autocommit=True) as quiet:
+            quiet.execute("alter table cfg_private.events disable trigger broadcast")
+            quiet.execute("alter table cfg.deployments disable trigger broadcast")
+        with (psycopg.connect(url, row_factory=dict_row, autocommit=True) as loud,
+              psycopg.connect(quiet_url, row_factory=dict_row, autocommit=True) as quiet):
+            for index, (shape, one_key) in enumerate((("every value changed", False), ("one value changed", True))):
+                with_broadcasts = saver(loud, editor, automations[index], one_key)
+                without = saver(quiet, editor, automations[index], one_key)
+                rate, baseline, ratio = paired_rates(with_broadcasts, without)
+                print(f"save_config, 50 entries, {shape}: {1000 / rate:.2f} ms with broadcasts vs "
+                      f"{1000 / baseline:.2f} ms without -> ratio {ratio:.2f}x (target <= 1.1x)")
+            messages = loud.execute("select count(*) as n from realtime.messages").fetchone()["n"]
+            print(f"    ({messages} broadcasts written to realtime.messages)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+-- =============================================================================
+-- Realtime (issue 14): every change a dashboard shows is logged (cfg_private.changes)
+-- and broadcast from the database to the private channels `org:<org_id>` and
+-- `automation:<automation_id>`, in one place: this file. Who may join a channel is
+-- RLS on realtime.messages (policies/realtime.sql). A reconnecting tab catches up
+-- with cfg.changes_since. Shapes, cursors and the client pattern: docs/realtime.md.
+-- =============================================================================
+
+-- A cursor: the (xid, seq) key of a change as text that sorts like the key
+-- (16 hex digits each), so clients compare cursors as plain strings.
+create or replace function cfg_private.change_cursor(xid xid8, seq bigint)
+returns text
+language sql immutable
+set search_path = ''
+as $$
+    select lpad(to_hex(xid::text::bigint), 16, '0') || '-' || lpad(to_hex(seq), 16, '0')
+$$;
+revoke execute on function cfg_private.change_cursor(xid8, bigint) from public, anon, authenticated, service_role;
+
+-- Logs one change and broadcasts it to the org's topic and, when it concerns one
+-- automation, to that automation's topic. The message is the same in the log and on
+-- both topics. `stable` is a cursor every change before which was committed before
+-- this one (its transaction is older than this snapshot's xmin): a tab that received
+-- this message while subscribed may resume from there (docs/realtime.md).
+-- security definer: API roles cannot write cfg_private. Executable by nobody: only the
+-- triggers below (definer too) call it, so nobody can forge a change.
+create or replace function cfg_private.broadcast_change(
+    org_id uuid, automation_id uuid, change_type text, data jsonb, actor_id uuid, actor_email text
+)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    key_xid xid8 := pg_current_xact_id();
+    key_seq bigint := nextval('cfg_private.changes_seq');
+    cursor text := cfg_private.change_cursor(key_xid, key_seq);
+    message jsonb := jsonb_build_object(
+        'id', cursor,
+        'cursor', cursor,
+        'stable', cfg_private.change_cursor(pg_snapshot_xmin(pg_current_snapshot()), 0),
+        'type', change_type,
+        'org_id', org_id,
+        'automation_id', automation_id,
+        'actor', jsonb_build_object('id', actor_id, 'email', actor_email),
+        'at', now(),
+        'data', data
+    );
+begin
+    insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message)
+    values (key_seq, key_xid, broadcast_change.org_id, broadcast_change.automation_id, change_type, message);
+    perform realtime.send(message, change_type, 'org:' || org_id, true);
+    if automation_id is not null then
+        perform realtime.send(message, change_type, 'automation:' || automation_id, true);
+    end if;
+end
+$$;
+revoke execute on function cfg_private.broadcast_change(uuid, uuid, text, jsonb, uuid, text)
+from public, anon, authenticated, service_role;
+
+-- The outbox already records, once per change and with the right type, what a
+-- dashboard shows: automations, saves and rollbacks, promotion requests and their
+-- decisions, validation status. Each becomes a broadcast of its non-secret part: no
+-- content_hash (a digest over the content, secrets included); `changes` lists keys only.
+-- security definer: it calls broadcast_change. Executable by nobody.
+create or replace function cfg_private.broadcast_event()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    perform cfg_private.broadcast_change(
+        new.org_id, new.automation_id, new.type,
+        case
+            when new.type like 'automation.%' then new.payload -> 'automation'
+            else (new.payload - 'content_hash') || jsonb_build_object('environment_id', new.environment_id)
+        end,
+        new.actor_id, new.actor_email
+    );
+    return null;
+end
+$$;
+revoke execute on function cfg_private.broadcast_event() from public, anon, authenticated, service_role;
+
+create or replace trigger broadcast after insert on cfg_private.events
+for each row when (
+    new.type in (
+        'automation.created', 'automation.updated', 'automation.deleted', 'config.saved', 'config.rolled_back',
+        'promotion.requested', 'promotion.approved', 'promotion.rejected', 'validation.status_changed'
+    )
+)
+execute function cfg_private.broadcast_event();
+
+-- An environment now runs another version (a save lands in the first environment, a
+-- promotion moves the next): the outbox has no event of its own for this.
+-- security definer: it calls broadcast_change. Executable by nobody.
+create or replace function cfg_private.broadcast_deployment()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    actor record := cfg_private.current_actor();
+begin
+    if tg_op = 'UPDATE' and old.version_id = new.version_id then
+        return null;
+    end if;
+    perform cfg_private.broadcast_change(
+        new.org_id, new.automation_id, 'deployment.moved',
+        jsonb_build_object(
+            'environment_id', new.environment_id,
+            'environment', (select e.slug from cfg.environments as e where e.id = new.environment_id),
+            'version', new.version,
+            'version_id', new.version_id,
+            'previous_version', case when tg_op = 'UPDATE' then old.version end,
+            'deployed_by', new.deployed_by_email
+        ),
+        actor.actor_id, actor.actor_email
+    );
+    return null;
+end
+$$;
+revoke execute on function cfg_private.broadcast_deployment() from public, anon, authenticated, service_role;
+
+create or replace trigger broadcast after insert or update of version_id on cfg.deployments
+for each row execute function cfg_private.broadcast_deployment();
+
+-- =============================================================================
+-- Who may join a channel (called by the policies on realtime.messages once per
+-- check, as an init plan): a member of the org of `org:<org_id>`, or of the org
+-- that owns `automation:<automation_id>`. Anything else, a malformed topic
+-- included, is nobody's.
+-- security definer: it reads the automation's org whatever the caller may see; it
+-- answers only for the caller's own membership.
+-- =============================================================================
+
+create or replace function cfg_private.realtime_may_join(topic text)
+returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    uuid_pattern constant text := '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+    topic_org uuid;
+begin
+    if topic ~ ('^org:' || uuid_pattern || '$') then
+        topic_org := substr(topic, 5)::uuid;
+    elsif topic ~ ('^automation:' || uuid_pattern || '$') then
+        select a.org_id into topic_org from cfg.automations as a where a.id = substr(topic, 12)::uuid;
+    end if;
+    return topic_org is not null and cfg_private.org_role(topic_org) is not null;
+end
+$$;
+revoke execute on function cfg_private.realtime_may_join(text) from public, anon;
+grant execute on function cfg_private.realtime_may_join(text) to authenticated, service_role;
+
+-- =============================================================================
+-- Catching up: the changes of an org (or of one of its automations) after a cursor,
+-- in cursor order, served only from transactions older than this snapshot's xmin:
+-- those can no longer commit, so no row ever appears behind a cursor already served.
+-- =============================================================================
+
+-- security definer: the log is in cfg_private. It checks the caller's role itself.
+create or replace function cfg_private.changes_page(org_id uuid, after text, max_rows integer, automation_id uuid)
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    snap pg_snapshot := pg_current_snapshot();
+    frontier text := cfg_private.change_cursor(pg_snapshot_xmin(snap), 0);
+    head text := cfg_private.change_cursor(pg_snapshot_xmax(snap), 0);
+    after_xid xid8;
+    after_seq bigint;
+    horizon cfg_private.changes_horizon;
+    page jsonb;
+    served integer;
+    last_cursor text;
+begin
+    perform cfg_private.require_role(org_id, 'viewer', 'reading changes');
+    if automation_id is not null and not exists (
+        select 1 from cfg.automations as a where a.id = changes_page.automation_id and a.org_id = changes_page.org_id
+    ) then
+        raise exception 'automation not found'
+            using errcode = 'PT404', detail = jsonb_build_object('automation_id', automation_id)::text;
+    end if;
+    if max_rows is null or max_rows not between 1 and 1000 then
+        raise exception 'max_rows must be between 1 and 1000'
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('errors', jsonb_build_array(
+                      jsonb_build_object('path', 'max_rows', 'message', 'between 1 and 1000')
+                  ))::text;
+    end if;
+    if after is null then
+        -- A new tab: nothing to replay; it loads a snapshot and follows from here.
+        return jsonb_build_object(
+            'changes', '[]'::jsonb, 'next', frontier, 'head', head, 'more', false, 'resync', false, 'reason', null
+        );
+    end if;
+    if after !~ '^[0-9a-f]{16}-[0-9a-f]{16}$' then
+        raise exception 'after is not a cursor this API gave'
+            using errcode = 'PT422',
+                  detail = jsonb_build_object('errors', jsonb_build_array(
+                      jsonb_build_object('path', 'after', 'message', 'a cursor as returned in "cursor" or "next"')
+                  ))::text;
+    end if;
+    after_xid := (('x' || substr(after, 1, 16))::bit(64)::bigint)::text::xid8;
+    after_seq := ('x' || substr(after, 18, 16))::bit(64)::bigint;
+    select * into horizon from cfg_private.changes_horizon;
+    if (after_xid, after_seq) > (pg_snapshot_xmax(snap), 0) or (after_xid, after_seq) < (horizon.xid, horizon.seq) then
+        -- From another database (a restore) or older than what is kept: what was missed
+        -- cannot be told, so the tab reloads a snapshot.
+        -- Resume after the snapshot from the frontier, or from the horizon if that is newer
+        -- (only a transaction running for longer than the retention could sit between them).
+        return jsonb_build_object(
+            'changes', '[]'::jsonb, 'next', greatest(frontier, cfg_private.change_cursor(horizon.xid, horizon.seq)),
+            'head', head, 'more', false, 'resync', true,
+            'reason', case when after_xid >= pg_snapshot_xmax(snap) then 'unknown_cursor' else 'expired_cursor' end
+        );
+    end if;
+    select coalesce(jsonb_agg(c.message order by c.xid, c.seq), '[]'::jsonb), count(*),
+           max(c.message ->> 'cursor')
+    into page, served, last_cursor
+    from (
+        select ch.xid, ch.seq, ch.message
+        from cfg_private.changes as ch
+        where ch.org_id = changes_page.org_id
+          and (changes_page.automation_id is null or ch.automation_id = changes_page.automation_id)
+          and (ch.xid, ch.seq) > (after_xid, after_seq)
+          and ch.xid < pg_snapshot_xmin(snap)
+        order by ch.xid, ch.seq
+        limit max_rows
+    ) as c;
+    return jsonb_build_object(
+        'changes', page,
+        -- A full page: go on from its last row; else everything before the frontier is served.
+        'next', case when served = max_rows then last_cursor else greatest(after, frontier) end,
+        'head', head,
+        'more', served = max_rows,
+        'resync', false,
+        'reason', null
+    );
+end
+$$;
+revoke execute on function cfg_private.changes_page(uuid, text, integer, uuid) from public, anon;
+grant execute on function cfg_private.changes_page(uuid, text, integer, uuid) to authenticated, service_role;
+
+-- What a tab missed since `after` (a message's cursor or stable, or a previous next),
+-- up to max_rows, as {changes, next, head, more, resync, reason}. After a reconnect,
+-- call again with `next` until `next` >= the first call's `head` (docs/realtime.md).
+create or replace function cfg.changes_since(
+    org_id uuid, after text default null, max_rows integer default 100, automation_id uuid default null
+)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    return cfg_private.changes_page(org_id, after, max_rows, automation_id);
+end
+$$;
+revoke execute on function cfg.changes_since(uuid, text, integer, uuid) from public, anon;
+grant execute on function cfg.changes_since(uuid, text, integer, uuid) to authenticated, service_role;
+
+-- Retention (pg_cron, daily): changes older than `keep` go, and the horizon moves to
+-- the newest key deleted, so a cursor behind it is told to re-sync.
+-- The pg_cron job runs it as its owner; the service key may too, like the other retention jobs.
+create or replace function cfg_private.trim_changes(keep interval)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    newest record;
+    deleted integer;
+begin
+    with gone as (
+        delete from cfg_private.changes as c where c.created_at < now() - keep returning c.xid, c.seq
+    )
+    select g.xid, g.seq, count(*) over () as n into newest from gone as g order by g.xid desc, g.seq desc limit 1;
+    deleted := coalesce(newest.n, 0);
+    if deleted > 0 then
+        update cfg_private.changes_horizon as h
+        set xid = newest.xid, seq = newest.seq, updated_at = now()
+        where (h.xid, h.seq) < (newest.xid, newest.seq);
+    end if;
+    return deleted;
+end
+$$;
+revoke execute on function cfg_private.trim_changes(interval) from public, anon, authenticated;
+grant execute on function cfg_private.trim_changes(interval) to service_role;

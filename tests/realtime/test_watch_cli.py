@@ -1,0 +1,67 @@
+"""`cfgctl watch`: locally from the database (cfg.changes_since); on a hosted project through
+supabase-py's `realtime` client against a SCRIPTED Realtime (tests/support/scripted_realtime.py:
+the client and its WebSocket frames are real, the Realtime answering them is not)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.cli import run_cfgctl
+from tests.support.realtime import head_cursor, messages
+from tests.support.scripted_realtime import ScriptedRealtime
+from tests.support.versioning import content, save
+
+ANON_KEY = "anon-key-of-the-project"
+
+
+def test_watch_locally_prints_the_changes_after_a_cursor(cfgctl, conn, world):
+    start = head_cursor(conn, world.org_a)
+    save(conn, world["editor"], world.automation_a, 1, content({"http": {"port": 9090}}), "move")
+    run = cfgctl("watch", "org-a", "--as", world["viewer"].email, "--after", start, "--count", "2", "--json")
+    assert run.code == 0, run.output
+    printed = [json.loads(line) for line in run.out.splitlines()]
+    assert [c["type"] for c in printed] == ["deployment.moved", "config.saved"]
+    people = cfgctl("watch", "org-a/billing", "--as", world["viewer"].email, "--after", start, "--count", "2")
+    assert "config.saved" in people.out and "v2 (from v1): http.api_key, http.port" in people.out
+    assert world["editor"].email in people.out
+
+
+def test_watch_locally_from_now_stops_at_its_timeout(cfgctl, world):
+    run = cfgctl("watch", "org-a", "--as", world["viewer"].email, "--timeout", "0.3", "--interval", "0.1",
+                 "--json")
+    assert run.code == 0 and run.out == ""
+
+
+def test_watch_locally_answers_only_members(cfgctl, world):
+    assert cfgctl("watch", "org-a", "--as", world["outsider"].email, "--timeout", "0").code == 3
+    assert cfgctl("watch", "org-a/other", "--as", world["viewer"].email, "--timeout", "0").code == 3
+    assert cfgctl("watch", "org-a", "--timeout", "0").code == 1  # nobody to act as
+
+
+def test_watch_on_a_hosted_project_joins_the_private_channel_with_the_users_token(conn, world):
+    save(conn, world["editor"], world.automation_a, 1, content({"http": {"port": 9090}}))
+    sent = [m["payload"] for m in messages(conn, f"org:{world.org_a}")][-2:]
+    topic = f"org:{world.org_a}"
+    with ScriptedRealtime(ANON_KEY, {"user-jwt": {topic}}) as realtime:
+        for payload in sent:
+            realtime.broadcast(topic, payload["type"], payload)
+        env = {"CFGCTL_SUPABASE_URL": realtime.url, "CFGCTL_SUPABASE_ANON_KEY": ANON_KEY}
+        run = run_cfgctl("watch", str(world.org_a), "--token", "user-jwt", "--count", "2", "--json", env=env)
+    assert run.code == 0, run.output
+    assert [json.loads(line) for line in run.out.splitlines()] == sent
+    join = next(f for f in realtime.frames if f["event"] == "phx_join")
+    assert join["topic"] == f"realtime:{topic}"
+    assert join["payload"]["config"]["private"] is True and join["payload"]["access_token"] == "user-jwt"
+    assert any(f["event"] == "heartbeat" and f["topic"] == "phoenix" for f in realtime.frames)
+
+
+def test_watch_on_a_hosted_project_refused_by_realtime_exits_forbidden(world):
+    with ScriptedRealtime(ANON_KEY, {"user-jwt": {f"org:{world.org_b}"}}) as realtime:
+        env = {"CFGCTL_SUPABASE_URL": realtime.url, "CFGCTL_SUPABASE_ANON_KEY": ANON_KEY}
+        run = run_cfgctl("watch", f"{world.org_a}/{world.automation_a}", "--token", "user-jwt", "--timeout", "2",
+                         env=env)
+        slugs = run_cfgctl("watch", "org-a", "--token", "user-jwt", env=env)
+    assert run.code == 4 and "Realtime refused to join" in run.err and "Unauthorized" in run.err
+    join = next(f for f in realtime.frames if f["event"] == "phx_join")
+    assert join["topic"] == f"realtime:automation:{world.automation_a}"
+    assert slugs.code == 2 and "give the organisation's id" in slugs.output
