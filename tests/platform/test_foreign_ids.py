@@ -187,6 +187,8 @@ CALLS = {
     "search": ("select cfg.search('x', %s)", ["org"]),
     "save_filter": ("select cfg.save_filter(%s, 'x')", ["org"]),
     "reindex_search": ("select cfg.reindex_search(%s)", ["org"]),
+    # No id argument (its rows carry org_id and automation_id): the caller's orgs only.
+    "quick_find": ("select * from cfg.quick_find('other')", []),
     "list_saved_filters": ("select * from cfg.list_saved_filters(%s)", ["org"]),
     "run_saved_filter": ("select cfg.run_saved_filter(%s)", ["saved_filter"]),
     "delete_saved_filter": ("select cfg.delete_saved_filter(%s)", ["saved_filter"]),
@@ -211,7 +213,7 @@ def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
         "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
         "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
         "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id', 'backend_id', 'binding_id', "
-        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id'] order by 1"
+        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id', 'filter_id'] order by 1"
     ).fetchall()
     conn.commit()
     assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)

@@ -45,7 +45,7 @@ RPCS = {
         effect=lambda w: ("select count(*) from cfg.saved_filters where org_id = %(org)s", {"org": w.org_a}),
         expected=MEMBERS,
     ),
-    "save_shared_filter": Rpc(
+    "save_filter:shared": Rpc(
         lambda w: ("select * from cfg.save_filter(%(org)s, 'Ours', 'port', shared => true)", {"org": w.org_a}),
         effect=lambda w: ("select count(*) from cfg.saved_filters where org_id = %(org)s", {"org": w.org_a}),
         expected=EDITORS,
