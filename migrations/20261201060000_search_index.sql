@@ -142,4 +142,3 @@ create index saved_filters_quick_find_idx on cfg.saved_filters using gin (lower(
 
 alter table cfg.saved_filters enable row level security;
 grant select, insert, update, delete on cfg.saved_filters to authenticated, service_role;
-
