@@ -12,6 +12,7 @@ from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
 from .rule_cmd import rule_app, type_app
+from .search_cmd import filter_app, find, reindex, search
 from .secret_cmd import secret_app
 from .serve import serve
 from .stack import db_app, local_app
@@ -42,6 +43,10 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(type_app, name="type")
 app.add_typer(rule_app, name="rule")
 app.add_typer(template_app, name="template")
+app.add_typer(filter_app, name="filter")
+app.command("search")(search)
+app.command("find")(find)
+app.command("search-reindex")(reindex)
 app.command("serve")(serve)
 app.command("watch")(watch)
 

@@ -879,6 +879,53 @@ export type Database = {
           },
         ]
       }
+      saved_filters: {
+        Row: {
+          created_at: string
+          filters: Json
+          id: string
+          name: string
+          org_id: string
+          owner_id: string | null
+          pinned: boolean
+          query: string
+          shared: boolean
+          updated_at: string
+        }
+        Insert: {
+          created_at?: string
+          filters?: Json
+          id?: string
+          name: string
+          org_id: string
+          owner_id?: string | null
+          pinned?: boolean
+          query?: string
+          shared?: boolean
+          updated_at?: string
+        }
+        Update: {
+          created_at?: string
+          filters?: Json
+          id?: string
+          name?: string
+          org_id?: string
+          owner_id?: string | null
+          pinned?: boolean
+          query?: string
+          shared?: boolean
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "saved_filters_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       secret_bindings: {
         Row: {
           attempts: number
@@ -1949,6 +1996,27 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      delete_saved_filter: {
+        Args: { filter_id: string }
+        Returns: {
+          created_at: string
+          filters: Json
+          id: string
+          name: string
+          org_id: string
+          owner_id: string | null
+          pinned: boolean
+          query: string
+          shared: boolean
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "saved_filters"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
       delete_webhook_endpoint: {
         Args: { endpoint_id: string }
         Returns: {
@@ -2294,6 +2362,27 @@ export type Database = {
           version: number
         }[]
       }
+      list_saved_filters: {
+        Args: { org_id: string }
+        Returns: {
+          created_at: string
+          filters: Json
+          id: string
+          name: string
+          org_id: string
+          owner_id: string | null
+          pinned: boolean
+          query: string
+          shared: boolean
+          updated_at: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "saved_filters"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
       list_secret_bindings: {
         Args: { automation_id: string }
         Returns: {
@@ -2489,6 +2578,22 @@ export type Database = {
         }
         Returns: Json
       }
+      quick_find: {
+        Args: { max_rows?: number; query: string }
+        Returns: {
+          automation: string
+          automation_id: string
+          key: string
+          kind: string
+          label: string
+          org: string
+          org_id: string
+          score: number
+          section: string
+          target: string
+        }[]
+      }
+      reindex_search: { Args: { org_id: string }; Returns: number }
       reject_environment_change: {
         Args: { reason: string; request_id: string }
         Returns: {
@@ -2676,12 +2781,55 @@ export type Database = {
         Returns: Json
       }
       rotate_webhook_secret: { Args: { endpoint_id: string }; Returns: Json }
+      run_saved_filter: {
+        Args: { after?: string; filter_id: string; max_rows?: number }
+        Returns: Json
+      }
       save_config: {
         Args: {
           automation_id: string
           content: Json
           expected_version: number
           message?: string
+        }
+        Returns: Json
+      }
+      save_filter: {
+        Args: {
+          filter_id?: string
+          filters?: Json
+          name: string
+          org_id: string
+          pinned?: boolean
+          query?: string
+          shared?: boolean
+        }
+        Returns: {
+          created_at: string
+          filters: Json
+          id: string
+          name: string
+          org_id: string
+          owner_id: string | null
+          pinned: boolean
+          query: string
+          shared: boolean
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "saved_filters"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      search: {
+        Args: {
+          after?: string
+          filters?: Json
+          max_rows?: number
+          org_id?: string
+          query?: string
         }
         Returns: Json
       }

@@ -57,6 +57,8 @@ def foreign(pg_cluster, template_url):
                         (world.org_b, automation_type)).fetchone()["id"]
     template = conn.execute("insert into cfg.templates (org_id, type_id, slug, name) values (%s, %s, 'b-tpl', 'B') "
                             "returning id", (world.org_b, automation_type)).fetchone()["id"]
+    saved_filter = conn.execute("insert into cfg.saved_filters (org_id, owner_id, name, shared) "
+                                "values (%s, %s, 'b', true) returning id", (world.org_b, boss.user_id)).fetchone()["id"]
     conn.commit()
     ids = {
         "org": world.org_b, "automation": b, "version_1": versions[0]["id"], "version_2": versions[1]["id"],
@@ -64,6 +66,7 @@ def foreign(pg_cluster, template_url):
         "change": change, "endpoint": endpoint, "delivery": delivery, "member": boss.user_id,
         "backend": backend, "binding": binding, "conflict": conflict, "reveal": reveal,
         "automation_type": automation_type, "rule": rule, "template": template,
+        "saved_filter": saved_filter,
     }
     assert all(ids.values()), ids
     yield conn, world, ids
@@ -181,6 +184,15 @@ CALLS = {
     "apply_template": ("select cfg.apply_template(%s)", ["automation"]),
     "clone_automation": ("select cfg.clone_automation(%s, 'X', 'x')", ["automation"]),
     "automation_origin": ("select cfg.automation_origin(%s)", ["automation"]),
+    # Search and saved filters (tests/search/).
+    "search": ("select cfg.search('x', %s)", ["org"]),
+    "save_filter": ("select cfg.save_filter(%s, 'x')", ["org"]),
+    "reindex_search": ("select cfg.reindex_search(%s)", ["org"]),
+    # No id argument (its rows carry org_id and automation_id): the caller's orgs only.
+    "quick_find": ("select * from cfg.quick_find('other')", []),
+    "list_saved_filters": ("select * from cfg.list_saved_filters(%s)", ["org"]),
+    "run_saved_filter": ("select cfg.run_saved_filter(%s)", ["saved_filter"]),
+    "delete_saved_filter": ("select cfg.delete_saved_filter(%s)", ["saved_filter"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }
@@ -202,7 +214,7 @@ def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
         "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
         "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
         "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id', 'backend_id', 'binding_id', "
-        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id'] order by 1"
+        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id', 'filter_id'] order by 1"
     ).fetchall()
     conn.commit()
     assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)

@@ -1,0 +1,161 @@
+"""Benchmarks for search (issue 13). Each prints its figure, a baseline measured in the same
+run on the same throwaway cluster, and the ratio.
+
+(a) cfg.search over 1M entries in 100 orgs (100 automations x 100 entries each, words
+    shared across orgs, a URL per automation), as a member of one org, p95 of a mix of
+    queries (common words, rare words, phrases, URL substrings). Target p95 < 30 ms.
+    Baseline: the same queries with the same org_id as service_role (no RLS).
+(b) cfg.quick_find over 100k automations (in the same orgs), p95 of prefixes and typos.
+    Target p95 < 10 ms. Baseline: an exact slug lookup (find_automation).
+(c) cfg.save_config of 50 entries (all changed) with the search indexes kept current,
+    against the same save in a copy of the database without them. Target <= 1.2x.
+    Alternating half-second rounds; the median of the per-round ratios.
+
+The data of (a) and (b) is loaded as the superuser with triggers off (no versions, no
+audit: only the live tables and their indexes matter here). Run: .venv/bin/python bench/bench_search.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import psycopg
+from bench_versioning import call, entries_content, paired_rates, user
+from common import throwaway_database
+from psycopg.rows import dict_row
+
+from sync_service.db import SERVICE
+
+ORGS, AUTOMATIONS, ENTRIES = 100, 100, 100
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+QUERIES = ["timeout", "bravo", '"charlie delta"', "hotel -india", "svc-42.internal.example.com/v1",
+           "internal.example.com/v1/orders", "retries", "juliet or golf", "zulu", "17"]
+FINDS = ["svc-4", "svc-123", "servce-77", "paymnt", "worker 9", "svc-9999"]
+
+
+def p95(samples: list[float]) -> float:
+    return sorted(samples)[int(len(samples) * 0.95) - 1]
+
+
+def load(conn) -> tuple:
+    conn.execute("set session_replication_role = replica")  # bulk load: no triggers
+    conn.execute("""
+        insert into cfg.orgs (id, name, slug)
+        select gen_random_uuid(), 'Org ' || o, 'org-' || o from generate_series(1, %s) as o""", (ORGS,))
+    conn.execute("insert into cfg.automation_types (org_id, slug, name) "
+                 "select o.id, 'service', 'Service' from cfg.orgs as o on conflict do nothing")
+    conn.execute("""
+        insert into cfg.automations (id, org_id, name, slug, type, tags)
+        select gen_random_uuid(), o.id, 'Service ' || a, 'svc-' || a, 'service', array['t' || (a %% 7)]
+        from cfg.orgs as o cross join generate_series(1, %s) as a""", (AUTOMATIONS,))
+    conn.execute("""
+        insert into cfg.config_sections (id, org_id, automation_id, name)
+        select gen_random_uuid(), a.org_id, a.id, 'main' from cfg.automations as a where a.slug like 'svc-%%'""")
+    conn.execute("""
+        insert into cfg.config_entries (org_id, automation_id, section_id, key, value)
+        select s.org_id, s.automation_id, s.id, 'key' || e,
+            case when e = 1 then to_jsonb('https://' || a.slug || '.internal.example.com/v1/orders')
+                 when e %% 10 = 0 then to_jsonb(e)
+                 when e %% 10 = 1 then jsonb_build_object('retries', e, 'mode', %s::text[])
+                 else to_jsonb((%s::text[])[1 + (e * 7 + length(a.slug)) %% 10] || ' ' ||
+                               (%s::text[])[1 + (e * 3) %% 10] || ' value ' || e) end
+        from cfg.config_sections as s
+        join cfg.automations as a on a.id = s.automation_id
+        cross join generate_series(1, %s) as e
+        where s.name = 'main'""", (WORDS[:2], WORDS, WORDS, ENTRIES))
+    conn.execute("set session_replication_role = origin")
+    conn.execute("analyze")
+    org = conn.execute("select id from cfg.orgs where slug = 'org-42'").fetchone()["id"]
+    member = user(conn, "member@example.test")
+    conn.execute("insert into cfg.org_members (org_id, user_id, role) values (%s, %s, 'viewer')",
+                 (org, member.user_id))
+    conn.commit()
+    return org, member
+
+
+def timed(conn, who, sql, params) -> float:
+    start = time.perf_counter()
+    call(conn, who, sql, params)
+    return (time.perf_counter() - start) * 1000
+
+
+def bench_search(conn, org, member) -> None:
+    mine, service = [], []
+    for _ in range(10):
+        for query in QUERIES:
+            sql = "select cfg.search(%s, %s)"
+            mine.append(timed(conn, member, sql, (query, org)))
+            service.append(timed(conn, SERVICE, sql, (query, org)))
+    print(f"(a) search, 1M entries in 100 orgs, as a member: p95 {p95(mine):.2f} ms (p50 "
+          f"{statistics.median(mine):.2f}) vs service_role p95 {p95(service):.2f} ms -> ratio "
+          f"{p95(mine) / p95(service):.2f}x (target p95 < 30 ms)")
+
+
+def bench_quick_find(conn, member) -> None:
+    orgs = [r["id"] for r in conn.execute("select id from cfg.orgs").fetchall()]
+    for org in orgs:  # the member in every org: quick find over all 100k automations they may read
+        conn.execute("insert into cfg.org_members (org_id, user_id, role) values (%s, %s, 'viewer') "
+                     "on conflict do nothing", (org, member.user_id))
+    conn.commit()
+    finds, exact = [], []
+    for _ in range(10):
+        for text in FINDS:
+            finds.append(timed(conn, member, "select * from cfg.quick_find(%s)", (text,)))
+            exact.append(timed(conn, member, "select * from cfg.find_automation('org-42/svc-42')", ()))
+    print(f"(b) quick_find over {ORGS * AUTOMATIONS:,} automations: p95 {p95(finds):.2f} ms (p50 "
+          f"{statistics.median(finds):.2f}) vs an exact find_automation p95 {p95(exact):.2f} ms -> ratio "
+          f"{p95(finds) / p95(exact):.2f}x (target p95 < 10 ms)")
+
+
+def bench_save(url: str) -> None:
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        conn.execute("drop database if exists unindexed")
+        conn.execute("create database unindexed")
+    plain_url = url.rsplit("/", 1)[0] + "/unindexed"
+    from sync_service import local_stack
+    local_stack.provision(plain_url, seed=False)
+    with psycopg.connect(plain_url, autocommit=True) as plain:
+        for index in ("config_entries_search_idx", "config_entries_substring_idx", "config_sections_search_idx",
+                      "automations_search_idx", "automations_quick_find_idx", "config_sections_quick_find_idx",
+                      "config_entries_quick_find_idx"):
+            plain.execute(f"drop index cfg.{index}")
+        plain.execute("drop trigger index_for_search on cfg.deployments")
+    savers = []
+    for target in (url, plain_url):
+        conn = psycopg.connect(target, row_factory=dict_row, autocommit=True)
+        editor = user(conn, "saver@example.test")
+        org = call(conn, editor, "select id from cfg.create_org('Saves', 'saves')")[0]["id"]
+        automation = call(conn, editor, "select id from cfg.create_automation(%s, 'S', 's')", (org,))[0]["id"]
+        savers.append(saver(conn, editor, automation))
+    indexed, unindexed, ratio = paired_rates(savers[0], savers[1])
+    print(f"(c) save_config, 50 entries, with the search indexes: {1000 / indexed:.2f} ms vs without "
+          f"{1000 / unindexed:.2f} ms -> ratio {ratio:.2f}x (target <= 1.2x)")
+
+
+def saver(conn, who, automation_id):
+    generation = iter(range(1, 10**9))
+    version = [0]
+
+    def save() -> None:
+        body = json.dumps(entries_content(50, next(generation)))
+        version[0] = call(conn, who, "select (cfg.save_config(%s, %s, %s::jsonb)) ->> 'version' as v",
+                          (automation_id, version[0], body))[0]["v"]
+    return save
+
+
+def main() -> None:
+    with throwaway_database() as url:
+        bench_save(url)
+        with psycopg.connect(url, row_factory=dict_row) as conn:
+            start = time.perf_counter()
+            org, member = load(conn)
+            print(f"loaded {ORGS * AUTOMATIONS * ENTRIES:,} entries in {time.perf_counter() - start:.0f} s")
+            conn.autocommit = True
+            bench_search(conn, org, member)
+            bench_quick_find(conn, member)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+-- =============================================================================
+-- Search (issue 13): cfg.search over automations, sections and entries a caller may read,
+-- saved filters, and quick find. The documents and indexes: migrations/20261201060000_
+-- search_index.sql. Everything here is security invoker: RLS decides what is found, so
+-- no count, rank or snippet of another org can come back.
+-- =============================================================================
+
+select cfg_private.register_table('cfg.saved_filters');
+
+-- The filters cfg.search takes, checked (PT422 naming the filter); returns them as given.
+--   type (slug), tags (array), tags_match (any|all), status, environment (slug: deployed
+--   there), validation (errors|warnings), changed_since (timestamp), changed_by (email or
+--   user id), has_secrets (boolean), template (slug)
+create or replace function cfg_private.checked_search_filters(filters jsonb)
+returns jsonb
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+    bad text;
+begin
+    if jsonb_typeof(coalesce(filters, '{}')) <> 'object' then
+        raise exception 'filters must be a JSON object'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'filters')::text;
+    end if;
+    select k into bad from jsonb_each(coalesce(filters, '{}')) as f (k, v)
+    where not (
+        (k in ('type', 'environment', 'changed_by', 'template') and jsonb_typeof(v) = 'string' and length(v #>> '{}') <= 200)
+        or (k = 'status' and v #>> '{}' in ('active', 'paused', 'archived'))
+        or (k = 'validation' and v #>> '{}' in ('errors', 'warnings'))
+        or (k = 'tags_match' and v #>> '{}' in ('any', 'all'))
+        or (k = 'has_secrets' and jsonb_typeof(v) = 'boolean')
+        or (k = 'changed_since' and jsonb_typeof(v) = 'string'
+            and (v #>> '{}') ~ '^\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(Z|[+-]\d{2}(:?\d{2})?)?$')
+        or (k = 'tags' and jsonb_typeof(v) = 'array' and jsonb_array_length(v) <= 50
+            and not exists (select 1 from jsonb_array_elements(v) as t where jsonb_typeof(t) <> 'string'))
+    )
+    limit 1;
+    if bad is not null then
+        raise exception 'invalid search filter %', quote_literal(left(bad, 100))
+            using errcode = 'PT422',
+                  hint = 'filters: type, tags, tags_match (any|all), status, environment, validation (errors|warnings), '
+                         'changed_since, changed_by, has_secrets, template',
+                  detail = jsonb_build_object('field', 'filters.' || left(bad, 100))::text;
+    end if;
+    return coalesce(filters, '{}');
+end
+$$;
+revoke execute on function cfg_private.checked_search_filters(jsonb) from public, anon;
+grant execute on function cfg_private.checked_search_filters(jsonb) to authenticated, service_role;
+
+-- The filters that name something none of orgs has: [{filter, value}]. A saved filter
+-- that refers to a removed environment, type or template still runs, without it.
+create or replace function cfg_private.ignored_search_filters(filters jsonb, orgs uuid [])
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    return (
+        select coalesce(jsonb_agg(jsonb_build_object('filter', f.k, 'value', f.v) order by f.k), '[]')
+        from jsonb_each_text(filters) as f (k, v)
+        where (f.k = 'type' and not exists (
+                select 1 from cfg.automation_types as t where t.org_id = any(orgs) and t.slug = f.v))
+            or (f.k = 'environment' and not exists (
+                select 1 from cfg.environments as e where e.org_id = any(orgs) and e.slug = f.v))
+            or (f.k = 'template' and not exists (
+                select 1 from cfg.templates as t where t.org_id = any(orgs) and t.slug = f.v))
+    );
+end
+$$;
+revoke execute on function cfg_private.ignored_search_filters(jsonb, uuid []) from public, anon;
+grant execute on function cfg_private.ignored_search_filters(jsonb, uuid []) to authenticated, service_role;
+
+-- The automations of orgs that pass filters (those in `ignored` left out of the test).
+create or replace function cfg_private.search_scope(orgs uuid [], filters jsonb, ignored jsonb)
+returns setof uuid
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    f jsonb := filters - array(select i ->> 'filter' from jsonb_array_elements(ignored) as i);
+    wanted_tags text [] := array(select jsonb_array_elements_text(f -> 'tags'));
+    env_slug text := f ->> 'environment';
+begin
+    return query
+    select a.id
+    from cfg.automations as a
+    where a.org_id = any(orgs)
+        and (f ->> 'type' is null or a.type = f ->> 'type')
+        and (f ->> 'status' is null or a.status::text = f ->> 'status')
+        and (cardinality(wanted_tags) = 0
+            or (coalesce(f ->> 'tags_match', 'any') = 'any' and a.tags && wanted_tags)
+            or (f ->> 'tags_match' = 'all' and a.tags @> wanted_tags))
+        and (env_slug is null or exists (
+            select 1 from cfg.deployments as d join cfg.environments as e on e.id = d.environment_id
+            where d.automation_id = a.id and e.slug = env_slug))
+        and (f ->> 'validation' is null or exists (
+            select 1 from cfg.validation_status as vs
+            join cfg.environments as e on e.id = vs.environment_id
+            where vs.automation_id = a.id and (env_slug is null or e.slug = env_slug)
+                and vs.status = f ->> 'validation'))
+        and (f ->> 'changed_since' is null or a.updated_at >= (f ->> 'changed_since')::timestamptz
+            or exists (select 1 from cfg.config_versions as v
+                       where v.automation_id = a.id and v.created_at >= (f ->> 'changed_since')::timestamptz))
+        and (f ->> 'changed_by' is null or exists (
+            select 1 from cfg.config_versions as v
+            where v.automation_id = a.id
+                and (v.author_email = f ->> 'changed_by' or v.author_id::text = f ->> 'changed_by')
+                and (f ->> 'changed_since' is null or v.created_at >= (f ->> 'changed_since')::timestamptz)))
+        and (f -> 'has_secrets' is null or (f -> 'has_secrets')::boolean = exists (
+            select 1 from cfg.config_entries as ce where ce.automation_id = a.id and ce.is_secret))
+        and (f ->> 'template' is null or exists (
+            select 1 from cfg.automation_origins as o join cfg.templates as t on t.id = o.template_id
+            where o.automation_id = a.id and t.slug = f ->> 'template'));
+end
+$$;
+revoke execute on function cfg_private.search_scope(uuid [], jsonb, jsonb) from public, anon;
+grant execute on function cfg_private.search_scope(uuid [], jsonb, jsonb) to authenticated, service_role;
+
+-- =============================================================================
+-- What the later environments run (cfg_private.deployed_entries), kept with deployments
+-- =============================================================================
+
+-- Replaces the indexed entries of automation_id in environment_id with those of the
+-- version deployed there; none for the org's first environment (the live tables are its).
+-- security definer: the rows are written by cfgctl only, whoever deploys.
+create or replace function cfg_private.index_deployment(automation_id uuid, environment_id uuid)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    delete from cfg_private.deployed_entries as de
+    where de.automation_id = index_deployment.automation_id and de.environment_id = index_deployment.environment_id;
+    insert into cfg_private.deployed_entries (org_id, automation_id, environment_id, version, section, key,
+                                              description, value)
+    select v.org_id, v.automation_id, d.environment_id, v.version, s.key, e.key,
+        coalesce(e.value ->> 'description', ''),
+        case when (e.value -> 'secret') = 'true'::jsonb then null else e.value -> 'value' end
+    from cfg.deployments as d
+    join cfg.config_versions as v on v.id = d.version_id
+    cross join jsonb_each(v.content -> 'sections') as s
+    cross join jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
+    where d.automation_id = index_deployment.automation_id and d.environment_id = index_deployment.environment_id
+        and d.environment_id <> (
+            select env.id from cfg.environments as env where env.org_id = d.org_id order by env.position limit 1
+        );
+end
+$$;
+revoke execute on function cfg_private.index_deployment(uuid, uuid) from public, anon, authenticated, service_role;
+
+create or replace function cfg_private.index_deployment_trigger()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    perform cfg_private.index_deployment(new.automation_id, new.environment_id);
+    return null;
+end
+$$;
+revoke execute on function cfg_private.index_deployment_trigger() from public, anon, authenticated, service_role;
+
+create or replace trigger index_for_search after insert or update of version_id on cfg.deployments
+for each row execute function cfg_private.index_deployment_trigger();
+
+-- Rebuilds the search rows of every deployment of org_id (admins), in one transaction:
+-- searches go on reading the previous rows until it commits. After a reorder of the
+-- pipeline, or to repair. Returns the number of entries indexed.
+-- security definer: the rows are cfgctl's to write; the role is checked first.
+create or replace function cfg_private.reindex_org_search(org_id uuid)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    perform cfg_private.require_role(reindex_org_search.org_id, 'admin', 're-indexing search');
+    perform cfg_private.index_deployment(d.automation_id, d.environment_id)
+    from cfg.deployments as d where d.org_id = reindex_org_search.org_id;
+    return (select count(*) from cfg_private.deployed_entries as de where de.org_id = reindex_org_search.org_id);
+end
+$$;
+revoke execute on function cfg_private.reindex_org_search(uuid) from public, anon;
+grant execute on function cfg_private.reindex_org_search(uuid) to authenticated, service_role;
+
+create or replace function cfg.reindex_search(org_id uuid)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+begin
+    return cfg_private.reindex_org_search(reindex_search.org_id);
+end
+$$;
+revoke execute on function cfg.reindex_search(uuid) from public, anon;
+grant execute on function cfg.reindex_search(uuid) to authenticated, service_role;
+
+-- Whether an entry's key, description or value matches: the words of q, or (needle of 3
+-- characters or more, a LIKE pattern) an exact substring. For values of deployed versions;
+-- searches of the live tables spell the same test out so that it uses the indexes.
+create or replace function cfg_private.entry_matches(
+    key text, description text, value jsonb, q tsquery, needle_like text
+)
+returns boolean
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+    return coalesce(cfg_private.entry_search_vector(key, description, value) @@ q, false)
+        or (length(needle_like) >= 3 and cfg_private.entry_search_text(key, value) like '%' || needle_like || '%');
+end
+$$;
+revoke execute on function cfg_private.entry_matches(text, text, jsonb, tsquery, text) from public, anon;
+grant execute on function cfg_private.entry_matches(text, text, jsonb, tsquery, text) to authenticated, service_role;
+
+-- Searches what the caller may read, in org_id or in all their orgs:
+-- {results: [{kind: automation|section|entry, org_id, automation_id, automation,
+-- automation_name, section, key, path, snippet, rank, environments}], next, ignored}.
+-- query is websearch syntax ("quoted phrases", or, -word); a query of 3 characters or
+-- more also matches as an exact substring of keys and values (URLs, hosts, identifiers).
+-- environments: where the deployed version contains the match. Secrets: their key and
+-- description are searched, never their value. Pages of max_rows (1-100), the next one
+-- from `next` passed as after. An empty query lists the automations the filters select.
+create or replace function cfg.search(
+    query text default '', org_id uuid default null, filters jsonb default '{}',
+    max_rows integer default 20, after text default null
+)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    f jsonb := cfg_private.checked_search_filters(filters);
+    needle text := lower(btrim(coalesce(query, '')));
+    needle_like text;
+    q tsquery;
+    orgs uuid [];
+    ignored jsonb;
+    cursor_rank real;
+    cursor_key text;
+    found jsonb;
+begin
+    if length(needle) > 1000 then
+        raise exception 'a search query is at most 1000 characters'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'query')::text;
+    end if;
+    if max_rows is null or max_rows not between 1 and 100 then
+        raise exception 'max_rows must be between 1 and 100'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'max_rows')::text;
+    end if;
+    if after is not null then
+        begin
+            select (x.c ->> 0)::real, x.c ->> 1 into strict cursor_rank, cursor_key
+            from (select convert_from(decode(after, 'base64'), 'utf8')::jsonb as c) as x
+            where jsonb_typeof(x.c) = 'array' and jsonb_array_length(x.c) = 2 and x.c ->> 1 is not null;
+        exception when others then
+            raise exception 'invalid cursor: pass the "next" of the previous page'
+                using errcode = 'PT422', detail = jsonb_build_object('field', 'after')::text;
+        end;
+    end if;
+    if search.org_id is not null then
+        perform cfg_private.require_role(search.org_id, 'viewer', 'searching');
+        orgs := array[search.org_id];
+    elsif cfg_private.is_service() then
+        orgs := array(select o.id from cfg.orgs as o);
+    else
+        orgs := array(select cfg_private.orgs_with_role('viewer'));
+    end if;
+    ignored := cfg_private.ignored_search_filters(f, orgs);
+    q := websearch_to_tsquery('simple', needle);
+    if numnode(q) = 0 then
+        q := null;  -- no words (punctuation only): substrings alone
+    end if;
+    needle_like := replace(replace(replace(needle, '\', '\\'), '%', '\%'), '_', '\_');
+
+    with scope as (
+        select s.id from cfg_private.search_scope(orgs, f, ignored) as s (id)
+    ),
+    matches as (
+        select 0 as kind_order, 'automation' as kind, a.id as automation_id, null::text as section,
+            null::text as key,
+            (coalesce(ts_rank(cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description), q), 0)
+                + case when length(needle) >= 3 and (a.slug || ' ' || lower(a.name)) like '%' || needle_like || '%'
+                    then 0.5 else 0 end)::real as rank,
+            a.name || ' (' || a.slug || ') ' || array_to_string(a.tags, ' ') || ' ' || left(a.description, 2000) as doc
+        from cfg.automations as a
+        where a.id in (select s.id from scope as s)
+            and (needle = ''
+                or cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description) @@ q
+                or (length(needle) >= 3 and (a.slug || ' ' || lower(a.name)) like '%' || needle_like || '%'))
+        union all
+        select 1, 'section', cs.automation_id, cs.name, null,
+            (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real,
+            cs.name || ' ' || left(cs.description, 2000)
+        from cfg.config_sections as cs
+        where needle <> '' and cs.automation_id in (select s.id from scope as s)
+            and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
+        union all
+        select 2, 'entry', ce.automation_id, cs.name, ce.key,
+            (coalesce(ts_rank(cfg_private.entry_search_vector(ce.key, ce.description, ce.value), q), 0)
+                + case when length(needle) >= 3 and cfg_private.entry_search_text(ce.key, ce.value) like '%' || needle_like || '%'
+                    then 0.05 else 0 end)::real,
+            ce.key || ' ' || left(ce.description, 2000) || ' ' || coalesce(cfg_private.search_value_text(ce.value), '')
+        from cfg.config_entries as ce
+        join cfg.config_sections as cs on cs.id = ce.section_id
+        where needle <> '' and ce.automation_id in (select s.id from scope as s)
+            and (cfg_private.entry_search_vector(ce.key, ce.description, ce.value) @@ q
+                or (length(needle) >= 3 and cfg_private.entry_search_text(ce.key, ce.value) like '%' || needle_like || '%'))
+        union all
+        -- What later environments run, when it differs from the latest content.
+        select 2, 'entry', de.automation_id, de.section, de.key,
+            (coalesce(ts_rank(cfg_private.entry_search_vector(de.key, de.description, de.value), q), 0)
+                + case when length(needle) >= 3 and cfg_private.entry_search_text(de.key, de.value) like '%' || needle_like || '%'
+                    then 0.05 else 0 end)::real,
+            de.key || ' ' || left(de.description, 2000) || ' ' || coalesce(cfg_private.search_value_text(de.value), '')
+        from cfg_private.deployed_entries as de
+        where needle <> '' and de.automation_id in (select s.id from scope as s)
+            and (cfg_private.entry_search_vector(de.key, de.description, de.value) @@ q
+                or (length(needle) >= 3 and cfg_private.entry_search_text(de.key, de.value) like '%' || needle_like || '%'))
+    ),
+    keyed as (
+        -- One row per thing found, the best of its matches (live or deployed).
+        select distinct on (m.kind_order, m.automation_id, m.section, m.key)
+            m.*, concat_ws('|', m.kind_order, m.automation_id, m.section, m.key) as sort_key
+        from matches as m
+        order by m.kind_order, m.automation_id, m.section, m.key, m.rank desc
+    ),
+    page as (
+        select k.* from keyed as k
+        where cursor_key is null or k.rank < cursor_rank or (k.rank = cursor_rank and k.sort_key > cursor_key)
+        order by k.rank desc, k.sort_key
+        limit max_rows + 1
+    )
+    select jsonb_agg(jsonb_build_object(
+        'kind', p.kind, 'org_id', a.org_id, 'automation_id', a.id, 'automation', a.slug,
+        'automation_name', a.name, 'section', p.section, 'key', p.key,
+        'path', nullif(concat_ws('.', p.section, p.key), ''), 'rank', p.rank, '_sort_key', p.sort_key,
+        'snippet', case when q is null then left(p.doc, 200) else ts_headline(
+            'simple', p.doc, q, 'StartSel=«, StopSel=», MaxWords=20, MinWords=5, MaxFragments=2, FragmentDelimiter=" … "'
+        ) end,
+        'environments', array(
+            select e.slug
+            from cfg.deployments as d
+            join cfg.environments as e on e.id = d.environment_id
+            join cfg.config_versions as v on v.id = d.version_id
+            where d.automation_id = p.automation_id
+                and case p.kind
+                    when 'automation' then true
+                    when 'section' then v.content -> 'sections' ? p.section
+                    else cfg_private.entry_matches(
+                        p.key, coalesce(v.content #>> array['sections', p.section, 'entries', p.key, 'description'], ''),
+                        v.content #> array['sections', p.section, 'entries', p.key, 'value'], q, needle_like)
+                        and v.content #> array['sections', p.section, 'entries', p.key] is not null
+                end
+            order by e.position
+        )
+    ) order by p.rank desc, p.sort_key)
+    into found
+    from page as p
+    join cfg.automations as a on a.id = p.automation_id;
+
+    found := coalesce(found, '[]');
+    return jsonb_build_object(
+        'results', (select coalesce(jsonb_agg(r - '_sort_key' order by n), '[]')
+                    from jsonb_array_elements(found) with ordinality as x (r, n) where n <= max_rows),
+        'next', case when jsonb_array_length(found) > max_rows then translate(encode(convert_to(
+            jsonb_build_array(found -> (max_rows - 1) -> 'rank', found -> (max_rows - 1) ->> '_sort_key')::text, 'utf8'
+        ), 'base64'), E'\n', '') end,
+        'ignored', ignored
+    );
+end
+$$;
+revoke execute on function cfg.search(text, uuid, jsonb, integer, text) from public, anon;
+grant execute on function cfg.search(text, uuid, jsonb, integer, text) to authenticated, service_role;

@@ -1,0 +1,242 @@
+"""Search (issue 13): cfg.search over what a member may read, saved filters, quick find.
+One world per module: org A with a gateway (a URL, a secret, nested values) deployed to
+staging and changed in dev since, and org B with the same words, which org A never sees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sync_service.db import acting_as
+from tests.support.rls import run_as, shared_world
+from tests.support.versioning import content, save
+from tests.support.world import World
+
+URL = "https://api.internal.example.com/v1/users"
+
+
+def with_content(conn, world: World) -> None:
+    admin, editor = world["admin"], world["editor"]
+    with acting_as(conn, admin) as cur:
+        world.gateway = cur.execute(
+            "select id from cfg.create_automation(%s, 'Edge Gateway', 'edge-gateway', 'api_gateway', "
+            "'{edge,eu}', 'routes the billing traffic')", (world.org_a,)).fetchone()["id"]
+        world.nightly = cur.execute(
+            "select id from cfg.create_automation(%s, 'Nightly Report', 'nightly-report', 'cron_job', '{batch}')",
+            (world.org_a,)).fetchone()["id"]
+    save(conn, editor, world.gateway, 0, content({
+        "http": {"base_url": URL, "api_key": ("secret", "sk_live_zebra_unique"), "timeout": 30},
+        "routes": {"table": {"main": ["deep", {"target": "ledger-service", "via": "billing"}], "enabled": True}},
+    }))
+    with acting_as(conn, editor) as cur:
+        cur.execute("select cfg.promote(%s, 'dev', 'staging', dry_run => false)", (world.gateway,))
+    # dev moves on: staging still runs the old URL.
+    save(conn, editor, world.gateway, 1, content({
+        "http": {"base_url": "https://api.v2.example.com", "api_key": ("secret",), "timeout": 30},
+        "routes": {"table": {"main": ["deep", {"target": "ledger-service", "via": "billing"}], "enabled": True}},
+    }))
+    save(conn, editor, world.nightly, 0, content({"schedule": {"cron": "0 2 * * *", "note": "billing export"}}))
+    with acting_as(conn, world["other_admin"]) as cur:
+        other = cur.execute("select id from cfg.create_automation(%s, 'Billing Secret Twin', 'billing-twin')",
+                            (world.org_b,)).fetchone()["id"]
+    save(conn, world["other_admin"], other, 0, content({"http": {"base_url": URL, "token": "zebra"}}))
+
+
+shared = shared_world("search_behaviour", with_content)
+
+
+def search(conn, who, query, **kw):
+    args = {"query": query, **{k: json.dumps(v) if k == "filters" else v for k, v in kw.items()}}
+    named = ", ".join(f"{k} => %({k})s" for k in args)
+    out = run_as(conn, who, f"select cfg.search({named}) as r", args)
+    assert out.ok, out
+    return out.rows[0]["r"]
+
+
+def paths(answer) -> list[tuple[str, str | None]]:
+    return [(r["automation"], r["path"]) for r in answer["results"]]
+
+
+def test_what_a_later_environment_still_runs_is_found_after_dev_moved_on(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        old = search(conn, world["viewer"], "api.internal.example.com/v1")
+        new = search(conn, world["viewer"], "api.v2.example.com")
+    # "Which configs in staging still use endpoint X": the exact URL, with where it runs.
+    assert [(r["automation"], r["path"], r["environments"]) for r in old["results"]] == [
+        ("edge-gateway", "http.base_url", ["staging"])]
+    assert [(r["automation"], r["path"], r["environments"]) for r in new["results"]] == [
+        ("edge-gateway", "http.base_url", ["dev"])]
+    assert "«" in old["results"][0]["snippet"] or "api.internal" in old["results"][0]["snippet"]
+
+
+def test_values_nested_in_json_numbers_and_booleans_are_searched(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        assert ("edge-gateway", "routes.table") in paths(search(conn, world["viewer"], "ledger-service"))
+        assert ("edge-gateway", "http.timeout") in paths(search(conn, world["viewer"], "30"))
+        phrase = search(conn, world["viewer"], '"billing export"')
+    assert paths(phrase) == [("nightly-report", "schedule.note")]
+    assert "«billing» «export»" in phrase["results"][0]["snippet"]
+
+
+def test_secrets_are_found_by_key_never_by_value(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        by_value = search(conn, world["admin"], "sk_live_zebra_unique")
+        by_part = search(conn, world["admin"], "zebra")
+        by_key = search(conn, world["viewer"], "api_key")
+        digests = conn.execute(
+            "select v.content #>> '{sections,http,entries,api_key,digest}' as d from cfg.config_versions as v "
+            "where v.automation_id = %s", (world.gateway,)).fetchall()
+        by_digest = [search(conn, world["admin"], d["d"][:20]) for d in digests]
+    assert by_value["results"] == [] and by_part["results"] == []
+    assert set(paths(by_key)) == {("edge-gateway", "http.api_key"), ("billing", "http.api_key")}
+    assert all(found["results"] == [] for found in by_digest)
+
+
+def test_another_orgs_content_is_invisible_through_results_counts_and_snippets(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        mine = search(conn, world["admin"], "billing")
+        theirs = run_as(conn, world["admin"], "select cfg.search('billing', %s)", (world.org_b,))
+        outsider = search(conn, world["outsider"], "billing")
+        other = search(conn, world["other_admin"], "billing")
+    assert {r["automation"] for r in mine["results"]} == {"billing", "edge-gateway", "nightly-report"}
+    assert "zebra" not in json.dumps(mine) and "twin" not in json.dumps(mine)
+    assert theirs.code == "PT404"
+    assert outsider["results"] == []
+    assert {r["automation"] for r in other["results"]} == {"billing-twin"}
+
+
+def test_a_name_match_ranks_above_a_match_deep_in_a_value(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        found = search(conn, world["viewer"], "billing")
+    assert found["results"][0]["kind"] == "automation" and found["results"][0]["automation"] == "billing"
+    ranks = [r["rank"] for r in found["results"]]
+    assert ranks == sorted(ranks, reverse=True)
+    deep = next(r for r in found["results"] if r["path"] == "routes.table")
+    assert found["results"][0]["rank"] > deep["rank"]
+
+
+def test_pages_follow_the_cursor_without_gaps_or_repeats(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        everything = search(conn, world["viewer"], "example OR billing OR cron OR ledger OR 30", max_rows=100)
+        seen, after = [], None
+        while True:
+            page = search(conn, world["viewer"], "example OR billing OR cron OR ledger OR 30", max_rows=2, after=after)
+            seen += paths(page)
+            after = page["next"]
+            if after is None:
+                break
+    assert len(everything["results"]) >= 5
+    assert seen == paths(everything)
+
+
+@pytest.mark.parametrize("filters, expected", [
+    ({"type": "cron_job"}, {"nightly-report"}),
+    ({"tags": ["eu", "batch"]}, {"edge-gateway", "nightly-report"}),
+    ({"tags": ["edge", "eu"], "tags_match": "all"}, {"edge-gateway"}),
+    ({"status": "paused"}, set()),
+    ({"environment": "staging"}, {"edge-gateway"}),
+    ({"has_secrets": True}, {"billing", "edge-gateway"}),
+    ({"has_secrets": False}, {"nightly-report"}),
+    ({"changed_by": "editor@example.test"}, {"edge-gateway", "nightly-report"}),
+    ({"changed_by": "viewer@example.test"}, set()),
+    ({"changed_since": "2999-01-01"}, set()),
+])
+def test_filters_narrow_the_search_and_combine_with_text(shared, filters, expected):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        found = search(conn, world["viewer"], "", filters=filters, org_id=world.org_a, max_rows=100)
+        text = search(conn, world["viewer"], "billing", filters=filters, max_rows=100)
+    assert {r["automation"] for r in found["results"]} == expected
+    assert {r["automation"] for r in text["results"]} <= expected
+    assert found["ignored"] == []
+
+
+def test_a_shared_filter_with_stale_references_still_runs_and_says_what_it_ignored(shared):
+    conn, world = shared
+    editor, viewer = world["editor"], world["viewer"]
+    with conn.transaction(force_rollback=True):
+        made = run_as(conn, editor, "select * from cfg.save_filter(%s, 'Gateways in qa', 'billing', %s, true, true)",
+                      (world.org_a, json.dumps({"environment": "qa", "type": "api_gateway"})))
+        assert made.ok, made
+        mine = run_as(conn, viewer, "select * from cfg.save_filter(%s, 'My crons', '', %s)",
+                      (world.org_a, json.dumps({"type": "cron_job"})))
+        assert mine.ok, mine
+        ran = run_as(conn, viewer, "select cfg.run_saved_filter(%s) as r", (made.rows[0]["id"],)).rows[0]["r"]
+        listed = run_as(conn, viewer, "select name from cfg.list_saved_filters(%s)", (world.org_a,)).rows
+        others = run_as(conn, editor, "select name from cfg.list_saved_filters(%s)", (world.org_a,)).rows
+        private = run_as(conn, editor, "select cfg.run_saved_filter(%s)", (mine.rows[0]["id"],))
+        viewer_shares = run_as(conn, viewer, "select cfg.save_filter(%s, 'x', shared => true)", (world.org_a,))
+        viewer_deletes = run_as(conn, viewer, "select cfg.delete_saved_filter(%s)", (made.rows[0]["id"],))
+    assert ran["ignored"] == [{"filter": "environment", "value": "qa"}]
+    assert {r["automation"] for r in ran["results"]} == {"edge-gateway"}
+    assert [r["name"] for r in listed] == ["Gateways in qa", "My crons"]  # pinned first
+    assert [r["name"] for r in others] == ["Gateways in qa"]  # personal filters stay personal
+    assert private.code == "PT404"
+    assert viewer_shares.code == "PT403" and viewer_deletes.code == "PT403"
+
+
+def test_quick_find_tolerates_typos_and_ranks_recent_work_first(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        typo = run_as(conn, world["editor"], "select * from cfg.quick_find('edge-gatway')").rows
+        prefix = run_as(conn, world["viewer"], "select * from cfg.quick_find('nigh')").rows
+        keys = run_as(conn, world["viewer"], "select * from cfg.quick_find('base_ur')").rows
+        envs = run_as(conn, world["viewer"], "select * from cfg.quick_find('stag')").rows
+        stranger = run_as(conn, world["outsider"], "select * from cfg.quick_find('edge')").rows
+    assert typo[0]["automation"] == "edge-gateway" and typo[0]["target"] == "org-a/edge-gateway"
+    assert prefix[0]["kind"] == "automation" and prefix[0]["automation"] == "nightly-report"
+    assert keys[0]["kind"] == "key" and keys[0]["target"] == "org-a/edge-gateway#http.base_url"
+    assert envs[0]["kind"] == "environment" and envs[0]["target"] == "org-a@staging"
+    assert stranger == []
+
+
+def test_reindexing_an_org_rebuilds_what_later_environments_run(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        before = conn.execute("select count(*) as n from cfg_private.deployed_entries where org_id = %s",
+                              (world.org_a,)).fetchone()["n"]
+        conn.execute("delete from cfg_private.deployed_entries where org_id = %s", (world.org_a,))
+        lost = search(conn, world["viewer"], "api.internal.example.com/v1")
+        done = run_as(conn, world["admin"], "select cfg.reindex_search(%s) as n", (world.org_a,))
+        back = search(conn, world["viewer"], "api.internal.example.com/v1")
+        editor = run_as(conn, world["editor"], "select cfg.reindex_search(%s)", (world.org_a,))
+    assert done.ok, done
+    assert before > 0 and lost["results"] == []
+    assert done.rows[0]["n"] == before and len(back["results"]) == 1
+    assert editor.code == "PT403"
+
+
+@pytest.mark.parametrize("call, field", [
+    ("select cfg.search(%s)", "query"),
+    ("select cfg.search('x', max_rows => 100000)", "max_rows"),
+    ("select cfg.search('x', max_rows => 0)", "max_rows"),
+    ("select cfg.search('x', after => 'not a cursor')", "after"),
+    ("select cfg.search('x', filters => '{\"colour\": \"red\"}')", "filters.colour"),
+    ("select cfg.search('x', filters => '{\"tags\": \"edge\"}')", "filters.tags"),
+    ("select cfg.search('x', filters => '{\"changed_since\": \"yesterday\"}')", "filters.changed_since"),
+    ("select cfg.search('x', filters => '[]')", "filters"),
+    ("select * from cfg.quick_find('')", "query"),
+    ("select * from cfg.quick_find('x', 1000)", "max_rows"),
+])
+def test_bad_input_is_a_clean_pt422(shared, call, field):
+    conn, world = shared
+    params = ("x" * 10_000,) if "%s" in call else ()
+    with conn.transaction(force_rollback=True):
+        out = run_as(conn, world["viewer"], call, params)
+    assert out.code == "PT422", out
+    assert out.detail == {"field": field}
+
+
+@pytest.mark.parametrize("query", ['"unclosed', "& | ! ( )", "a:*", "'; drop table cfg.automations; --", "\\", "%_%"])
+def test_odd_query_syntax_never_fails(shared, query):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        found = search(conn, world["viewer"], query)
+    assert isinstance(found["results"], list)
