@@ -285,7 +285,8 @@ begin
             (coalesce(ts_rank(cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description), q), 0)
                 + case when length(needle) >= 3 and (a.slug || ' ' || lower(a.name)) like '%' || needle_like || '%'
                     then 0.5 else 0 end)::real as rank,
-            a.name || ' (' || a.slug || ') ' || array_to_string(a.tags, ' ') || ' ' || left(a.description, 2000) as doc
+            a.name || ' (' || a.slug || ') ' || array_to_string(a.tags, ' ') || ' ' || left(a.description, 2000) as doc,
+            null::jsonb as value
         from cfg.automations as a
         where a.id in (select s.id from scope as s)
             and (needle = ''
@@ -294,7 +295,7 @@ begin
         union all
         select 1, 'section', cs.automation_id, cs.name, null,
             (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real,
-            cs.name || ' ' || left(cs.description, 2000)
+            cs.name || ' ' || left(cs.description, 2000), null
         from cfg.config_sections as cs
         where needle <> '' and cs.automation_id in (select s.id from scope as s)
             and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
@@ -303,7 +304,7 @@ begin
             (coalesce(ts_rank(cfg_private.entry_search_vector(ce.key, ce.description, ce.value), q), 0)
                 + case when length(needle) >= 3 and cfg_private.entry_search_text(ce.key, ce.value) like '%' || needle_like || '%'
                     then 0.05 else 0 end)::real,
-            ce.key || ' ' || left(ce.description, 2000) || ' ' || coalesce(cfg_private.search_value_text(ce.value), '')
+            ce.key || ' ' || left(ce.description, 2000), ce.value
         from cfg.config_entries as ce
         join cfg.config_sections as cs on cs.id = ce.section_id
         where needle <> '' and ce.automation_id in (select s.id from scope as s)
@@ -315,7 +316,7 @@ begin
             (coalesce(ts_rank(cfg_private.entry_search_vector(de.key, de.description, de.value), q), 0)
                 + case when length(needle) >= 3 and cfg_private.entry_search_text(de.key, de.value) like '%' || needle_like || '%'
                     then 0.05 else 0 end)::real,
-            de.key || ' ' || left(de.description, 2000) || ' ' || coalesce(cfg_private.search_value_text(de.value), '')
+            de.key || ' ' || left(de.description, 2000), de.value
         from cfg_private.deployed_entries as de
         where needle <> '' and de.automation_id in (select s.id from scope as s)
             and (cfg_private.entry_search_vector(de.key, de.description, de.value) @@ q
@@ -338,9 +339,12 @@ begin
         'kind', p.kind, 'org_id', a.org_id, 'automation_id', a.id, 'automation', a.slug,
         'automation_name', a.name, 'section', p.section, 'key', p.key,
         'path', nullif(concat_ws('.', p.section, p.key), ''), 'rank', p.rank, '_sort_key', p.sort_key,
-        'snippet', case when q is null then left(p.doc, 200) else ts_headline(
-            'simple', p.doc, q, 'StartSel=«, StopSel=», MaxWords=20, MinWords=5, MaxFragments=2, FragmentDelimiter=" … "'
-        ) end,
+        -- The text a snippet is cut from, only for the page (a value's strings take a query).
+        'snippet', case when q is null then left(p.doc || coalesce(' ' || cfg_private.search_value_text(p.value), ''), 200)
+            else ts_headline(
+                'simple', p.doc || coalesce(' ' || cfg_private.search_value_text(p.value), ''), q,
+                'StartSel=«, StopSel=», MaxWords=20, MinWords=5, MaxFragments=2, FragmentDelimiter=" … "'
+            ) end,
         'environments', array(
             select e.slug
             from cfg.deployments as d

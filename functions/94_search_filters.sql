@@ -164,10 +164,13 @@ begin
         where cs.org_id = any(orgs) and (cs.name operator(extensions.%) needle or cs.name like needle_like || '%')
         union all
         select 'key', cs.name || '.' || ce.key, ce.org_id, ce.automation_id, null, cs.name, ce.key, null,
-            (extensions.similarity(needle, ce.key) + case when ce.key like needle_like || '%' then 0.5 else 0 end)::real
+            (extensions.similarity(needle, lower(ce.key)) + case when lower(ce.key) like needle_like || '%' then 0.5 else 0 end)::real
         from cfg.config_entries as ce
         join cfg.config_sections as cs on cs.id = ce.section_id
-        where ce.org_id = any(orgs) and (ce.key operator(extensions.%) needle or ce.key like needle_like || '%')
+        -- Keys by substring (3 characters or more) through the entries' substring index.
+        where ce.org_id = any(orgs) and length(needle) >= 3
+            and cfg_private.entry_search_text(ce.key, ce.value) like '%' || needle_like || '%'
+            and lower(ce.key) like '%' || needle_like || '%'
         union all
         select 'environment', e.name, e.org_id, null, null, null, null, '@' || e.slug,
             (greatest(extensions.similarity(needle, e.slug), extensions.similarity(needle, lower(e.name)))

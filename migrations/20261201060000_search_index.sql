@@ -10,8 +10,8 @@ create extension if not exists pg_trgm with schema extensions;
 -- plpgsql (a single expression, evaluated without a plan) so that writes pay little.
 -- 'simple': configuration values are identifiers, hosts and URLs, not English prose.
 
--- Strings, numbers and booleans of a value, also nested (not object keys), space-separated;
--- values over 100 kB contribute their first 100 kB only (a tsvector holds at most 1 MB).
+-- Strings, numbers and booleans of a value, also nested (not object keys), space-separated,
+-- at most 100 kB: the text a result's snippet is cut from (not indexed: it runs a query).
 create function cfg_private.search_value_text(value jsonb)
 returns text
 language plpgsql immutable parallel safe
@@ -29,7 +29,10 @@ $$;
 revoke execute on function cfg_private.search_value_text(jsonb) from public, anon;
 grant execute on function cfg_private.search_value_text(jsonb) to authenticated, service_role;
 
--- An entry's words: its key weighs more than its description, which weighs more than its value.
+-- An entry's words: its key weighs more than its description, which weighs more than its
+-- value's strings, numbers and booleans (nested ones too). A value over 200 kB contributes
+-- the words of its first 100 kB of JSON text (a tsvector holds at most 1 MB).
+-- Every branch is an expression without a query: an index pays for it on every write.
 create function cfg_private.entry_search_vector(key text, description text, value jsonb)
 returns tsvector
 language plpgsql immutable parallel safe
@@ -38,21 +41,27 @@ as $$
 begin
     return setweight(to_tsvector('simple', replace(key, '_', ' ')), 'B')
         || setweight(to_tsvector('simple', left(description, 100000)), 'C')
-        || setweight(to_tsvector('simple', coalesce(cfg_private.search_value_text(value), '')), 'D');
+        || setweight(case
+            when value is null then ''::tsvector
+            when pg_column_size(value) > 200000 then to_tsvector('simple', left(value::text, 100000))
+            else jsonb_to_tsvector('simple', value, '["string", "numeric", "boolean"]')
+        end, 'D');
 end
 $$;
 revoke execute on function cfg_private.entry_search_vector(text, text, jsonb) from public, anon;
 grant execute on function cfg_private.entry_search_vector(text, text, jsonb) to authenticated, service_role;
 
 -- What an exact substring (a URL, a host, part of an identifier) is looked for in: the
--- key and the value's strings, lower case, the first 2,000 characters.
+-- key and a string value, lower case, the first 2,000 characters. (Words of numbers,
+-- booleans and nested values are in the vector: trigrams of every JSON text would double
+-- the cost of a save for little.)
 create function cfg_private.entry_search_text(key text, value jsonb)
 returns text
 language plpgsql immutable parallel safe
 set search_path = ''
 as $$
 begin
-    return lower(left(key || ' ' || coalesce(cfg_private.search_value_text(value), ''), 2000));
+    return lower(left(key || ' ' || case when jsonb_typeof(value) = 'string' then value #>> '{}' else '' end, 2000));
 end
 $$;
 revoke execute on function cfg_private.entry_search_text(text, jsonb) from public, anon;
@@ -81,11 +90,10 @@ create index config_sections_search_idx on cfg.config_sections
 using gin (to_tsvector('simple', name || ' ' || description));
 create index automations_search_idx on cfg.automations
 using gin (cfg_private.automation_search_vector(name, slug, tags, description));
--- Quick find: prefixes and typos of names, slugs, sections and keys.
+-- Quick find: prefixes and typos of names, slugs and sections (keys: the substring index).
 create index automations_quick_find_idx on cfg.automations
 using gin ((slug || ' ' || lower(name)) extensions.gin_trgm_ops);
 create index config_sections_quick_find_idx on cfg.config_sections using gin (name extensions.gin_trgm_ops);
-create index config_entries_quick_find_idx on cfg.config_entries using gin (key extensions.gin_trgm_ops);
 
 -- What the environments after the first run, entry by entry, so that "which configs in
 -- prod still use X" finds X after dev has moved on. The first environment always runs
