@@ -359,6 +359,7 @@ begin
         select l.automation_id, array_agg(l.id order by l.id) as ids
         from cfg.audit_log as l
         where l.org_id = op.org_id and l.created_at = now() and l.txid = txid_current() and not undo
+            and l.table_name <> 'bulk_operation_items'
         group by l.automation_id
     )
     insert into cfg.bulk_operation_items (
@@ -468,7 +469,6 @@ $$;
 revoke execute on function cfg_private.fail_bulk_operation(uuid, jsonb) from public, anon, authenticated;
 grant execute on function cfg_private.fail_bulk_operation(uuid, jsonb) to service_role;
 
--- Items are themselves the record of what happened (and link the audit rows the items
--- wrote): not audited again, which would double the audit trail of every bulk change.
+-- The target list is the operation's own (thousands of ids): its audit rows leave it out.
 select cfg_private.register_table('cfg.bulk_operations', audit_arguments => '{-target_ids,-target_positions}');
-select cfg_private.register_table('cfg.bulk_operation_items', audit => false);
+select cfg_private.register_table('cfg.bulk_operation_items', audit_arguments => '{-audit_ids}');

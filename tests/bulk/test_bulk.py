@@ -55,14 +55,16 @@ def test_status_per_item_with_audit_rows_events_and_one_summary_event(conn, worl
 
     assert answer["status"] == "completed"
     assert results(answer) == ["succeeded", "unchanged", "not_found", "not_found"]
-    assert (answer["total"], answer["done"], answer["succeeded"], answer["unchanged"], answer["not_found"]) == (4, 4, 1, 1, 2)
+    counts = [answer[k] for k in ("total", "done", "succeeded", "unchanged", "not_found")]
+    assert counts == [4, 4, 1, 1, 2]
     # Another org's id answers exactly as an unknown one, the id aside: nothing leaks.
     foreign, missing = answer["items"][3], answer["items"][2]
     assert foreign["slug"] is None and foreign["code"] == missing["code"] == "PT404"
     assert foreign["message"] == missing["message"]
     assert foreign["detail"] == {"automation_id": str(world.automation_b)}
-    assert conn.execute("select status from cfg.automations where id = %s", (world.automation_b,)).fetchone()["status"] == "active"
-    assert conn.execute("select status from cfg.automations where id = %s", (a1,)).fetchone()["status"] == "paused"
+    statuses = {r["id"]: r["status"] for r in conn.execute(
+        "select id, status::text as status from cfg.automations where id = any(%s)", ([a1, world.automation_b],))}
+    assert statuses == {a1: "paused", world.automation_b: "active"}
     # Per item: its audit row (linked from the item) and its automation.updated event.
     audit = conn.execute("select id, actor_email, new_values from cfg.audit_log where id = any(%s)",
                          (answer["items"][0]["audit_ids"],)).fetchall()
@@ -70,7 +72,7 @@ def test_status_per_item_with_audit_rows_events_and_one_summary_event(conn, worl
     assert answer["items"][1]["audit_ids"] == []
     assert len(events(conn, "automation.updated")) == before_updates + 1
     summary = events(conn, "bulk.completed")
-    assert len(summary) == 1 and summary[0]["payload"]["succeeded"] == 1 and summary[0]["payload"]["status"] == "completed"
+    assert [(e["payload"]["status"], e["payload"]["succeeded"]) for e in summary] == [("completed", 1)]
     conn.commit()
 
 
@@ -81,7 +83,8 @@ def test_tag_and_untag_keep_other_tags_and_report_unchanged(conn, world):
     assert results(answer) == ["succeeded", "unchanged"]
     answer = bulk(conn, world["editor"], world.org_a, {"where": {"tags": ["edge"]}}, "untag", tags=["edge"])
     assert results(answer) == ["succeeded", "succeeded"]
-    tags = {r["id"]: r["tags"] for r in conn.execute("select id, tags from cfg.automations where id = any(%s)", ([a1, a2],))}
+    tags = {r["id"]: r["tags"] for r in conn.execute("select id, tags from cfg.automations where id = any(%s)",
+                                                     ([a1, a2],))}
     assert tags == {a1: [], a2: ["old"]}
     conn.commit()
 

@@ -5,6 +5,7 @@ function in cfg. A new area adds its module to AREAS."""
 from __future__ import annotations
 
 from tests.audit import test_audit_rls
+from tests.bulk import test_bulk_rls
 from tests.promotion import test_promotion_rls
 from tests.secrets import test_secrets_rls
 from tests.templates import test_templates_rls
@@ -14,7 +15,7 @@ from tests.versioning import test_versioning_rls
 from tests.webhooks import test_webhooks_rls
 
 AREAS = (test_tenancy_rls, test_audit_rls, test_versioning_rls, test_promotion_rls, test_webhooks_rls,
-         test_secrets_rls, test_validation_rls, test_templates_rls)
+         test_secrets_rls, test_validation_rls, test_templates_rls, test_bulk_rls)
 
 
 def _lines(attribute: str) -> list[str]:
