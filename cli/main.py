@@ -8,6 +8,7 @@ import typer
 from sync_service.db import CfgError
 
 from .audit import audit_app
+from .bulk_cmd import bulk_app
 from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
@@ -41,6 +42,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(type_app, name="type")
 app.add_typer(rule_app, name="rule")
 app.add_typer(template_app, name="template")
+app.add_typer(bulk_app, name="bulk")
 app.command("serve")(serve)
 
 
