@@ -244,6 +244,31 @@ end
 $$;
 revoke execute on function cfg_private.bulk_finish(uuid, text) from public, anon, authenticated, service_role;
 
+-- Items are the record of an operation and link the audit rows their automations wrote:
+-- their own inserts are not audited again, which would double the audit trail of every
+-- bulk change. The versioned-write flag skips them (register_table, versioned => 'audit');
+-- the mark is what makes the flag count (cfg_private.guard_versioned_write), and only
+-- definer code writes it. on = false turns both off again.
+create or replace function cfg_private.bulk_items_unaudited(operation_id uuid, on_ boolean)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if on_ then
+        insert into cfg_private.transaction_marks (mark, subject_id)
+        values ('versioned_write', operation_id)
+        on conflict do nothing;
+    else
+        delete from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark = 'versioned_write' and m.subject_id = operation_id;
+    end if;
+    perform set_config('cfgctl.versioned_write', case when on_ then 'on' else 'off' end, true);
+end
+$$;
+revoke execute on function cfg_private.bulk_items_unaudited(uuid, boolean) from public, anon, authenticated, service_role;
+
 -- Records a new operation: the selection resolved once (select_automations, as the
 -- caller), the items not found recorded at once. Editors and up.
 -- security definer: nobody writes the records directly.
@@ -281,10 +306,12 @@ begin
         (select auth.uid()), coalesce((select auth.email()), (select auth.role()), current_user::text)
     )
     returning * into op;
+    perform cfg_private.bulk_items_unaudited(op.id, true);
     insert into cfg.bulk_operation_items (org_id, operation_id, position, automation_id, result, code, message, detail)
     select op.org_id, op.id, (m ->> 'position')::integer, (m ->> 'automation_id')::uuid, m ->> 'result',
         m ->> 'code', m ->> 'message', m -> 'detail'
     from jsonb_array_elements(missing) as m;
+    perform cfg_private.bulk_items_unaudited(op.id, false);
     if cardinality(ids) = 0 then
         op := cfg_private.bulk_finish(op.id, case when op.atomic and op.not_found > 0 then 'failed' else 'completed' end);
     end if;
@@ -355,11 +382,11 @@ begin
         select 1 from jsonb_array_elements(results) as r where r ->> 'result' in ('failed', 'not_found')
     ));
 
+    perform cfg_private.bulk_items_unaudited(op.id, true);
     with audited as (
         select l.automation_id, array_agg(l.id order by l.id) as ids
         from cfg.audit_log as l
         where l.org_id = op.org_id and l.created_at = now() and l.txid = txid_current() and not undo
-            and l.table_name <> 'bulk_operation_items'
         group by l.automation_id
     )
     insert into cfg.bulk_operation_items (
@@ -373,6 +400,7 @@ begin
         coalesce(a.ids, '{}')
     from jsonb_array_elements(results) with ordinality as r (item, i)
     left join audited as a on a.automation_id = (r.item ->> 'automation_id')::uuid;
+    perform cfg_private.bulk_items_unaudited(op.id, false);
 
     update cfg.bulk_operations as o
     set cursor = o.cursor + n, done = o.done + n, heartbeat_at = now(),
@@ -470,5 +498,6 @@ revoke execute on function cfg_private.fail_bulk_operation(uuid, jsonb) from pub
 grant execute on function cfg_private.fail_bulk_operation(uuid, jsonb) to service_role;
 
 -- The target list is the operation's own (thousands of ids): its audit rows leave it out.
+-- Items: audited, except the inserts cfgctl makes (cfg_private.bulk_items_unaudited).
 select cfg_private.register_table('cfg.bulk_operations', audit_arguments => '{-target_ids,-target_positions}');
-select cfg_private.register_table('cfg.bulk_operation_items', audit_arguments => '{-audit_ids}');
+select cfg_private.register_table('cfg.bulk_operation_items', audit_arguments => '{-audit_ids}', versioned => 'audit');

@@ -70,6 +70,9 @@ def test_status_per_item_with_audit_rows_events_and_one_summary_event(conn, worl
                          (answer["items"][0]["audit_ids"],)).fetchall()
     assert [(r["actor_email"], r["new_values"]["status"]) for r in audit] == [("editor@example.test", "paused")]
     assert answer["items"][1]["audit_ids"] == []
+    # The items are the record: their own inserts are not audited a second time.
+    assert conn.execute("select count(*) from cfg.audit_log where table_name = 'bulk_operation_items'"
+                        ).fetchone()["count"] == 0
     assert len(events(conn, "automation.updated")) == before_updates + 1
     summary = events(conn, "bulk.completed")
     assert [(e["payload"]["status"], e["payload"]["succeeded"]) for e in summary] == [("completed", 1)]

@@ -281,6 +281,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.apply_request(cfg.promotion_requests)": NOBODY,
     "cfg_private.bulk_operation_for(uuid,boolean)": NOBODY,
     "cfg_private.bulk_finish(uuid,text)": NOBODY,
+    "cfg_private.bulk_items_unaudited(uuid,boolean)": NOBODY,
     "cfg_private.content_snapshot(uuid,jsonb)": NOBODY,
     "cfg_private.deploy(cfg.config_versions,uuid,text,uuid,uuid,text)": NOBODY,
     "cfg_private.live_content(uuid)": NOBODY,
