@@ -8,6 +8,7 @@ import typer
 from sync_service.db import CfgError
 
 from .audit import audit_app
+from .bulk_cmd import bulk_app
 from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
@@ -47,6 +48,7 @@ app.add_typer(filter_app, name="filter")
 app.command("search")(search)
 app.command("find")(find)
 app.command("search-reindex")(reindex)
+app.add_typer(bulk_app, name="bulk")
 app.command("serve")(serve)
 app.command("watch")(watch)
 

@@ -215,6 +215,160 @@ export type Database = {
           },
         ]
       }
+      bulk_operation_items: {
+        Row: {
+          audit_ids: number[]
+          automation_id: string
+          code: string | null
+          created_at: string
+          detail: Json | null
+          id: string
+          message: string | null
+          operation_id: string
+          org_id: string
+          position: number
+          request_id: string | null
+          result: string
+          updated_at: string
+          version_id: string | null
+        }
+        Insert: {
+          audit_ids?: number[]
+          automation_id: string
+          code?: string | null
+          created_at?: string
+          detail?: Json | null
+          id?: string
+          message?: string | null
+          operation_id: string
+          org_id: string
+          position: number
+          request_id?: string | null
+          result: string
+          updated_at?: string
+          version_id?: string | null
+        }
+        Update: {
+          audit_ids?: number[]
+          automation_id?: string
+          code?: string | null
+          created_at?: string
+          detail?: Json | null
+          id?: string
+          message?: string | null
+          operation_id?: string
+          org_id?: string
+          position?: number
+          request_id?: string | null
+          result?: string
+          updated_at?: string
+          version_id?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "bulk_operation_items_operation_fkey"
+            columns: ["operation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "bulk_operations"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      bulk_operations: {
+        Row: {
+          action: string
+          atomic: boolean
+          batch_size: number
+          cancelled_by: string | null
+          created_at: string
+          created_by: string | null
+          created_by_email: string | null
+          cursor: number
+          done: number
+          error: Json | null
+          failed: number
+          finished_at: string | null
+          heartbeat_at: string
+          id: string
+          not_found: number
+          options: Json
+          org_id: string
+          rolled_back: number
+          selection: Json
+          status: string
+          succeeded: number
+          target_ids: string[]
+          target_positions: number[]
+          total: number
+          unchanged: number
+          updated_at: string
+        }
+        Insert: {
+          action: string
+          atomic?: boolean
+          batch_size?: number
+          cancelled_by?: string | null
+          created_at?: string
+          created_by?: string | null
+          created_by_email?: string | null
+          cursor?: number
+          done?: number
+          error?: Json | null
+          failed?: number
+          finished_at?: string | null
+          heartbeat_at?: string
+          id?: string
+          not_found?: number
+          options?: Json
+          org_id: string
+          rolled_back?: number
+          selection: Json
+          status?: string
+          succeeded?: number
+          target_ids?: string[]
+          target_positions?: number[]
+          total?: number
+          unchanged?: number
+          updated_at?: string
+        }
+        Update: {
+          action?: string
+          atomic?: boolean
+          batch_size?: number
+          cancelled_by?: string | null
+          created_at?: string
+          created_by?: string | null
+          created_by_email?: string | null
+          cursor?: number
+          done?: number
+          error?: Json | null
+          failed?: number
+          finished_at?: string | null
+          heartbeat_at?: string
+          id?: string
+          not_found?: number
+          options?: Json
+          org_id?: string
+          rolled_back?: number
+          selection?: Json
+          status?: string
+          succeeded?: number
+          target_ids?: string[]
+          target_positions?: number[]
+          total?: number
+          unchanged?: number
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "bulk_operations_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       config_entries: {
         Row: {
           automation_id: string
@@ -1862,6 +2016,17 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      bulk_apply: {
+        Args: {
+          action: string
+          options?: Json
+          org_id: string
+          selection: Json
+        }
+        Returns: Json
+      }
+      bulk_continue: { Args: { operation_id: string }; Returns: Json }
+      cancel_bulk_operation: { Args: { operation_id: string }; Returns: Json }
       changes_since: {
         Args: {
           after?: string
@@ -1971,6 +2136,10 @@ export type Database = {
           org_id: string
           url: string
         }
+        Returns: Json
+      }
+      decide_bulk_promotions: {
+        Args: { approve: boolean; comment?: string; operation_id: string }
         Returns: Json
       }
       delete_automation: {
@@ -2196,6 +2365,7 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      get_bulk_operation: { Args: { operation_id: string }; Returns: Json }
       get_config: {
         Args: { automation_id: string; version?: number }
         Returns: Json
@@ -2266,6 +2436,25 @@ export type Database = {
           isOneToOne: false
           isSetofReturn: true
         }
+      }
+      list_bulk_operations: {
+        Args: { max_count?: number; org_id: string }
+        Returns: {
+          action: string
+          atomic: boolean
+          created_at: string
+          created_by_email: string
+          done: number
+          failed: number
+          finished_at: string
+          id: string
+          not_found: number
+          rolled_back: number
+          status: string
+          succeeded: number
+          total: number
+          unchanged: number
+        }[]
       }
       list_environment_changes: {
         Args: { org_id: string; with_status?: string }

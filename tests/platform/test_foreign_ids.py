@@ -67,11 +67,21 @@ def foreign(pg_cluster, template_url):
         "backend": backend, "binding": binding, "conflict": conflict, "reveal": reveal,
         "automation_type": automation_type, "rule": rule, "template": template,
         "saved_filter": saved_filter,
+        "operation": bulk_operation(conn, world),
     }
     assert all(ids.values()), ids
     yield conn, world, ids
     conn.close()
     drop_database(pg_cluster, name)
+
+
+def bulk_operation(conn, world):
+    """Org B's bulk operation."""
+    selection = {"ids": [str(world.automation_b)]}
+    with acting_as(conn, world["other_admin"]) as cur:
+        return cur.execute("select cfg.bulk_apply(%s, %s::jsonb, 'tag', %s::jsonb) ->> 'id' as r", (
+            world.org_b, json.dumps(selection), json.dumps({"tags": ["b"], "batch_size": 1}),
+        )).fetchone()["r"]
 
 
 def external_vault_rows(conn, world) -> tuple:
@@ -193,6 +203,13 @@ CALLS = {
     "list_saved_filters": ("select * from cfg.list_saved_filters(%s)", ["org"]),
     "run_saved_filter": ("select cfg.run_saved_filter(%s)", ["saved_filter"]),
     "delete_saved_filter": ("select cfg.delete_saved_filter(%s)", ["saved_filter"]),
+    # Bulk operations (tests/bulk/).
+    "bulk_apply": ("select cfg.bulk_apply(%s, '{\"ids\": []}', 'tag', '{\"tags\": [\"x\"]}')", ["org"]),
+    "bulk_continue": ("select cfg.bulk_continue(%s)", ["operation"]),
+    "cancel_bulk_operation": ("select cfg.cancel_bulk_operation(%s)", ["operation"]),
+    "get_bulk_operation": ("select cfg.get_bulk_operation(%s)", ["operation"]),
+    "list_bulk_operations": ("select * from cfg.list_bulk_operations(%s)", ["org"]),
+    "decide_bulk_promotions": ("select cfg.decide_bulk_promotions(%s, true)", ["operation"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }
@@ -214,7 +231,8 @@ def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
         "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
         "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
         "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id', 'backend_id', 'binding_id', "
-        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id', 'filter_id'] order by 1"
+        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id', 'filter_id', 'operation_id'] "
+        "order by 1"
     ).fetchall()
     conn.commit()
     assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)

@@ -5,6 +5,7 @@ function in cfg. A new area adds its module to AREAS."""
 from __future__ import annotations
 
 from tests.audit import test_audit_rls
+from tests.bulk import test_bulk_rls
 from tests.promotion import test_promotion_rls
 from tests.realtime import test_realtime_rls
 from tests.search import test_search_rls
@@ -16,7 +17,8 @@ from tests.versioning import test_versioning_rls
 from tests.webhooks import test_webhooks_rls
 
 AREAS = (test_tenancy_rls, test_audit_rls, test_versioning_rls, test_promotion_rls, test_webhooks_rls,
-         test_secrets_rls, test_validation_rls, test_templates_rls, test_realtime_rls, test_search_rls)
+         test_secrets_rls, test_validation_rls, test_templates_rls, test_realtime_rls, test_search_rls,
+         test_bulk_rls)
 
 
 def _lines(attribute: str) -> list[str]:

@@ -264,8 +264,9 @@ def test_every_table_whose_triggers_read_the_flag_is_guarded(conn):
     ).fetchall()
     assert unguarded == []
     guarded = conn.execute("select count(*) as n from pg_trigger where tgname = 'guard_versioned_write'").fetchone()
-    # config_sections, config_entries, entry_secrets, deployments, deployment_history, validation_status.
-    assert guarded["n"] == 6
+    # config_sections, config_entries, entry_secrets, deployments, deployment_history, validation_status,
+    # bulk_operation_items.
+    assert guarded["n"] == 7
 
 
 def test_every_copy_of_the_versioned_write_condition_is_identical(conn):
