@@ -317,6 +317,13 @@ declare
     created cfg.config_versions;
     first_env uuid;
 begin
+    -- The schedules tick marks its transaction (functions/92): a save or rollback it
+    -- makes is a version of kind scheduled, deployed with that source.
+    if kind in ('save', 'rollback') and exists (
+        select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'scheduled'
+    ) then
+        kind := 'scheduled';
+    end if;
     perform cfg_private.lock_version_numbers(record_version.automation_id);
     -- Read after the lock: the previous holder's commit is visible now.
     complete := coalesce(content, cfg_private.live_content(record_version.automation_id));
