@@ -12,6 +12,7 @@ from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
 from .rule_cmd import rule_app, type_app
+from .schedule_cmd import schedule_app
 from .secret_cmd import secret_app
 from .serve import serve
 from .stack import db_app, local_app
@@ -41,6 +42,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(type_app, name="type")
 app.add_typer(rule_app, name="rule")
 app.add_typer(template_app, name="template")
+app.add_typer(schedule_app, name="schedule")
 app.command("serve")(serve)
 
 

@@ -22,6 +22,7 @@ from .base import Worker
 WORKERS: dict[str, str] = {
     "webhooks": "sync_service.workers.webhooks:Dispatcher",
     "vaults": "sync_service.workers.vaults:VaultSync",
+    "schedules": "sync_service.workers.schedules:ScheduleMaterialiser",
 }
 
 log = logging.getLogger("cfgctl.serve")
