@@ -80,10 +80,10 @@ revoke execute on function cfg_private.approve_schedule(uuid) from public, anon;
 grant execute on function cfg_private.approve_schedule(uuid) to authenticated, service_role;
 
 -- An org's schedules (members; automation: its slug), newest first: those still open, or all with
--- include_finished. armed: active and, where its environment requires approval,
+-- include_finished; one of them with schedule_id. armed: active and, where its environment requires approval,
 -- approved for its current change.
 create or replace function cfg.list_schedules(
-    org_id uuid, automation_id uuid default null, include_finished boolean default false
+    org_id uuid, automation_id uuid default null, include_finished boolean default false, schedule_id uuid default null
 )
 returns table (
     id uuid, automation text, action text, change jsonb, message text,
@@ -111,11 +111,12 @@ begin
     where s.org_id = list_schedules.org_id
         and (list_schedules.automation_id is null or s.automation_id = list_schedules.automation_id)
         and (include_finished or s.state in ('active', 'paused', 'invalid'))
+        and (list_schedules.schedule_id is null or s.id = list_schedules.schedule_id)
     order by s.created_at desc, s.id;
 end
 $$;
-revoke execute on function cfg.list_schedules(uuid, uuid, boolean) from public, anon;
-grant execute on function cfg.list_schedules(uuid, uuid, boolean) to authenticated, service_role;
+revoke execute on function cfg.list_schedules(uuid, uuid, boolean, uuid) from public, anon;
+grant execute on function cfg.list_schedules(uuid, uuid, boolean, uuid) to authenticated, service_role;
 
 -- One schedule as list_schedules shows it. Volatile: it reads what the RPC calling it
 -- just wrote (a stable function would see the statement's snapshot, from before).
@@ -125,7 +126,7 @@ language sql volatile
 set search_path = ''
 as $$
     select jsonb_build_object('automation_id', s.automation_id) || to_jsonb(l)
-    from cfg.schedules as s, cfg.list_schedules(s.org_id, s.automation_id, true) as l
+    from cfg.schedules as s, cfg.list_schedules(s.org_id, null, true, s.id) as l
     where s.id = schedule_id and l.id = s.id
 $$;
 revoke execute on function cfg_private.schedule_json(uuid) from public, anon;
