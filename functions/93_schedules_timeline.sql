@@ -103,7 +103,7 @@ begin
     elsif s.action = 'status' then
         return jsonb_build_object(
             'from', (select a.status from cfg.automations as a where a.id = s.automation_id),
-            'to', case when occ.phase = 'apply' then s.change -> 'status' else 'the status before the start' end
+            'to', case when occ.phase = 'apply' then s.change -> 'status' else to_jsonb('the status before the start'::text) end
         );
     elsif s.action = 'rotate' then
         return jsonb_build_object('section', s.change -> 'section', 'key', s.change -> 'key', 'rotates', true);

@@ -62,6 +62,7 @@ create table cfg.schedules (
     constraint schedules_max_lateness_nonnegative check (max_lateness >= interval '0'),
     constraint schedules_state_known check (state in ('active', 'paused', 'cancelled', 'completed', 'invalid'))
 );
+create index schedules_org_idx on cfg.schedules (org_id);
 create index schedules_automation_idx on cfg.schedules (automation_id, org_id);
 -- What the worker tops up.
 create index schedules_to_materialise_idx on cfg.schedules (materialised_until) where state = 'active' and cron is not null;
@@ -98,7 +99,7 @@ create table cfg.schedule_occurrences (
 );
 -- The tick reads only what is due: pending rows by time.
 create index schedule_occurrences_due_idx on cfg.schedule_occurrences (due_at) where status = 'pending';
-create index schedule_occurrences_schedule_idx on cfg.schedule_occurrences (schedule_id, due_at);
+create index schedule_occurrences_schedule_idx on cfg.schedule_occurrences (schedule_id, org_id, due_at);
 create index schedule_occurrences_org_due_idx on cfg.schedule_occurrences (org_id, due_at);
 create index schedule_occurrences_apply_idx on cfg.schedule_occurrences (apply_id);
 

@@ -213,7 +213,8 @@ def test_pause_resume_and_cancel(conn, world):
     conn.commit()
     rpc(conn, world["editor"], "select cfg.resume_schedule(%s)", (s["id"],))
     assert occurrences(conn, s["id"])[0]["error"] == "the schedule was paused when this came due"
-    assert rpc(conn, world["editor"], "select cfg.cancel_schedule(%s) as s", (later["id"],))["s"]["state"] == "cancelled"
+    cancelled = rpc(conn, world["editor"], "select cfg.cancel_schedule(%s) as s", (later["id"],))["s"]
+    assert cancelled["state"] == "cancelled"
     assert occurrences(conn, later["id"]) == []
     assert tick(conn, FAR_UTC + timedelta(days=2))["applied"] == 0
     types = [r["type"] for r in conn.execute("select type from cfg_private.events where type like 'schedule.%%' "
@@ -229,7 +230,8 @@ def test_missed_runs_follow_the_schedules_policy(conn, world):
     too_late = add(conn, world["editor"], world.automation_a, patch(timeout=2), max_lateness="5 minutes")
     skip = add(conn, world["editor"], world.automation_a, patch(retries=3), missed="skip")
     tick(conn, FAR_UTC + timedelta(minutes=20))
-    assert [occurrences(conn, s["id"])[0]["status"] for s in (late, too_late, skip)] == ["applied", "skipped", "skipped"]
+    statuses = [occurrences(conn, s["id"])[0]["status"] for s in (late, too_late, skip)]
+    assert statuses == ["applied", "skipped", "skipped"]
     skipped = occurrences(conn, skip["id"])[0]
     assert skipped["lateness"] == timedelta(minutes=20) and "skips missed runs" in skipped["error"]
 
