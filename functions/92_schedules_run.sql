@@ -252,9 +252,10 @@ declare
     result text;
 begin
     for occ in
+        -- In the order of the partial index on pending rows: nothing due reads nothing.
         select o.* from cfg.schedule_occurrences as o
-        join cfg.schedules as x on x.id = o.schedule_id
-        where o.status = 'pending' and o.due_at <= run_schedules.now and x.state = 'active'
+        where o.status = 'pending' and o.due_at <= run_schedules.now
+            and exists (select 1 from cfg.schedules as x where x.id = o.schedule_id and x.state = 'active')
         order by o.due_at, o.phase
         limit batch
         for update of o skip locked

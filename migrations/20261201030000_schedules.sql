@@ -97,8 +97,8 @@ create table cfg.schedule_occurrences (
     -- A revert always names its apply; an apply never does.
     constraint schedule_occurrences_revert_paired check ((phase = 'revert') = (apply_id is not null))
 );
--- The tick reads only what is due: pending rows by time.
-create index schedule_occurrences_due_idx on cfg.schedule_occurrences (due_at) where status = 'pending';
+-- The tick reads only what is due: pending rows in the order it takes them.
+create index schedule_occurrences_due_idx on cfg.schedule_occurrences (due_at, phase) where status = 'pending';
 create index schedule_occurrences_schedule_idx on cfg.schedule_occurrences (schedule_id, org_id, due_at);
 create index schedule_occurrences_org_due_idx on cfg.schedule_occurrences (org_id, due_at);
 create index schedule_occurrences_apply_idx on cfg.schedule_occurrences (apply_id);
