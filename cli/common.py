@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
@@ -91,7 +91,7 @@ def session(
 
 
 def _plain(value: object) -> object:
-    if isinstance(value, UUID | datetime | Decimal):
+    if isinstance(value, UUID | datetime | Decimal | timedelta):
         return str(value) if not isinstance(value, datetime) else value.isoformat()
     return value
 

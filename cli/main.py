@@ -14,6 +14,7 @@ from .config_cmd import config_app
 from .env_cmd import env_app
 from .rule_cmd import rule_app, type_app
 from .search_cmd import filter_app, find, reindex, search
+from .schedule_cmd import schedule_app
 from .secret_cmd import secret_app
 from .serve import serve
 from .stack import db_app, local_app
@@ -49,6 +50,7 @@ app.command("search")(search)
 app.command("find")(find)
 app.command("search-reindex")(reindex)
 app.add_typer(bulk_app, name="bulk")
+app.add_typer(schedule_app, name="schedule")
 app.command("serve")(serve)
 app.command("watch")(watch)
 

@@ -316,7 +316,15 @@ declare
     latest cfg.config_versions;
     created cfg.config_versions;
     first_env uuid;
+    scheduled boolean := exists (
+        select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'scheduled'
+    );
 begin
+    -- The schedules tick marks its transaction (functions/92): a save it makes is a
+    -- version of kind scheduled (a rollback stays one); both deploy with source scheduled.
+    if scheduled and kind = 'save' then
+        kind := 'scheduled';
+    end if;
     perform cfg_private.lock_version_numbers(record_version.automation_id);
     -- Read after the lock: the previous holder's commit is visible now.
     complete := coalesce(content, cfg_private.live_content(record_version.automation_id));
@@ -364,7 +372,7 @@ begin
     order by env.position
     limit 1;
     if first_env is not null then
-        perform cfg_private.deploy(created, first_env, kind);
+        perform cfg_private.deploy(created, first_env, case when scheduled then 'scheduled' else kind end);
     end if;
 
     perform cfg_private.emit_event(

@@ -204,6 +204,10 @@ class Cluster:
             "unix_socket_directories": f"'{self.socket_dir}'",
             "shared_preload_libraries": "'pg_cron'",
             "cron.database_name": "'postgres'",
+            # pg_cron connects to run each job, by default over TCP where we ask for a
+            # password it does not have: every job failed ("connection failed"). Over
+            # the socket (trust) it runs them.
+            "cron.host": f"'{self.socket_dir}'",
             "wal_level": "logical",
             "max_replication_slots": "10",
             "max_wal_senders": "10",

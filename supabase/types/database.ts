@@ -1080,6 +1080,186 @@ export type Database = {
           },
         ]
       }
+      schedule_occurrences: {
+        Row: {
+          applied_at: string | null
+          apply_id: string | null
+          automation_id: string
+          created_at: string
+          due_at: string
+          environment_id: string | null
+          error: string | null
+          id: string
+          lateness: string | null
+          org_id: string
+          outcome: Json | null
+          phase: string
+          schedule_id: string
+          status: string
+          updated_at: string
+          version: number | null
+          version_id: string | null
+        }
+        Insert: {
+          applied_at?: string | null
+          apply_id?: string | null
+          automation_id: string
+          created_at?: string
+          due_at: string
+          environment_id?: string | null
+          error?: string | null
+          id?: string
+          lateness?: string | null
+          org_id: string
+          outcome?: Json | null
+          phase: string
+          schedule_id: string
+          status?: string
+          updated_at?: string
+          version?: number | null
+          version_id?: string | null
+        }
+        Update: {
+          applied_at?: string | null
+          apply_id?: string | null
+          automation_id?: string
+          created_at?: string
+          due_at?: string
+          environment_id?: string | null
+          error?: string | null
+          id?: string
+          lateness?: string | null
+          org_id?: string
+          outcome?: Json | null
+          phase?: string
+          schedule_id?: string
+          status?: string
+          updated_at?: string
+          version?: number | null
+          version_id?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "schedule_occurrences_apply_id_fkey"
+            columns: ["apply_id"]
+            isOneToOne: false
+            referencedRelation: "schedule_occurrences"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "schedule_occurrences_schedule_fkey"
+            columns: ["schedule_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "schedules"
+            referencedColumns: ["id", "org_id"]
+          },
+        ]
+      }
+      schedules: {
+        Row: {
+          action: string
+          approved_at: string | null
+          approved_by: string | null
+          approved_by_email: string | null
+          approved_hash: string | null
+          author_email: string | null
+          author_id: string
+          automation_id: string
+          change: Json
+          change_hash: string
+          created_at: string
+          cron: string | null
+          error: string | null
+          force: boolean
+          id: string
+          materialised_until: string | null
+          max_lateness: string
+          max_runs: number | null
+          message: string
+          missed: string
+          org_id: string
+          revert_after: string | null
+          run_at: string | null
+          state: string
+          timezone: string
+          until: string | null
+          updated_at: string
+        }
+        Insert: {
+          action: string
+          approved_at?: string | null
+          approved_by?: string | null
+          approved_by_email?: string | null
+          approved_hash?: string | null
+          author_email?: string | null
+          author_id: string
+          automation_id: string
+          change: Json
+          change_hash: string
+          created_at?: string
+          cron?: string | null
+          error?: string | null
+          force?: boolean
+          id?: string
+          materialised_until?: string | null
+          max_lateness?: string
+          max_runs?: number | null
+          message?: string
+          missed?: string
+          org_id: string
+          revert_after?: string | null
+          run_at?: string | null
+          state?: string
+          timezone?: string
+          until?: string | null
+          updated_at?: string
+        }
+        Update: {
+          action?: string
+          approved_at?: string | null
+          approved_by?: string | null
+          approved_by_email?: string | null
+          approved_hash?: string | null
+          author_email?: string | null
+          author_id?: string
+          automation_id?: string
+          change?: Json
+          change_hash?: string
+          created_at?: string
+          cron?: string | null
+          error?: string | null
+          force?: boolean
+          id?: string
+          materialised_until?: string | null
+          max_lateness?: string
+          max_runs?: number | null
+          message?: string
+          missed?: string
+          org_id?: string
+          revert_after?: string | null
+          run_at?: string | null
+          state?: string
+          timezone?: string
+          until?: string | null
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "schedules_automation_fkey"
+            columns: ["automation_id", "org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "schedules_org_id_fkey"
+            columns: ["org_id"]
+            isOneToOne: false
+            referencedRelation: "orgs"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       secret_bindings: {
         Row: {
           attempts: number
@@ -1733,6 +1913,24 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      add_schedule: {
+        Args: {
+          at?: string
+          automation_id: string
+          change: Json
+          cron?: string
+          force?: boolean
+          max_lateness?: string
+          max_runs?: number
+          message?: string
+          missed?: string
+          revert_after?: string
+          revert_at?: string
+          timezone?: string
+          until?: string
+        }
+        Returns: Json
+      }
       add_template: {
         Args: {
           content: Json
@@ -1942,6 +2140,7 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      approve_schedule: { Args: { schedule_id: string }; Returns: Json }
       audit_events: {
         Args: {
           actor?: string
@@ -2027,6 +2226,7 @@ export type Database = {
       }
       bulk_continue: { Args: { operation_id: string }; Returns: Json }
       cancel_bulk_operation: { Args: { operation_id: string }; Returns: Json }
+      cancel_schedule: { Args: { schedule_id: string }; Returns: Json }
       changes_since: {
         Args: {
           after?: string
@@ -2242,6 +2442,10 @@ export type Database = {
           isOneToOne: true
           isSetofReturn: false
         }
+      }
+      edit_schedule: {
+        Args: { fields: Json; schedule_id: string }
+        Returns: Json
       }
       edit_template: {
         Args: {
@@ -2572,6 +2776,41 @@ export type Database = {
           isSetofReturn: true
         }
       }
+      list_schedules: {
+        Args: {
+          automation_id?: string
+          include_finished?: boolean
+          org_id: string
+          schedule_id?: string
+        }
+        Returns: {
+          action: string
+          approved_by_email: string
+          armed: boolean
+          author_email: string
+          author_id: string
+          automation: string
+          change: Json
+          created_at: string
+          cron: string
+          environment: string
+          error: string
+          force: boolean
+          id: string
+          max_lateness: string
+          max_runs: number
+          message: string
+          missed: string
+          needs_approval: boolean
+          next_due_at: string
+          revert_after: string
+          run_at: string
+          state: string
+          timezone: string
+          until: string
+          updated_at: string
+        }[]
+      }
       list_secret_bindings: {
         Args: { automation_id: string }
         Returns: {
@@ -2755,6 +2994,7 @@ export type Database = {
         }
         Returns: Json
       }
+      pause_schedule: { Args: { schedule_id: string }; Returns: Json }
       promote: {
         Args: {
           automation_id: string
@@ -2914,6 +3154,7 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      resume_schedule: { Args: { schedule_id: string }; Returns: Json }
       retry_failed_webhook_deliveries: {
         Args: { endpoint_id: string; since: string }
         Returns: number
@@ -3011,6 +3252,33 @@ export type Database = {
           isOneToOne: true
           isSetofReturn: false
         }
+      }
+      schedule_timeline: {
+        Args: {
+          automation_id?: string
+          env?: string
+          from?: string
+          org_id: string
+          to?: string
+        }
+        Returns: {
+          action: string
+          applied_at: string
+          author_email: string
+          automation: string
+          due_at: string
+          environment: string
+          error: string
+          lateness: string
+          message: string
+          occurrence_id: string
+          outcome: Json
+          phase: string
+          preview: Json
+          schedule_id: string
+          status: string
+          version: number
+        }[]
       }
       search: {
         Args: {

@@ -23,6 +23,7 @@ WORKERS: dict[str, str] = {
     "webhooks": "sync_service.workers.webhooks:Dispatcher",
     "vaults": "sync_service.workers.vaults:VaultSync",
     "bulk": "sync_service.workers.bulk:BulkContinuation",
+    "schedules": "sync_service.workers.schedules:ScheduleMaterialiser",
 }
 
 log = logging.getLogger("cfgctl.serve")

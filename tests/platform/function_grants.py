@@ -337,4 +337,44 @@ GRANTS: dict[str, str] = {
     "cfg_private.index_deployment(uuid,uuid)": NOBODY,
     "cfg_private.reindex_org_search(uuid)": SIGNED_IN,
     "cfg_private.index_deployment_trigger()": NOBODY,
+    # Schedules (functions/90-93): the RPCs; lookups, checks and the pure model run as the
+    # caller; the definer helpers check the caller's role first. The tick runs as the owner
+    # (pg_cron) and applies each occurrence acting as its author (authenticated): what it
+    # calls then is granted to authenticated, promote_scheduled refusing outside a tick.
+    "cfg.add_schedule(uuid,jsonb,timestamp without time zone,text,text,timestamp without time zone,integer,"
+    "timestamp without time zone,interval,text,interval,boolean,text)": SIGNED_IN,
+    "cfg.edit_schedule(uuid,jsonb)": SIGNED_IN,
+    "cfg.pause_schedule(uuid)": SIGNED_IN,
+    "cfg.resume_schedule(uuid)": SIGNED_IN,
+    "cfg.cancel_schedule(uuid)": SIGNED_IN,
+    "cfg.approve_schedule(uuid)": SIGNED_IN,
+    "cfg.list_schedules(uuid,uuid,boolean,uuid)": SIGNED_IN,
+    "cfg.schedule_timeline(uuid,timestamp with time zone,timestamp with time zone,uuid,text)": SIGNED_IN,
+    "cfg_private.schedule_invalid(text,text)": SIGNED_IN,
+    "cfg_private.key_values(jsonb,jsonb)": SIGNED_IN,
+    "cfg_private.patch_keys(jsonb)": SIGNED_IN,
+    "cfg_private.patch_result(jsonb)": SIGNED_IN,
+    "cfg_private.schedule_environment(cfg.schedules)": SIGNED_IN,
+    "cfg_private.schedule_change(cfg.automations,jsonb)": SIGNED_IN,
+    "cfg_private.known_zone(text)": SIGNED_IN,
+    "cfg_private.schedule_spec(cfg.automations,jsonb)": SIGNED_IN,
+    "cfg_private.schedule_fields(cfg.schedules)": SIGNED_IN,
+    "cfg_private.schedule_for(uuid,cfg.org_role,text)": SIGNED_IN,
+    "cfg_private.put_schedule(uuid,uuid,jsonb)": SIGNED_IN,
+    "cfg_private.set_schedule_state(uuid,text)": SIGNED_IN,
+    "cfg_private.approve_schedule(uuid)": SIGNED_IN,
+    "cfg_private.schedule_json(uuid)": SIGNED_IN,
+    "cfg_private.occurrence_preview(cfg.schedules,cfg.schedule_occurrences)": SIGNED_IN,
+    "cfg_private.random_secret(text,integer)": "authenticated",
+    "cfg_private.in_scheduled_run()": "authenticated",
+    "cfg_private.promote_scheduled(uuid,text,text,text)": "authenticated",
+    "cfg_private.apply_occurrence(cfg.schedules,cfg.schedule_occurrences,jsonb)": "authenticated",
+    # The schedules worker's (service role).
+    "cfg_private.schedules_to_materialise(timestamp with time zone,integer)": SERVICE,
+    "cfg_private.record_occurrences(uuid,text,timestamp with time zone[],timestamp with time zone,text)": SERVICE,
+    # The tick (pg_cron, as the owner) and its own steps; the event trigger.
+    "cfg_private.run_schedules(timestamp with time zone,integer)": NOBODY,
+    "cfg_private.finish_occurrence(cfg.schedule_occurrences,text,timestamp with time zone,jsonb,text)": NOBODY,
+    "cfg_private.add_occurrences(cfg.schedules,timestamp with time zone[])": NOBODY,
+    "cfg_private.schedule_event()": NOBODY,
 }

@@ -60,6 +60,10 @@ def foreign(pg_cluster, template_url):
     saved_filter = conn.execute("insert into cfg.saved_filters (org_id, owner_id, name, shared) "
                                 "values (%s, %s, 'b', true) returning id", (world.org_b, boss.user_id)).fetchone()["id"]
     conn.commit()
+    with acting_as(conn, boss) as cur:
+        schedule = cur.execute("select cfg.add_schedule(%s, '{\"action\": \"status\", \"status\": \"paused\"}', "
+                               "at => '2030-01-01T00:00') as s", (b,)).fetchone()["s"]["id"]
+    conn.commit()
     ids = {
         "org": world.org_b, "automation": b, "version_1": versions[0]["id"], "version_2": versions[1]["id"],
         "request": request.get("request_id") or request.get("id"), "invitation": invitation, "environment": env,
@@ -68,6 +72,7 @@ def foreign(pg_cluster, template_url):
         "automation_type": automation_type, "rule": rule, "template": template,
         "saved_filter": saved_filter,
         "operation": bulk_operation(conn, world),
+        "schedule": schedule,
     }
     assert all(ids.values()), ids
     yield conn, world, ids
@@ -210,6 +215,16 @@ CALLS = {
     "get_bulk_operation": ("select cfg.get_bulk_operation(%s)", ["operation"]),
     "list_bulk_operations": ("select * from cfg.list_bulk_operations(%s)", ["org"]),
     "decide_bulk_promotions": ("select cfg.decide_bulk_promotions(%s, true)", ["operation"]),
+    # Schedules (tests/schedules/).
+    "add_schedule": ("select cfg.add_schedule(%s, '{\"action\": \"status\", \"status\": \"paused\"}', "
+                     "at => '2030-01-01T00:00')", ["automation"]),
+    "edit_schedule": ("select cfg.edit_schedule(%s, '{}')", ["schedule"]),
+    "pause_schedule": ("select cfg.pause_schedule(%s)", ["schedule"]),
+    "resume_schedule": ("select cfg.resume_schedule(%s)", ["schedule"]),
+    "cancel_schedule": ("select cfg.cancel_schedule(%s)", ["schedule"]),
+    "approve_schedule": ("select cfg.approve_schedule(%s)", ["schedule"]),
+    "list_schedules": ("select * from cfg.list_schedules(%s)", ["org"]),
+    "schedule_timeline": ("select * from cfg.schedule_timeline(%s)", ["org"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }
@@ -231,8 +246,8 @@ def test_every_rpc_with_an_id_is_in_the_sweep(foreign):
         "select p.proname from pg_proc p where p.pronamespace = 'cfg'::regnamespace "
         "and p.proargnames && array['org_id', 'automation_id', 'request_id', 'endpoint_id', 'delivery_id', "
         "'invitation_id', 'environment_id', 'base_version_id', 'from_version_id', 'backend_id', 'binding_id', "
-        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id', 'filter_id', 'operation_id'] "
-        "order by 1"
+        "'conflict_id', 'type_id', 'rule_id', 'template_id', 'source_automation_id', 'filter_id', 'operation_id', "
+        "'schedule_id'] order by 1"
     ).fetchall()
     conn.commit()
     assert sorted(r["proname"] for r in with_ids) == sorted(CALLS)
