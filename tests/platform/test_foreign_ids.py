@@ -180,6 +180,9 @@ CALLS = {
     "apply_template": ("select cfg.apply_template(%s)", ["automation"]),
     "clone_automation": ("select cfg.clone_automation(%s, 'X', 'x')", ["automation"]),
     "automation_origin": ("select cfg.automation_origin(%s)", ["automation"]),
+    # Export and import (tests/export/).
+    "export_automations": ("select cfg.export_automations(%s, '{\"ids\": []}')", ["org"]),
+    "import_automations": ("select cfg.import_automations(%s, '{}')", ["org"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }

@@ -14,7 +14,7 @@ from tests.versioning import test_versioning_rls
 from tests.webhooks import test_webhooks_rls
 
 AREAS = (test_tenancy_rls, test_audit_rls, test_versioning_rls, test_promotion_rls, test_webhooks_rls,
-         test_secrets_rls, test_validation_rls, test_templates_rls)
+         test_secrets_rls, test_validation_rls, test_templates_rls, test_export_rls)
 
 
 def _lines(attribute: str) -> list[str]:

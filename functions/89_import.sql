@@ -1,0 +1,427 @@
+-- =============================================================================
+-- Import (issue 12, item 4): an export document (88_export.sql) into an org, the same
+-- one or another. Per automation: create, update (with the diff), unchanged, skipped
+-- (on_conflict 'skip') or refused (with errors [{path, message}]). A malformed document
+-- is refused whole (PT422) before anything is written. Every item is written through
+-- the normal save path (kind 'import'), so the type's rules run and secret values go to
+-- Vault; a dry run (the default) does exactly the same writes and undoes each one.
+-- =============================================================================
+
+-- Saves content into automation_id as an import: save_config's checks and path, with
+-- version kind 'import' (and deployment source 'import').
+-- security definer: the version tables accept no writes from API roles; automation_for
+-- checks the caller edits the automation.
+create or replace function cfg_private.import_config(
+    automation_id uuid, expected_version integer, content jsonb, message text
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    target cfg.automations := cfg_private.automation_for(import_config.automation_id, 'editor', 'importing config', true);
+begin
+    perform cfg_private.require_valid_content(content);
+    perform cfg_private.require_current_version(target.id, expected_version);
+    return cfg_private.write_version(target, content, message, 'import');
+end
+$$;
+revoke execute on function cfg_private.import_config(uuid, integer, jsonb, text) from public, anon;
+grant execute on function cfg_private.import_config(uuid, integer, jsonb, text) to authenticated, service_role;
+
+-- True for an exported secret entry without its value whose target entry (null: none)
+-- is not a secret, so has no value to keep.
+create or replace function cfg_private.import_needs_value(entry jsonb, target_entry jsonb)
+returns boolean
+language sql immutable
+set search_path = ''
+as $$
+    select (entry -> 'secret') is not distinct from 'true'::jsonb and not coalesce(entry ? 'value', false)
+        and (target_entry -> 'secret') is distinct from 'true'::jsonb
+$$;
+revoke execute on function cfg_private.import_needs_value(jsonb, jsonb) from public, anon;
+grant execute on function cfg_private.import_needs_value(jsonb, jsonb) to authenticated, service_role;
+
+-- Exported content as save_config takes it, given the target's current content (null
+-- for a new automation): {"content", "secrets_needing_value": [{section, key}]}.
+-- Bindings ("external") are dropped: they name another org's vault backends. A secret
+-- without its value keeps the target's value when the target has that secret; else it
+-- is left out and listed as needing a value.
+create or replace function cfg_private.import_content(content jsonb, current jsonb)
+returns jsonb
+language sql immutable
+set jit = off
+set search_path = ''
+as $$
+    select case when jsonb_typeof(content -> 'sections') = 'object' and not exists (
+        select 1 from jsonb_each(content -> 'sections') as s
+        where jsonb_typeof(s.value) <> 'object' or jsonb_typeof(coalesce(s.value -> 'entries', '{}')) <> 'object'
+    ) then jsonb_build_object(
+        'content', content || jsonb_build_object('sections', coalesce((
+            select jsonb_object_agg(s.key, (s.value - 'entries') || jsonb_build_object('entries', coalesce((
+                select jsonb_object_agg(
+                    e.key, case when jsonb_typeof(e.value) = 'object' then e.value - 'external' else e.value end
+                )
+                from jsonb_each(s.value -> 'entries') as e
+                where not cfg_private.import_needs_value(e.value, current -> 'sections' -> s.key -> 'entries' -> e.key)
+            ), '{}')))
+            from jsonb_each(content -> 'sections') as s
+        ), '{}')),
+        'secrets_needing_value', coalesce((
+            select jsonb_agg(jsonb_build_object('section', s.key, 'key', e.key) order by s.key, e.key)
+            from jsonb_each(content -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
+            where cfg_private.import_needs_value(e.value, current -> 'sections' -> s.key -> 'entries' -> e.key)
+        ), '[]')
+    )
+    -- Not content at all: left as it is, for content_problems to say why.
+    else jsonb_build_object('content', content, 'secrets_needing_value', '[]') end
+$$;
+revoke execute on function cfg_private.import_content(jsonb, jsonb) from public, anon;
+grant execute on function cfg_private.import_content(jsonb, jsonb) to authenticated, service_role;
+
+-- Every problem of an export document as [{path, message}] (at most 100), or null.
+create or replace function cfg_private.import_problems(document jsonb)
+returns jsonb
+language plpgsql stable
+set jit = off
+set search_path = ''
+as $$
+declare
+    problems jsonb;
+begin
+    if jsonb_typeof(document) is distinct from 'object' then
+        return '[{"path": "", "message": "an export document is a JSON object"}]';
+    end if;
+    -- Bounds first, so a huge document is refused without reading it.
+    if pg_column_size(document) > 67108864 then
+        return '[{"path": "", "message": "an export document is at most 64 MiB: export fewer automations"}]';
+    end if;
+    if document -> 'format' is distinct from '"cfgctl.export"' then
+        return '[{"path": "format", "message": "not a cfgctl export: format must be \"cfgctl.export\""}]';
+    end if;
+    if jsonb_typeof(document -> 'format_version') is distinct from 'number' then
+        return '[{"path": "format_version", "message": "format_version must be a number"}]';
+    end if;
+    if (document ->> 'format_version')::numeric > 1 then
+        return jsonb_build_array(jsonb_build_object('path', 'format_version', 'message', format(
+            'format_version %s comes from a newer cfgctl: this one reads format_version 1; upgrade cfgctl',
+            document ->> 'format_version'
+        )));
+    end if;
+    if (document ->> 'format_version')::numeric <> 1 then
+        return '[{"path": "format_version", "message": "format_version must be 1"}]';
+    end if;
+    if jsonb_typeof(document -> 'automations') is distinct from 'array' then
+        return '[{"path": "automations", "message": "automations must be an array"}]';
+    end if;
+    if jsonb_array_length(document -> 'automations') > 10000 then
+        return '[{"path": "automations", "message": "at most 10000 automations per import"}]';
+    end if;
+    with items as (
+        select
+            (a.n - 1)::integer as i, a.item, format('automations[%s]', a.n - 1) as path,
+            (min(a.n) over (partition by a.item ->> 'slug') - 1)::integer as first_i
+        from jsonb_array_elements(document -> 'automations') with ordinality as a (item, n)
+    ),
+    found as (
+        select k as path, 'unknown field (format, format_version, org, env, secret_values, automations, left_out)'
+            as message
+        from jsonb_object_keys(document) as k
+        where k not in ('format', 'format_version', 'org', 'env', 'secret_values', 'automations', 'left_out')
+        union all
+        select i.path, 'an automation must be an object' from items as i where jsonb_typeof(i.item) <> 'object'
+        union all
+        select i.path || '.' || k, 'unknown field (slug, name, description, type, status, tags, origin, version, content)'
+        from items as i, jsonb_object_keys(case when jsonb_typeof(i.item) = 'object' then i.item else '{}' end) as k
+        where k not in ('slug', 'name', 'description', 'type', 'status', 'tags', 'origin', 'version', 'content')
+        union all
+        select i.path || c.suffix, c.message
+        from items as i
+        cross join lateral (values
+            (
+                coalesce(i.item ->> 'slug', '') !~ '^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$'
+                or jsonb_typeof(i.item -> 'slug') <> 'string',
+                '.slug', 'slug must be 1-80 lowercase letters, digits and inner hyphens'
+            ),
+            (
+                jsonb_typeof(i.item -> 'name') is distinct from 'string'
+                or length(btrim(i.item ->> 'name')) not between 1 and 200,
+                '.name', 'name must be a string of 1-200 characters'
+            ),
+            (
+                i.item ? 'description' and (jsonb_typeof(i.item -> 'description') <> 'string'
+                    or length(i.item ->> 'description') > 10000),
+                '.description', 'description must be a string of at most 10000 characters'
+            ),
+            (
+                jsonb_typeof(i.item -> 'type') is distinct from 'string' or length(i.item ->> 'type') > 100,
+                '.type', 'type must be the slug of an automation type'
+            ),
+            (
+                i.item ? 'status' and coalesce(i.item ->> 'status', '') not in ('active', 'paused', 'archived'),
+                '.status', 'status must be active, paused or archived'
+            ),
+            (
+                i.item ? 'tags' and (
+                    jsonb_typeof(i.item -> 'tags') <> 'array' or jsonb_array_length(i.item -> 'tags') > 100
+                    or exists (
+                        select 1 from jsonb_array_elements(i.item -> 'tags') as t
+                        where jsonb_typeof(t) <> 'string' or length(t #>> '{}') > 100
+                    )
+                ),
+                '.tags', 'tags must be an array of at most 100 strings'
+            ),
+            (
+                i.item ? 'version' and (jsonb_typeof(i.item -> 'version') <> 'number'
+                    or (i.item ->> 'version') !~ '^[0-9]{1,9}$'),
+                '.version', 'version must be a whole number from 0'
+            ),
+            (
+                i.item ? 'origin' and jsonb_typeof(i.item -> 'origin') not in ('object', 'null'),
+                '.origin', 'origin must be an object'
+            )
+        ) as c (bad, suffix, message)
+        where jsonb_typeof(i.item) = 'object' and c.bad
+        union all
+        select i.path || '.content' || case when p ->> 'path' = '' then '' else '.' || (p ->> 'path') end,
+            p ->> 'message'
+        from items as i
+        cross join lateral jsonb_array_elements(
+            cfg_private.content_problems(cfg_private.import_content(i.item -> 'content', null) -> 'content')
+        ) as p
+        where jsonb_typeof(i.item) = 'object' and jsonb_typeof(i.item -> 'content') = 'object'
+        union all
+        select i.path || '.content', 'content must be an object {"sections": {...}}'
+        from items as i
+        where jsonb_typeof(i.item) = 'object' and jsonb_typeof(i.item -> 'content') is distinct from 'object'
+        union all
+        select i.path || '.slug', format('duplicate slug %s (also automations[%s])', i.item ->> 'slug', i.first_i)
+        from items as i
+        where jsonb_typeof(i.item) = 'object' and i.item ->> 'slug' is not null and i.first_i < i.i
+    )
+    select jsonb_agg(jsonb_build_object('path', f.path, 'message', f.message) order by f.path)
+    into problems
+    from (select * from found limit 100) as f;
+    return problems;
+end
+$$;
+revoke execute on function cfg_private.import_problems(jsonb) from public, anon;
+grant execute on function cfg_private.import_problems(jsonb) to authenticated, service_role;
+
+-- The errors of a refused item, [{path, message}], from what was raised: the detail's
+-- "errors" where it has them (content and rule problems), else the message. A detail
+-- that is not JSON (a built-in error's, which may quote the row) is never shown.
+create or replace function cfg_private.import_errors(message text, detail text)
+returns jsonb
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+    parsed jsonb;
+begin
+    begin
+        parsed := detail::jsonb;
+    exception when others then
+        parsed := null;
+    end;
+    if jsonb_typeof(parsed -> 'errors') = 'array' then
+        return parsed -> 'errors';
+    end if;
+    return jsonb_build_array(jsonb_build_object('path', coalesce(parsed ->> 'field', ''), 'message', message));
+end
+$$;
+revoke execute on function cfg_private.import_errors(text, text) from public, anon;
+grant execute on function cfg_private.import_errors(text, text) to authenticated, service_role;
+
+-- Imports document (an export, 88_export.sql) into org_id (editors), one automation at
+-- a time, by slug, in slug order; returns {dry_run, on_conflict, org, summary, items}.
+-- A new slug is created with the document's type slug (refused when org_id has no such
+-- type: an admin adds types, with their rules); an existing one is updated (name,
+-- description, tags, status and content; never its type). Every write is a version of
+-- kind 'import' with message, through the normal save path (rules run; secret values go
+-- to Vault). When an existing automation would change, on_conflict decides:
+--   'overwrite'  update it;
+--   'skip'       leave it (item "skipped");
+--   'fail'       update it only if it has not changed since the version it is known at:
+--                base_versions ->> slug when given, else the document's "version" when
+--                the document comes from org_id itself (a re-import into the source
+--                org), else its latest version must be an import (nobody saved it since
+--                the last import into another org); otherwise refused, PT409.
+-- Each item succeeds or is refused alone; a dry run (the default) writes each item and
+-- undoes it, so it says exactly what an import would do. A malformed document: PT422,
+-- nothing written. security invoker: each step runs with the caller's rights.
+create or replace function cfg.import_automations(
+    org_id uuid, document jsonb, dry_run boolean default true, on_conflict text default 'fail',
+    message text default null, base_versions jsonb default null
+)
+returns jsonb
+language plpgsql
+set jit = off
+set search_path = ''
+as $$
+declare
+    org_slug text;
+    problems jsonb;
+    note text;
+    item jsonb;
+    item_slug text;
+    existing cfg.automations;
+    created cfg.automations;
+    current jsonb;
+    prepared jsonb;
+    saved jsonb;
+    fields text [];
+    expected integer;
+    latest_kind text;
+    result jsonb;
+    results jsonb := '[]';
+    state text;
+    error_message text;
+    error_detail text;
+begin
+    perform cfg_private.require_role(import_automations.org_id, 'editor', 'importing automations');
+    if on_conflict is null or on_conflict not in ('skip', 'overwrite', 'fail') then
+        raise exception 'on_conflict is skip, overwrite or fail, not %', coalesce(quote_literal(on_conflict), 'null')
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'on_conflict')::text;
+    end if;
+    if base_versions is not null and (jsonb_typeof(base_versions) <> 'object' or exists (
+        select 1 from jsonb_each(base_versions) as b
+        where jsonb_typeof(b.value) <> 'number' or (b.value #>> '{}') !~ '^[0-9]{1,9}$'
+    )) then
+        raise exception 'base_versions is {"<slug>": <version number>}'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'base_versions')::text;
+    end if;
+    if length(message) > 2000 then
+        raise exception 'message is at most 2000 characters'
+            using errcode = 'PT422', detail = jsonb_build_object('field', 'message')::text;
+    end if;
+    problems := cfg_private.import_problems(document);
+    if problems is not null then
+        raise exception 'invalid export document: % (%)', problems -> 0 ->> 'message', problems -> 0 ->> 'path'
+            using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
+    end if;
+    select o.slug into org_slug from cfg.orgs as o where o.id = import_automations.org_id;
+    note := coalesce(message, 'import from ' || coalesce(document ->> 'org', 'a file'));
+
+    for item in
+        select a.item from jsonb_array_elements(document -> 'automations') as a (item)
+        order by a.item ->> 'slug' collate "C"
+    loop
+        item_slug := item ->> 'slug';
+        result := jsonb_build_object('slug', item_slug);
+        begin
+            select * into existing from cfg.automations as a
+            where a.org_id = import_automations.org_id and a.slug = item_slug;
+            if existing.id is null then
+                prepared := cfg_private.import_content(item -> 'content', null);
+                created := cfg.create_automation(
+                    import_automations.org_id, item ->> 'name', item_slug, item ->> 'type',
+                    array(select jsonb_array_elements_text(coalesce(item -> 'tags', '[]'))),
+                    coalesce(item ->> 'description', '')
+                );
+                if coalesce(item ->> 'status', 'active') <> 'active' then
+                    update cfg.automations as a set status = (item ->> 'status')::cfg.automation_status
+                    where a.id = created.id;
+                end if;
+                saved := cfg_private.import_config(created.id, 0, prepared -> 'content', note);
+                result := result || jsonb_build_object('action', 'create', 'version', saved -> 'version')
+                    || jsonb_build_object('warnings', coalesce(saved -> 'warnings', '[]'));
+            else
+                if existing.type <> item ->> 'type' then
+                    raise exception 'is of type % here, % in the document: an import does not change types',
+                        existing.type, item ->> 'type'
+                        using errcode = 'PT422', detail = jsonb_build_object('field', 'type')::text;
+                end if;
+                current := cfg.get_config(existing.id);
+                prepared := cfg_private.import_content(item -> 'content', current -> 'content');
+                fields := array(
+                    select f from unnest(array['name', 'description', 'tags', 'status']) as f
+                    where case f
+                        when 'name' then existing.name is distinct from btrim(item ->> 'name')
+                        when 'description' then existing.description is distinct from coalesce(item ->> 'description', '')
+                        when 'tags' then array(select t from unnest(existing.tags) as t order by t)
+                            is distinct from array(select t from jsonb_array_elements_text(coalesce(item -> 'tags', '[]')) as t order by t)
+                        else existing.status::text is distinct from coalesce(item ->> 'status', 'active')
+                    end
+                );
+                if fields <> '{}' then
+                    update cfg.automations as a
+                    set name = btrim(item ->> 'name'), description = coalesce(item ->> 'description', ''),
+                        tags = array(select jsonb_array_elements_text(coalesce(item -> 'tags', '[]'))),
+                        status = coalesce(item ->> 'status', 'active')::cfg.automation_status
+                    where a.id = existing.id;
+                end if;
+                saved := cfg_private.import_config(
+                    existing.id, (current ->> 'version')::integer, prepared -> 'content', note
+                );
+                if not (saved ->> 'created')::boolean and fields = '{}' then
+                    result := result || jsonb_build_object('action', 'unchanged', 'version', current -> 'version');
+                else
+                    result := result || jsonb_build_object(
+                        'action', 'update', 'version', saved -> 'version', 'fields', to_jsonb(fields),
+                        'warnings', coalesce(saved -> 'warnings', '[]'),
+                        'diff', cfg_private.diff_contents(
+                            coalesce((select v.content from cfg.config_versions as v
+                                      where v.id = (current ->> 'version_id')::uuid), '{"sections": {}}'),
+                            (select v.content from cfg.config_versions as v where v.id = (saved ->> 'version_id')::uuid)
+                        )
+                    );
+                    if on_conflict = 'skip' then
+                        result := jsonb_build_object('slug', item_slug, 'action', 'skipped', 'version', current -> 'version');
+                        raise exception 'skipped' using errcode = 'PTDRY';
+                    end if;
+                    expected := coalesce(
+                        (base_versions ->> item_slug)::integer,
+                        case when document ->> 'org' = org_slug then (item ->> 'version')::integer end
+                    );
+                    select v.kind into latest_kind from cfg.config_versions as v
+                    where v.id = (current ->> 'version_id')::uuid;
+                    if on_conflict = 'fail' and (
+                        expected is distinct from (current ->> 'version')::integer
+                        and not (expected is null and coalesce(latest_kind, 'import') = 'import')
+                    ) then
+                        raise exception 'changed since version %: it is at version % (on_conflict fail)',
+                            coalesce(expected::text, 'the last import'), current ->> 'version'
+                            using errcode = 'PT409', detail = jsonb_build_object(
+                                'field', 'version', 'expected_version', expected,
+                                'current_version', (current ->> 'version')::integer
+                            )::text;
+                    end if;
+                end if;
+            end if;
+            result := result || jsonb_build_object('secrets_needing_value', prepared -> 'secrets_needing_value');
+            if coalesce(dry_run, true) then
+                raise exception 'dry run' using errcode = 'PTDRY';
+            end if;
+        exception
+            -- Undone on purpose (a dry run, a skip): the result stands.
+            when sqlstate 'PTDRY' then null;
+            when others then
+                get stacked diagnostics state = returned_sqlstate, error_message = message_text,
+                    error_detail = pg_exception_detail;
+                if state not like 'PT%' and left(state, 2) not in ('22', '23') and state <> '42501' then
+                    raise;
+                end if;
+                result := jsonb_build_object(
+                    'slug', item_slug, 'action', 'refused', 'code', state, 'message', error_message,
+                    'errors', cfg_private.import_errors(error_message, error_detail)
+                );
+        end;
+        results := results || jsonb_build_array(result);
+    end loop;
+
+    return jsonb_build_object(
+        'dry_run', coalesce(dry_run, true), 'on_conflict', on_conflict, 'org', org_slug,
+        'summary', (
+            select jsonb_object_agg(a.action, (
+                select count(*) from jsonb_array_elements(results) as r where r ->> 'action' = a.action
+            ))
+            from unnest(array['create', 'update', 'unchanged', 'skipped', 'refused']) as a (action)
+        ),
+        'items', results
+    );
+end
+$$;
+revoke execute on function cfg.import_automations(uuid, jsonb, boolean, text, text, jsonb) from public, anon;
+grant execute on function cfg.import_automations(uuid, jsonb, boolean, text, text, jsonb) to authenticated, service_role;
