@@ -234,6 +234,79 @@ $$;
 revoke execute on function cfg_private.import_errors(text, text) from public, anon;
 grant execute on function cfg_private.import_errors(text, text) to authenticated, service_role;
 
+-- Content as a version stores it, without tokens: every field present (defaults filled
+-- in), a secret as {"secret": true, "description"}. Equal to cfg.get_config's content of
+-- the version a save of this content would record exactly when that save would record
+-- none (jsonb text: 1.0 and 1 differ, as they do for a save).
+create or replace function cfg_private.import_normal(content jsonb)
+returns jsonb
+language sql immutable
+set jit = off
+set search_path = ''
+as $$
+    select jsonb_build_object('sections', coalesce(jsonb_object_agg(s.key, jsonb_build_object(
+        'description', coalesce(s.value ->> 'description', ''),
+        'position', coalesce((s.value ->> 'position')::integer, 0),
+        'entries', coalesce((
+            select jsonb_object_agg(e.key, case
+                when (e.value -> 'secret') = 'true'::jsonb
+                    then jsonb_build_object('secret', true, 'description', coalesce(e.value ->> 'description', ''))
+                else jsonb_build_object(
+                    'secret', false, 'value', e.value -> 'value', 'description', coalesce(e.value ->> 'description', '')
+                )
+            end)
+            from jsonb_each(s.value -> 'entries') as e
+        ), '{}')
+    )), '{}'))
+    from jsonb_each(content -> 'sections') as s
+$$;
+revoke execute on function cfg_private.import_normal(jsonb) from public, anon;
+grant execute on function cfg_private.import_normal(jsonb) to authenticated, service_role;
+
+-- For a dry run, which writes nothing: what the rules of type (a slug of org_id) that
+-- apply in its first environment (where a save lands) say about content, raised as
+-- cfg_private.enforce_rules raises it (PT422, detail {status, errors, warnings}) when
+-- they find errors; else the warnings. cfg_private.validation_report reads the type
+-- from an automation, which a new one does not have yet: the same query, by type.
+-- security invoker: members read types and rules.
+create or replace function cfg_private.import_rule_warnings(org_id uuid, type text, content jsonb)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    found jsonb;
+    first_env uuid;
+begin
+    select e.id into first_env from cfg.environments as e
+    where e.org_id = import_rule_warnings.org_id order by e.position limit 1;
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'severity', r.severity, 'path', f.path, 'message', f.message, 'rule_id', r.id, 'rule_name', r.name
+    ) order by f.path, r.name, f.message), '[]')
+    into found
+    from cfg.automation_types as t
+    join cfg.validation_rules as r on r.type_id = t.id
+    cross join lateral cfg_private.rule_findings(r, content) as f
+    where t.org_id = import_rule_warnings.org_id and t.slug = import_rule_warnings.type and r.enabled
+        and (r.environment_ids is null or first_env = any(r.environment_ids));
+    if jsonb_path_exists(found, '$[*] ? (@.severity == "error")') then
+        raise exception 'invalid content: % validation rule error(s) in %, first: % %',
+            jsonb_array_length(jsonb_path_query_array(found, '$[*] ? (@.severity == "error")')),
+            (select e.slug from cfg.environments as e where e.id = first_env),
+            jsonb_path_query_first(found, '$[*] ? (@.severity == "error")') ->> 'path',
+            jsonb_path_query_first(found, '$[*] ? (@.severity == "error")') ->> 'message'
+            using errcode = 'PT422', detail = jsonb_build_object(
+                'status', 'errors', 'environment_id', first_env,
+                'errors', jsonb_path_query_array(found, '$[*] ? (@.severity == "error")'),
+                'warnings', jsonb_path_query_array(found, '$[*] ? (@.severity == "warning")')
+            )::text;
+    end if;
+    return found;
+end
+$$;
+revoke execute on function cfg_private.import_rule_warnings(uuid, text, jsonb) from public, anon;
+grant execute on function cfg_private.import_rule_warnings(uuid, text, jsonb) to authenticated, service_role;
+
 -- Imports document (an export, 88_export.sql) into org_id (editors), one automation at
 -- a time, by slug, in slug order; returns {dry_run, on_conflict, org, summary, items}.
 -- A new slug is created with the document's type slug (refused when org_id has no such
@@ -248,9 +321,11 @@ grant execute on function cfg_private.import_errors(text, text) to authenticated
 --                the document comes from org_id itself (a re-import into the source
 --                org), else its latest version must be an import (nobody saved it since
 --                the last import into another org); otherwise refused, PT409.
--- Each item succeeds or is refused alone; a dry run (the default) writes each item and
--- undoes it, so it says exactly what an import would do. A malformed document: PT422,
--- nothing written. security invoker: each step runs with the caller's rights.
+-- Each item succeeds or is refused alone. A dry run (the default) writes nothing: it
+-- compares, runs the rules and the conflict policy as the import would; an item that
+-- carries secret values is written and undone instead (only a save can tell whether a
+-- value changed without revealing it). A malformed document: PT422, nothing written.
+-- security invoker: each step runs with the caller's rights.
 create or replace function cfg.import_automations(
     org_id uuid, document jsonb, dry_run boolean default true, on_conflict text default 'fail',
     message text default null, base_versions jsonb default null
@@ -261,6 +336,7 @@ set jit = off
 set search_path = ''
 as $$
 declare
+    preview boolean := coalesce(dry_run, true);
     org_slug text;
     problems jsonb;
     note text;
@@ -270,6 +346,7 @@ declare
     created cfg.automations;
     current jsonb;
     prepared jsonb;
+    proposed jsonb;
     saved jsonb;
     fields text [];
     expected integer;
@@ -313,8 +390,24 @@ begin
         begin
             select * into existing from cfg.automations as a
             where a.org_id = import_automations.org_id and a.slug = item_slug;
-            if existing.id is null then
-                prepared := cfg_private.import_content(item -> 'content', null);
+            current := case when existing.id is not null then cfg.get_config(existing.id) end;
+            prepared := cfg_private.import_content(item -> 'content', current -> 'content');
+            -- Only a save can compare a secret value (by its token): such items are written.
+            preview := coalesce(dry_run, true) and not jsonb_path_exists(
+                prepared -> 'content', '$.sections.*.entries.* ? (@.secret == true && exists(@.value))'
+            );
+            if existing.id is null and preview then
+                if not exists (
+                    select 1 from cfg.automation_types as t
+                    where t.org_id = import_automations.org_id and t.slug = item ->> 'type'
+                ) then
+                    raise exception 'unknown automation type %: an admin adds types (cfg.add_automation_type)',
+                        quote_literal(item ->> 'type')
+                        using errcode = 'PT422', detail = jsonb_build_object('field', 'type')::text;
+                end if;
+                result := result || jsonb_build_object('action', 'create', 'version', 1, 'warnings',
+                    cfg_private.import_rule_warnings(import_automations.org_id, item ->> 'type', prepared -> 'content'));
+            elsif existing.id is null then
                 created := cfg.create_automation(
                     import_automations.org_id, item ->> 'name', item_slug, item ->> 'type',
                     array(select jsonb_array_elements_text(coalesce(item -> 'tags', '[]'))),
@@ -325,48 +418,69 @@ begin
                     where a.id = created.id;
                 end if;
                 saved := cfg_private.import_config(created.id, 0, prepared -> 'content', note);
-                result := result || jsonb_build_object('action', 'create', 'version', saved -> 'version')
-                    || jsonb_build_object('warnings', coalesce(saved -> 'warnings', '[]'));
+                result := result || jsonb_build_object(
+                    'action', 'create', 'version', saved -> 'version', 'warnings', coalesce(saved -> 'warnings', '[]')
+                );
             else
                 if existing.type <> item ->> 'type' then
                     raise exception 'is of type % here, % in the document: an import does not change types',
                         existing.type, item ->> 'type'
                         using errcode = 'PT422', detail = jsonb_build_object('field', 'type')::text;
                 end if;
-                current := cfg.get_config(existing.id);
-                prepared := cfg_private.import_content(item -> 'content', current -> 'content');
                 fields := array(
                     select f from unnest(array['name', 'description', 'tags', 'status']) as f
                     where case f
                         when 'name' then existing.name is distinct from btrim(item ->> 'name')
                         when 'description' then existing.description is distinct from coalesce(item ->> 'description', '')
                         when 'tags' then array(select t from unnest(existing.tags) as t order by t)
-                            is distinct from array(select t from jsonb_array_elements_text(coalesce(item -> 'tags', '[]')) as t order by t)
+                            is distinct from array(
+                                select t from jsonb_array_elements_text(coalesce(item -> 'tags', '[]')) as t order by t
+                            )
                         else existing.status::text is distinct from coalesce(item ->> 'status', 'active')
                     end
                 );
-                if fields <> '{}' then
-                    update cfg.automations as a
-                    set name = btrim(item ->> 'name'), description = coalesce(item ->> 'description', ''),
-                        tags = array(select jsonb_array_elements_text(coalesce(item -> 'tags', '[]'))),
-                        status = coalesce(item ->> 'status', 'active')::cfg.automation_status
-                    where a.id = existing.id;
+                if preview then
+                    proposed := cfg_private.import_normal(prepared -> 'content');
+                    if proposed::text <> (current -> 'content')::text then
+                        result := result || jsonb_build_object(
+                            'version', (current ->> 'version')::integer + 1,
+                            'warnings', cfg_private.import_rule_warnings(
+                                import_automations.org_id, existing.type, prepared -> 'content'
+                            ),
+                            'diff', cfg_private.diff_contents(current -> 'content', proposed)
+                        );
+                    end if;
+                else
+                    if fields <> '{}' then
+                        update cfg.automations as a
+                        set name = btrim(item ->> 'name'), description = coalesce(item ->> 'description', ''),
+                            tags = array(select jsonb_array_elements_text(coalesce(item -> 'tags', '[]'))),
+                            status = coalesce(item ->> 'status', 'active')::cfg.automation_status
+                        where a.id = existing.id;
+                    end if;
+                    saved := cfg_private.import_config(
+                        existing.id, (current ->> 'version')::integer, prepared -> 'content', note
+                    );
+                    if (saved ->> 'created')::boolean then
+                        result := result || jsonb_build_object(
+                            'version', saved -> 'version', 'warnings', coalesce(saved -> 'warnings', '[]'),
+                            -- Between the snapshots: a secret whose value changed shows (by its token).
+                            'diff', cfg_private.diff_contents(
+                                coalesce((select v.content from cfg.config_versions as v
+                                          where v.id = (current ->> 'version_id')::uuid), '{"sections": {}}'),
+                                (select v.content from cfg.config_versions as v where v.id = (saved ->> 'version_id')::uuid)
+                            )
+                        );
+                    end if;
                 end if;
-                saved := cfg_private.import_config(
-                    existing.id, (current ->> 'version')::integer, prepared -> 'content', note
-                );
-                if not (saved ->> 'created')::boolean and fields = '{}' then
+                if not result ? 'diff' and fields = '{}' then
                     result := result || jsonb_build_object('action', 'unchanged', 'version', current -> 'version');
                 else
-                    result := result || jsonb_build_object(
-                        'action', 'update', 'version', saved -> 'version', 'fields', to_jsonb(fields),
-                        'warnings', coalesce(saved -> 'warnings', '[]'),
-                        'diff', cfg_private.diff_contents(
-                            coalesce((select v.content from cfg.config_versions as v
-                                      where v.id = (current ->> 'version_id')::uuid), '{"sections": {}}'),
-                            (select v.content from cfg.config_versions as v where v.id = (saved ->> 'version_id')::uuid)
-                        )
-                    );
+                    result := result || jsonb_build_object('action', 'update', 'fields', to_jsonb(fields))
+                        || case when result ? 'version' then '{}'::jsonb else jsonb_build_object(
+                            'version', current -> 'version', 'warnings', '[]'::jsonb,
+                            'diff', cfg_private.diff_contents(current -> 'content', current -> 'content')
+                        ) end;
                     if on_conflict = 'skip' then
                         result := jsonb_build_object('slug', item_slug, 'action', 'skipped', 'version', current -> 'version');
                         raise exception 'skipped' using errcode = 'PTDRY';
@@ -391,11 +505,11 @@ begin
                 end if;
             end if;
             result := result || jsonb_build_object('secrets_needing_value', prepared -> 'secrets_needing_value');
-            if coalesce(dry_run, true) then
+            if coalesce(dry_run, true) and not preview then
                 raise exception 'dry run' using errcode = 'PTDRY';
             end if;
         exception
-            -- Undone on purpose (a dry run, a skip): the result stands.
+            -- Undone on purpose (a dry run that wrote, a skip): the result stands.
             when sqlstate 'PTDRY' then null;
             when others then
                 get stacked diagnostics state = returned_sqlstate, error_message = message_text,

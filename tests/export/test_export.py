@@ -316,3 +316,30 @@ def test_a_future_format_says_to_upgrade_and_sql_looking_text_is_only_text(conn,
     assert made["content"]["sections"]["s"]["entries"]["k"]["value"] == sneaky
     refused(lambda: import_(conn, world["editor"], world.org_a, document, on_conflict="merge"))
     refused(lambda: import_(conn, world["editor"], world.org_a, document, base_versions={"x": "one"}))
+
+
+def test_the_dry_run_says_exactly_what_the_import_then_does(conn, world, org_a):
+    document = export(conn, world["viewer"], org_a)
+    with acting_as(conn, world["admin"]) as cur:
+        cur.execute("select cfg.add_validation_rule(t.id, %s::jsonb) from cfg.automation_types as t"
+                    " where t.org_id = %s and t.slug = 'service'", (json.dumps(
+                        {"name": "hourly at most", "section": "jobs", "key": "cron", "severity": "warning",
+                         "schema": {"pattern": "^0 "}}), org_a))
+        cur.execute("select cfg.add_validation_rule(t.id, %s::jsonb) from cfg.automation_types as t"
+                    " where t.org_id = %s and t.slug = 'api_gateway'", (json.dumps(
+                        {"name": "short timeout", "section": "routes", "key": "timeout", "schema": {"maximum": 10}}),
+                        org_a))
+    billing, edge, worker = document["automations"]
+    billing["content"]["sections"]["http"]["entries"]["port"]["value"] = 8081
+    billing["tags"] = ["moved"]
+    edge["content"]["sections"]["routes"]["entries"]["timeout"]["value"] = 20
+    worker["content"]["sections"]["jobs"]["entries"]["cron"]["value"] = "*/5 * * * *"
+    document["automations"].append(worker | {"slug": "worker-2", "type": "worker"})
+    document["automations"].append(worker | {"slug": "worker-3", "type": "no-such-type"})
+    preview = import_(conn, world["editor"], org_a, document)
+    done = import_(conn, world["editor"], org_a, document, dry_run=False)
+    assert [(i["slug"], i["action"]) for i in done["items"]] == [
+        ("billing", "update"), ("edge-gw", "refused"), ("worker", "update"), ("worker-2", "create"),
+        ("worker-3", "refused")]
+    assert done["items"][2]["warnings"][0]["rule_name"] == "hourly at most"
+    assert preview | {"dry_run": False} == done
