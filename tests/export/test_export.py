@@ -149,7 +149,8 @@ def test_secret_values_only_for_who_may_reveal_them_each_read_audited(conn, worl
     conn.commit()
     assert sorted((a["new_values"]["key"], a["new_values"]["reason"]) for a in audit) == [
         ("api_key", "export"), ("cert", "export")]
-    assert len(events) == 2 and SECRET not in json.dumps([a["new_values"] for a in audit] + [e["payload"] for e in events])
+    assert len(events) == 2
+    assert SECRET not in json.dumps([a["new_values"] for a in audit] + [e["payload"] for e in events])
     with acting_as(conn, world["admin"]) as cur:
         cur.execute("select cfg.set_secret_reveal_role(%s, 'admin')", (org_a,))
     refused(lambda: export(conn, world["editor"], org_a, include_secrets=True), "PT403")
@@ -205,7 +206,8 @@ def test_without_values_a_new_automation_lists_its_secrets_an_existing_one_keeps
     update = import_(conn, world["editor"], org_a, masked, dry_run=False)["items"][0]
     assert update["action"] == "update" and update["secrets_needing_value"] == []
     assert [(c["key"], c["change"]) for c in update["diff"]["changes"]] == [("port", "changed")]
-    revealed = call(conn, world["editor"], "select cfg.reveal_secret(%s, 'http', 'api_key') as r", (world.automation_a,))
+    revealed = call(conn, world["editor"], "select cfg.reveal_secret(%s, 'http', 'api_key') as r",
+                    (world.automation_a,))
     assert revealed["value"] == SECRET
 
 
@@ -271,11 +273,13 @@ def test_each_item_is_refused_alone_by_rules_types_and_roles(conn, world, org_a)
     refused(lambda: import_(conn, world["other_admin"], org_a, document), "PT404")
 
 
+ITEM = {"slug": "x", "name": "X", "type": "service", "status": "active", "tags": [], "description": "",
+        "version": 1, "origin": None, "content": {"sections": {}}}
+
+
 def _doc(**changes):
-    item = {"slug": "x", "name": "X", "type": "service", "status": "active", "tags": [], "description": "",
-            "version": 1, "origin": None, "content": {"sections": {}}}
     return {"format": "cfgctl.export", "format_version": 1, "org": "org-a", "env": None, "secret_values": False,
-            "left_out": [], "automations": [item]} | changes
+            "left_out": [], "automations": [ITEM]} | changes
 
 
 @pytest.mark.parametrize(("document", "path"), [
@@ -286,15 +290,15 @@ def _doc(**changes):
     (_doc(automations={}), "automations"),
     (_doc(extra=1), "extra"),
     (_doc(automations=[1]), "automations[0]"),
-    (_doc(automations=[_doc()["automations"][0] | {"slug": "x'; drop table cfg.automations; --"}]),
+    (_doc(automations=[ITEM | {"slug": "x'; drop table cfg.automations; --"}]),
      "automations[0].slug"),
-    (_doc(automations=[_doc()["automations"][0], _doc()["automations"][0]]), "automations[1].slug"),
-    (_doc(automations=[_doc()["automations"][0] | {"status": "gone"}]), "automations[0].status"),
-    (_doc(automations=[_doc()["automations"][0] | {"tags": [1]}]), "automations[0].tags"),
-    (_doc(automations=[_doc()["automations"][0] | {"content": {"sections": {"s": {"entries": {"k k": {"value": 1}}}}}}]),
+    (_doc(automations=[ITEM, ITEM]), "automations[1].slug"),
+    (_doc(automations=[ITEM | {"status": "gone"}]), "automations[0].status"),
+    (_doc(automations=[ITEM | {"tags": [1]}]), "automations[0].tags"),
+    (_doc(automations=[ITEM | {"content": {"sections": {"s": {"entries": {"k k": {"value": 1}}}}}}]),
      "automations[0].content.sections.s.entries.k k"),
-    (_doc(automations=[_doc()["automations"][0] | {"content": []}]), "automations[0].content"),
-    (_doc(automations=[_doc()["automations"][0]] * 10001), "automations"),
+    (_doc(automations=[ITEM | {"content": []}]), "automations[0].content"),
+    (_doc(automations=[ITEM] * 10001), "automations"),
 ])
 def test_a_bad_document_is_refused_whole_and_changes_nothing(conn, world, document, path):
     before = fingerprint(conn)
@@ -307,7 +311,7 @@ def test_a_future_format_says_to_upgrade_and_sql_looking_text_is_only_text(conn,
     error = refused(lambda: import_(conn, world["editor"], world.org_a, _doc(format_version=7)))
     assert "newer cfgctl" in str(error)
     sneaky = "Robert'); drop table cfg.automations; --"
-    document = _doc(automations=[_doc()["automations"][0] | {"name": sneaky, "description": sneaky, "tags": [sneaky],
+    document = _doc(automations=[ITEM | {"name": sneaky, "description": sneaky, "tags": [sneaky],
                                                              "content": {"sections": {"s": {"entries": {
                                                                  "k": {"value": sneaky}}}}}}])
     assert import_(conn, world["editor"], world.org_a, document, dry_run=False)["items"][0]["action"] == "create"

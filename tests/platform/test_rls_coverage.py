@@ -5,6 +5,7 @@ function in cfg. A new area adds its module to AREAS."""
 from __future__ import annotations
 
 from tests.audit import test_audit_rls
+from tests.export import test_export_rls
 from tests.promotion import test_promotion_rls
 from tests.secrets import test_secrets_rls
 from tests.templates import test_templates_rls
