@@ -30,19 +30,6 @@ $$;
 revoke execute on function cfg_private.import_config(uuid, integer, jsonb, text) from public, anon;
 grant execute on function cfg_private.import_config(uuid, integer, jsonb, text) to authenticated, service_role;
 
--- True for an exported secret entry without its value whose target entry (null: none)
--- is not a secret, so has no value to keep.
-create or replace function cfg_private.import_needs_value(entry jsonb, target_entry jsonb)
-returns boolean
-language sql immutable
-set search_path = ''
-as $$
-    select (entry -> 'secret') is not distinct from 'true'::jsonb and not coalesce(entry ? 'value', false)
-        and (target_entry -> 'secret') is distinct from 'true'::jsonb
-$$;
-revoke execute on function cfg_private.import_needs_value(jsonb, jsonb) from public, anon;
-grant execute on function cfg_private.import_needs_value(jsonb, jsonb) to authenticated, service_role;
-
 -- Exported content as save_config takes it, given the target's current content (null
 -- for a new automation): {"content", "secrets_needing_value": [{section, key}]}.
 -- Bindings ("external") are dropped: they name another org's vault backends. A secret
@@ -50,32 +37,46 @@ grant execute on function cfg_private.import_needs_value(jsonb, jsonb) to authen
 -- is left out and listed as needing a value.
 create or replace function cfg_private.import_content(content jsonb, current jsonb)
 returns jsonb
-language sql immutable
+language plpgsql immutable
 set jit = off
 set search_path = ''
 as $$
-    select case when jsonb_typeof(content -> 'sections') = 'object' and not exists (
+declare
+    needing jsonb;
+begin
+    -- Not content at all: left as it is, for content_problems to say why.
+    if jsonb_typeof(content -> 'sections') is distinct from 'object' or exists (
         select 1 from jsonb_each(content -> 'sections') as s
         where jsonb_typeof(s.value) <> 'object' or jsonb_typeof(coalesce(s.value -> 'entries', '{}')) <> 'object'
-    ) then jsonb_build_object(
+    ) then
+        return jsonb_build_object('content', content, 'secrets_needing_value', '[]'::jsonb);
+    end if;
+    -- Nearly always: nothing to drop or keep, the content as it is.
+    if not jsonb_path_exists(content, '$.sections.*.entries.* ? (@.secret == true && !exists(@.value))')
+        and not jsonb_path_exists(content, '$.sections.*.entries.*.external') then
+        return jsonb_build_object('content', content, 'secrets_needing_value', '[]'::jsonb);
+    end if;
+    select coalesce(jsonb_agg(jsonb_build_object('section', s.key, 'key', e.key) order by s.key, e.key), '[]')
+    into needing
+    from jsonb_each(content -> 'sections') as s
+    cross join jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
+    left join jsonb_each(current -> 'sections') as cs on cs.key = s.key
+    where (e.value -> 'secret') = 'true'::jsonb and not e.value ? 'value'
+        and (cs.value -> 'entries' -> e.key -> 'secret') is distinct from 'true'::jsonb;
+    return jsonb_build_object(
         'content', content || jsonb_build_object('sections', coalesce((
             select jsonb_object_agg(s.key, (s.value - 'entries') || jsonb_build_object('entries', coalesce((
                 select jsonb_object_agg(
                     e.key, case when jsonb_typeof(e.value) = 'object' then e.value - 'external' else e.value end
                 )
-                from jsonb_each(s.value -> 'entries') as e
-                where not cfg_private.import_needs_value(e.value, current -> 'sections' -> s.key -> 'entries' -> e.key)
+                from jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
+                where not needing @> jsonb_build_array(jsonb_build_object('section', s.key, 'key', e.key))
             ), '{}')))
             from jsonb_each(content -> 'sections') as s
         ), '{}')),
-        'secrets_needing_value', coalesce((
-            select jsonb_agg(jsonb_build_object('section', s.key, 'key', e.key) order by s.key, e.key)
-            from jsonb_each(content -> 'sections') as s, jsonb_each(s.value -> 'entries') as e
-            where cfg_private.import_needs_value(e.value, current -> 'sections' -> s.key -> 'entries' -> e.key)
-        ), '[]')
-    )
-    -- Not content at all: left as it is, for content_problems to say why.
-    else jsonb_build_object('content', content, 'secrets_needing_value', '[]') end
+        'secrets_needing_value', needing
+    );
+end
 $$;
 revoke execute on function cfg_private.import_content(jsonb, jsonb) from public, anon;
 grant execute on function cfg_private.import_content(jsonb, jsonb) to authenticated, service_role;
@@ -340,6 +341,11 @@ declare
     org_slug text;
     problems jsonb;
     note text;
+    -- Read once, not per item: the org's automations by slug, its types, and the types
+    -- with rules that run where a save lands (RLS costs a role lookup per statement).
+    by_slug jsonb;
+    type_slugs text [];
+    ruled_types text [];
     item jsonb;
     item_slug text;
     existing cfg.automations;
@@ -380,6 +386,20 @@ begin
     end if;
     select o.slug into org_slug from cfg.orgs as o where o.id = import_automations.org_id;
     note := coalesce(message, 'import from ' || coalesce(document ->> 'org', 'a file'));
+    select coalesce(jsonb_object_agg(a.slug, to_jsonb(a)), '{}') into by_slug
+    from cfg.automations as a where a.org_id = import_automations.org_id;
+    type_slugs := array(
+        select t.slug from cfg.automation_types as t where t.org_id = import_automations.org_id
+    );
+    ruled_types := array(
+        select distinct t.slug
+        from cfg.automation_types as t
+        join cfg.validation_rules as r on r.type_id = t.id
+        where t.org_id = import_automations.org_id and r.enabled and (r.environment_ids is null or (
+            select e.id from cfg.environments as e where e.org_id = import_automations.org_id
+            order by e.position limit 1
+        ) = any(r.environment_ids))
+    );
 
     for item in
         select a.item from jsonb_array_elements(document -> 'automations') as a (item)
@@ -388,8 +408,7 @@ begin
         item_slug := item ->> 'slug';
         result := jsonb_build_object('slug', item_slug);
         begin
-            select * into existing from cfg.automations as a
-            where a.org_id = import_automations.org_id and a.slug = item_slug;
+            existing := jsonb_populate_record(null::cfg.automations, by_slug -> item_slug);
             current := case when existing.id is not null then cfg.get_config(existing.id) end;
             prepared := cfg_private.import_content(item -> 'content', current -> 'content');
             -- Only a save can compare a secret value (by its token): such items are written.
@@ -397,16 +416,15 @@ begin
                 prepared -> 'content', '$.sections.*.entries.* ? (@.secret == true && exists(@.value))'
             );
             if existing.id is null and preview then
-                if not exists (
-                    select 1 from cfg.automation_types as t
-                    where t.org_id = import_automations.org_id and t.slug = item ->> 'type'
-                ) then
+                if not (item ->> 'type') = any(type_slugs) then
                     raise exception 'unknown automation type %: an admin adds types (cfg.add_automation_type)',
                         quote_literal(item ->> 'type')
                         using errcode = 'PT422', detail = jsonb_build_object('field', 'type')::text;
                 end if;
-                result := result || jsonb_build_object('action', 'create', 'version', 1, 'warnings',
-                    cfg_private.import_rule_warnings(import_automations.org_id, item ->> 'type', prepared -> 'content'));
+                result := result || jsonb_build_object('action', 'create', 'version', 1, 'warnings', case
+                    when (item ->> 'type') = any(ruled_types) then cfg_private.import_rule_warnings(
+                        import_automations.org_id, item ->> 'type', prepared -> 'content'
+                    ) else '[]' end);
             elsif existing.id is null then
                 created := cfg.create_automation(
                     import_automations.org_id, item ->> 'name', item_slug, item ->> 'type',
@@ -440,13 +458,15 @@ begin
                     end
                 );
                 if preview then
-                    proposed := cfg_private.import_normal(prepared -> 'content');
+                    -- An export is already in the stored form: equal as it is (nearly always), or normalised.
+                    proposed := case when (prepared -> 'content')::text = (current -> 'content')::text
+                        then prepared -> 'content' else cfg_private.import_normal(prepared -> 'content') end;
                     if proposed::text <> (current -> 'content')::text then
                         result := result || jsonb_build_object(
                             'version', (current ->> 'version')::integer + 1,
-                            'warnings', cfg_private.import_rule_warnings(
+                            'warnings', case when existing.type = any(ruled_types) then cfg_private.import_rule_warnings(
                                 import_automations.org_id, existing.type, prepared -> 'content'
-                            ),
+                            ) else '[]' end,
                             'diff', cfg_private.diff_contents(current -> 'content', proposed)
                         );
                     end if;
