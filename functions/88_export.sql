@@ -112,28 +112,6 @@ $$;
 revoke execute on function cfg_private.export_content(jsonb, jsonb, jsonb) from public, anon;
 grant execute on function cfg_private.export_content(jsonb, jsonb, jsonb) to authenticated, service_role;
 
--- Where an automation came from, as an export says it (slugs, not ids): {"template",
--- "template_version"} or {"source", "source_version"} (plus "source_org" when the
--- clone came from another org), or null when it started blank. Members read origins.
-create or replace function cfg_private.export_origin(automation_id uuid)
-returns jsonb
-language sql stable
-set search_path = ''
-as $$
-    select jsonb_strip_nulls(jsonb_build_object(
-        'template', (select t.slug from cfg.templates as t where t.id = o.template_id),
-        'template_version', o.template_version,
-        'source', (select a.slug from cfg.automations as a where a.id = o.source_automation_id),
-        'source_org', case when o.source_org_id <> o.org_id
-            then (select x.slug from cfg.orgs as x where x.id = o.source_org_id) end,
-        'source_version', o.source_version
-    ))
-    from cfg.automation_origins as o
-    where o.automation_id = export_origin.automation_id
-$$;
-revoke execute on function cfg_private.export_origin(uuid) from public, anon;
-grant execute on function cfg_private.export_origin(uuid) to authenticated, service_role;
-
 -- The export document of the automations selection picks in org_id (members): each at
 -- its latest version, at the version deployed to env, or at version (one of the two).
 -- Selected ids that are not found (unknown, or another org's) are in "left_out" as
@@ -204,7 +182,12 @@ begin
     select coalesce(jsonb_agg(jsonb_build_object(
         'slug', a.slug, 'name', a.name, 'description', a.description, 'type', a.type, 'status', a.status,
         'tags', to_jsonb(array(select t from unnest(a.tags) as t order by t collate "C")),
-        'origin', cfg_private.export_origin(a.id),
+        -- Where it came from, by slugs (not ids): a template version or a clone's source.
+        'origin', case when o.id is not null then jsonb_strip_nulls(jsonb_build_object(
+            'template', t.slug, 'template_version', o.template_version,
+            'source', src.slug, 'source_org', case when o.source_org_id <> o.org_id then src_org.slug end,
+            'source_version', o.source_version
+        )) end,
         'version', coalesce(v.version, 0),
         'content', cfg_private.export_content(v.content, (
             -- The bindings the caller may read (editors), per section and key.
@@ -227,6 +210,10 @@ begin
     from jsonb_array_elements(picked) as p
     join cfg.automations as a on a.id = (p ->> 'automation_id')::uuid
     left join cfg.config_versions as v on v.id = (p ->> 'version_id')::uuid
+    left join cfg.automation_origins as o on o.automation_id = a.id
+    left join cfg.templates as t on t.id = o.template_id
+    left join cfg.automations as src on src.id = o.source_automation_id
+    left join cfg.orgs as src_org on src_org.id = o.source_org_id
     -- Without env or version, an automation never saved exports as version 0, empty.
     where p ? 'version_id' or (env_id is null and export_automations.version is null);
 

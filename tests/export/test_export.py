@@ -11,6 +11,7 @@ import pytest
 
 from sync_service.db import CfgError, acting_as
 from tests.support.versioning import content, save
+from tests.support.world import add_member
 
 SECRET = "sk_live_hunter2"
 NOWHERE = "00000000-0000-0000-0000-000000000000"
@@ -347,3 +348,27 @@ def test_the_dry_run_says_exactly_what_the_import_then_does(conn, world, org_a):
         ("worker-3", "refused")]
     assert done["items"][2]["warnings"][0]["rule_name"] == "hourly at most"
     assert preview | {"dry_run": False} == done
+
+
+def test_provenance_is_exported_by_slugs_and_stays_behind_on_import(conn, world, org_a):
+    add_member(conn, world["other_admin"], world.org_b, world["admin"], "editor")
+    with acting_as(conn, world["admin"]) as cur:
+        template = cur.execute("select id from cfg.add_template(%s, 'service', 'std', 'Std', %s::jsonb)",
+                               (org_a, json.dumps(content({"http": {"port": 80}})))).fetchone()["id"]
+        made = cur.execute("select cfg.create_automation_from_template(%s, %s, 'From', 'from-std') as r",
+                           (org_a, template)).fetchone()["r"]["automation"]["id"]
+        cur.execute("select cfg.clone_automation(%s, 'Copy', 'copy-of-std')", (made,))
+        cur.execute("select cfg.clone_automation(%s, 'Away', 'away', target_org_id => %s)", (made, world.org_b))
+    origins = {a["slug"]: a["origin"] for a in export(conn, world["viewer"], org_a)["automations"]}
+    assert origins == {"billing": None, "edge-gw": None, "worker": None,
+                       "from-std": {"template": "std", "template_version": 1},
+                       "copy-of-std": {"source": "from-std", "source_version": 1}}
+    # Org B's clone came from org A: its source shows to who can see it there, else its version.
+    assert export(conn, world["admin"], world.org_b, {"where": {"text": "away"}})["automations"][0]["origin"] == {
+        "source": "from-std", "source_org": "org-a", "source_version": 1}
+    away = export(conn, world["other_admin"], world.org_b, {"where": {"text": "away"}})["automations"][0]
+    assert away["origin"] == {"source_version": 1}
+    # An import records its own provenance (versions of kind import): not the source org's.
+    target = new_org(conn, world["admin"], "org-c")
+    import_(conn, world["admin"], target, export(conn, world["admin"], org_a, include_secrets=True), dry_run=False)
+    assert {a["origin"] for a in export(conn, world["admin"], target)["automations"]} == {None}

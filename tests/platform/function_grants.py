@@ -160,7 +160,6 @@ GRANTS: dict[str, str] = {
     # reveal them, each audited; an import version written by an editor).
     "cfg_private.export_secret_values(uuid,uuid[])": SIGNED_IN,
     "cfg_private.export_content(jsonb,jsonb,jsonb)": SIGNED_IN,
-    "cfg_private.export_origin(uuid)": SIGNED_IN,
     "cfg_private.import_config(uuid,integer,jsonb,text)": SIGNED_IN,
     "cfg_private.import_content(jsonb,jsonb)": SIGNED_IN,
     "cfg_private.import_normal(jsonb)": SIGNED_IN,
