@@ -168,7 +168,7 @@ def selection_from_options(where: list[str] | None, ids: list[str] | None) -> di
     comma-separated), as the selection JSON of cfg.select_automations. Neither: every
     automation of the org."""
     if where and ids:
-        raise typer.BadParameter("select by --where or by --ids, not both")
+        raise typer.BadParameter("give --where or --ids, not both")
     if ids:
         return {"ids": [part.strip() for value in ids for part in value.split(",") if part.strip()]}
     selected: dict = {}

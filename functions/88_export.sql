@@ -235,3 +235,188 @@ end
 $$;
 revoke execute on function cfg.export_automations(uuid, jsonb, text, integer, boolean) from public, anon;
 grant execute on function cfg.export_automations(uuid, jsonb, text, integer, boolean) to authenticated, service_role;
+
+-- =============================================================================
+-- Reading a document back (cfg.import_automations, 89_import.sql): its checks, and
+-- exported content as a save takes it.
+-- =============================================================================
+
+-- Exported content as save_config takes it, given the target's current content (null
+-- for a new automation): {"content", "secrets_needing_value": [{section, key}]}.
+-- Bindings ("external") are dropped: they name another org's vault backends. A secret
+-- without its value keeps the target's value when the target has that secret; else it
+-- is left out and listed as needing a value.
+create or replace function cfg_private.import_content(content jsonb, current jsonb)
+returns jsonb
+language plpgsql immutable
+set jit = off
+set search_path = ''
+as $$
+declare
+    needing jsonb;
+begin
+    -- Not content at all: left as it is, for content_problems to say why.
+    if jsonb_typeof(content -> 'sections') is distinct from 'object' or exists (
+        select 1 from jsonb_each(content -> 'sections') as s
+        where jsonb_typeof(s.value) <> 'object' or jsonb_typeof(coalesce(s.value -> 'entries', '{}')) <> 'object'
+    ) then
+        return jsonb_build_object('content', content, 'secrets_needing_value', '[]'::jsonb);
+    end if;
+    -- Nearly always: nothing to drop or keep, the content as it is.
+    if not jsonb_path_exists(content, '$.sections.*.entries.* ? (@.secret == true && !exists(@.value))')
+        and not jsonb_path_exists(content, '$.sections.*.entries.*.external') then
+        return jsonb_build_object('content', content, 'secrets_needing_value', '[]'::jsonb);
+    end if;
+    select coalesce(jsonb_agg(jsonb_build_object('section', s.key, 'key', e.key) order by s.key, e.key), '[]')
+    into needing
+    from jsonb_each(content -> 'sections') as s
+    cross join jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
+    left join jsonb_each(current -> 'sections') as cs on cs.key = s.key
+    where (e.value -> 'secret') = 'true'::jsonb and not e.value ? 'value'
+        and (cs.value -> 'entries' -> e.key -> 'secret') is distinct from 'true'::jsonb;
+    return jsonb_build_object(
+        'content', content || jsonb_build_object('sections', coalesce((
+            select jsonb_object_agg(s.key, (s.value - 'entries') || jsonb_build_object('entries', coalesce((
+                select jsonb_object_agg(
+                    e.key, case when jsonb_typeof(e.value) = 'object' then e.value - 'external' else e.value end
+                )
+                from jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
+                where not needing @> jsonb_build_array(jsonb_build_object('section', s.key, 'key', e.key))
+            ), '{}')))
+            from jsonb_each(content -> 'sections') as s
+        ), '{}')),
+        'secrets_needing_value', needing
+    );
+end
+$$;
+revoke execute on function cfg_private.import_content(jsonb, jsonb) from public, anon;
+grant execute on function cfg_private.import_content(jsonb, jsonb) to authenticated, service_role;
+
+-- Every problem of an export document as [{path, message}] (at most 100), or null.
+create or replace function cfg_private.import_problems(document jsonb)
+returns jsonb
+language plpgsql stable
+set jit = off
+set search_path = ''
+as $$
+declare
+    problems jsonb;
+begin
+    if jsonb_typeof(document) is distinct from 'object' then
+        return '[{"path": "", "message": "an export document is a JSON object"}]';
+    end if;
+    -- Bounds first, so a huge document is refused without reading it.
+    if pg_column_size(document) > 67108864 then
+        return '[{"path": "", "message": "an export document is at most 64 MiB: export fewer automations"}]';
+    end if;
+    if document -> 'format' is distinct from '"cfgctl.export"' then
+        return '[{"path": "format", "message": "not a cfgctl export: format must be \"cfgctl.export\""}]';
+    end if;
+    if jsonb_typeof(document -> 'format_version') is distinct from 'number' then
+        return '[{"path": "format_version", "message": "format_version must be a number"}]';
+    end if;
+    if (document ->> 'format_version')::numeric > 1 then
+        return jsonb_build_array(jsonb_build_object('path', 'format_version', 'message', format(
+            'format_version %s comes from a newer cfgctl: this one reads format_version 1; upgrade cfgctl',
+            document ->> 'format_version'
+        )));
+    end if;
+    if (document ->> 'format_version')::numeric <> 1 then
+        return '[{"path": "format_version", "message": "format_version must be 1"}]';
+    end if;
+    if jsonb_typeof(document -> 'automations') is distinct from 'array' then
+        return '[{"path": "automations", "message": "automations must be an array"}]';
+    end if;
+    if jsonb_array_length(document -> 'automations') > 10000 then
+        return '[{"path": "automations", "message": "at most 10000 automations per import"}]';
+    end if;
+    with items as (
+        select
+            (a.n - 1)::integer as i, a.item, format('automations[%s]', a.n - 1) as path,
+            (min(a.n) over (partition by a.item ->> 'slug') - 1)::integer as first_i
+        from jsonb_array_elements(document -> 'automations') with ordinality as a (item, n)
+    ),
+    found as (
+        select k as path, 'unknown field (format, format_version, org, env, secret_values, automations, left_out)'
+            as message
+        from jsonb_object_keys(document) as k
+        where k not in ('format', 'format_version', 'org', 'env', 'secret_values', 'automations', 'left_out')
+        union all
+        select i.path, 'an automation must be an object' from items as i where jsonb_typeof(i.item) <> 'object'
+        union all
+        select i.path || '.' || k, 'unknown field (slug, name, description, type, status, tags, origin, version, content)'
+        from items as i, jsonb_object_keys(case when jsonb_typeof(i.item) = 'object' then i.item else '{}' end) as k
+        where k not in ('slug', 'name', 'description', 'type', 'status', 'tags', 'origin', 'version', 'content')
+        union all
+        select i.path || c.suffix, c.message
+        from items as i
+        cross join lateral (values
+            (
+                coalesce(i.item ->> 'slug', '') !~ '^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$'
+                or jsonb_typeof(i.item -> 'slug') <> 'string',
+                '.slug', 'slug must be 1-80 lowercase letters, digits and inner hyphens'
+            ),
+            (
+                jsonb_typeof(i.item -> 'name') is distinct from 'string'
+                or length(btrim(i.item ->> 'name')) not between 1 and 200,
+                '.name', 'name must be a string of 1-200 characters'
+            ),
+            (
+                i.item ? 'description' and (jsonb_typeof(i.item -> 'description') <> 'string'
+                    or length(i.item ->> 'description') > 10000),
+                '.description', 'description must be a string of at most 10000 characters'
+            ),
+            (
+                jsonb_typeof(i.item -> 'type') is distinct from 'string' or length(i.item ->> 'type') > 100,
+                '.type', 'type must be the slug of an automation type'
+            ),
+            (
+                i.item ? 'status' and coalesce(i.item ->> 'status', '') not in ('active', 'paused', 'archived'),
+                '.status', 'status must be active, paused or archived'
+            ),
+            (
+                i.item ? 'tags' and (
+                    jsonb_typeof(i.item -> 'tags') <> 'array' or jsonb_array_length(i.item -> 'tags') > 100
+                    or exists (
+                        select 1 from jsonb_array_elements(i.item -> 'tags') as t
+                        where jsonb_typeof(t) <> 'string' or length(t #>> '{}') > 100
+                    )
+                ),
+                '.tags', 'tags must be an array of at most 100 strings'
+            ),
+            (
+                i.item ? 'version' and (jsonb_typeof(i.item -> 'version') <> 'number'
+                    or (i.item ->> 'version') !~ '^[0-9]{1,9}$'),
+                '.version', 'version must be a whole number from 0'
+            ),
+            (
+                i.item ? 'origin' and jsonb_typeof(i.item -> 'origin') not in ('object', 'null'),
+                '.origin', 'origin must be an object'
+            )
+        ) as c (bad, suffix, message)
+        where jsonb_typeof(i.item) = 'object' and c.bad
+        union all
+        select i.path || '.content' || case when p ->> 'path' = '' then '' else '.' || (p ->> 'path') end,
+            p ->> 'message'
+        from items as i
+        cross join lateral jsonb_array_elements(
+            cfg_private.content_problems(cfg_private.import_content(i.item -> 'content', null) -> 'content')
+        ) as p
+        where jsonb_typeof(i.item) = 'object' and jsonb_typeof(i.item -> 'content') = 'object'
+        union all
+        select i.path || '.content', 'content must be an object {"sections": {...}}'
+        from items as i
+        where jsonb_typeof(i.item) = 'object' and jsonb_typeof(i.item -> 'content') is distinct from 'object'
+        union all
+        select i.path || '.slug', format('duplicate slug %s (also automations[%s])', i.item ->> 'slug', i.first_i)
+        from items as i
+        where jsonb_typeof(i.item) = 'object' and i.item ->> 'slug' is not null and i.first_i < i.i
+    )
+    select jsonb_agg(jsonb_build_object('path', f.path, 'message', f.message) order by f.path)
+    into problems
+    from (select * from found limit 100) as f;
+    return problems;
+end
+$$;
+revoke execute on function cfg_private.import_problems(jsonb) from public, anon;
+grant execute on function cfg_private.import_problems(jsonb) to authenticated, service_role;

@@ -30,186 +30,6 @@ $$;
 revoke execute on function cfg_private.import_config(uuid, integer, jsonb, text) from public, anon;
 grant execute on function cfg_private.import_config(uuid, integer, jsonb, text) to authenticated, service_role;
 
--- Exported content as save_config takes it, given the target's current content (null
--- for a new automation): {"content", "secrets_needing_value": [{section, key}]}.
--- Bindings ("external") are dropped: they name another org's vault backends. A secret
--- without its value keeps the target's value when the target has that secret; else it
--- is left out and listed as needing a value.
-create or replace function cfg_private.import_content(content jsonb, current jsonb)
-returns jsonb
-language plpgsql immutable
-set jit = off
-set search_path = ''
-as $$
-declare
-    needing jsonb;
-begin
-    -- Not content at all: left as it is, for content_problems to say why.
-    if jsonb_typeof(content -> 'sections') is distinct from 'object' or exists (
-        select 1 from jsonb_each(content -> 'sections') as s
-        where jsonb_typeof(s.value) <> 'object' or jsonb_typeof(coalesce(s.value -> 'entries', '{}')) <> 'object'
-    ) then
-        return jsonb_build_object('content', content, 'secrets_needing_value', '[]'::jsonb);
-    end if;
-    -- Nearly always: nothing to drop or keep, the content as it is.
-    if not jsonb_path_exists(content, '$.sections.*.entries.* ? (@.secret == true && !exists(@.value))')
-        and not jsonb_path_exists(content, '$.sections.*.entries.*.external') then
-        return jsonb_build_object('content', content, 'secrets_needing_value', '[]'::jsonb);
-    end if;
-    select coalesce(jsonb_agg(jsonb_build_object('section', s.key, 'key', e.key) order by s.key, e.key), '[]')
-    into needing
-    from jsonb_each(content -> 'sections') as s
-    cross join jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
-    left join jsonb_each(current -> 'sections') as cs on cs.key = s.key
-    where (e.value -> 'secret') = 'true'::jsonb and not e.value ? 'value'
-        and (cs.value -> 'entries' -> e.key -> 'secret') is distinct from 'true'::jsonb;
-    return jsonb_build_object(
-        'content', content || jsonb_build_object('sections', coalesce((
-            select jsonb_object_agg(s.key, (s.value - 'entries') || jsonb_build_object('entries', coalesce((
-                select jsonb_object_agg(
-                    e.key, case when jsonb_typeof(e.value) = 'object' then e.value - 'external' else e.value end
-                )
-                from jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
-                where not needing @> jsonb_build_array(jsonb_build_object('section', s.key, 'key', e.key))
-            ), '{}')))
-            from jsonb_each(content -> 'sections') as s
-        ), '{}')),
-        'secrets_needing_value', needing
-    );
-end
-$$;
-revoke execute on function cfg_private.import_content(jsonb, jsonb) from public, anon;
-grant execute on function cfg_private.import_content(jsonb, jsonb) to authenticated, service_role;
-
--- Every problem of an export document as [{path, message}] (at most 100), or null.
-create or replace function cfg_private.import_problems(document jsonb)
-returns jsonb
-language plpgsql stable
-set jit = off
-set search_path = ''
-as $$
-declare
-    problems jsonb;
-begin
-    if jsonb_typeof(document) is distinct from 'object' then
-        return '[{"path": "", "message": "an export document is a JSON object"}]';
-    end if;
-    -- Bounds first, so a huge document is refused without reading it.
-    if pg_column_size(document) > 67108864 then
-        return '[{"path": "", "message": "an export document is at most 64 MiB: export fewer automations"}]';
-    end if;
-    if document -> 'format' is distinct from '"cfgctl.export"' then
-        return '[{"path": "format", "message": "not a cfgctl export: format must be \"cfgctl.export\""}]';
-    end if;
-    if jsonb_typeof(document -> 'format_version') is distinct from 'number' then
-        return '[{"path": "format_version", "message": "format_version must be a number"}]';
-    end if;
-    if (document ->> 'format_version')::numeric > 1 then
-        return jsonb_build_array(jsonb_build_object('path', 'format_version', 'message', format(
-            'format_version %s comes from a newer cfgctl: this one reads format_version 1; upgrade cfgctl',
-            document ->> 'format_version'
-        )));
-    end if;
-    if (document ->> 'format_version')::numeric <> 1 then
-        return '[{"path": "format_version", "message": "format_version must be 1"}]';
-    end if;
-    if jsonb_typeof(document -> 'automations') is distinct from 'array' then
-        return '[{"path": "automations", "message": "automations must be an array"}]';
-    end if;
-    if jsonb_array_length(document -> 'automations') > 10000 then
-        return '[{"path": "automations", "message": "at most 10000 automations per import"}]';
-    end if;
-    with items as (
-        select
-            (a.n - 1)::integer as i, a.item, format('automations[%s]', a.n - 1) as path,
-            (min(a.n) over (partition by a.item ->> 'slug') - 1)::integer as first_i
-        from jsonb_array_elements(document -> 'automations') with ordinality as a (item, n)
-    ),
-    found as (
-        select k as path, 'unknown field (format, format_version, org, env, secret_values, automations, left_out)'
-            as message
-        from jsonb_object_keys(document) as k
-        where k not in ('format', 'format_version', 'org', 'env', 'secret_values', 'automations', 'left_out')
-        union all
-        select i.path, 'an automation must be an object' from items as i where jsonb_typeof(i.item) <> 'object'
-        union all
-        select i.path || '.' || k, 'unknown field (slug, name, description, type, status, tags, origin, version, content)'
-        from items as i, jsonb_object_keys(case when jsonb_typeof(i.item) = 'object' then i.item else '{}' end) as k
-        where k not in ('slug', 'name', 'description', 'type', 'status', 'tags', 'origin', 'version', 'content')
-        union all
-        select i.path || c.suffix, c.message
-        from items as i
-        cross join lateral (values
-            (
-                coalesce(i.item ->> 'slug', '') !~ '^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$'
-                or jsonb_typeof(i.item -> 'slug') <> 'string',
-                '.slug', 'slug must be 1-80 lowercase letters, digits and inner hyphens'
-            ),
-            (
-                jsonb_typeof(i.item -> 'name') is distinct from 'string'
-                or length(btrim(i.item ->> 'name')) not between 1 and 200,
-                '.name', 'name must be a string of 1-200 characters'
-            ),
-            (
-                i.item ? 'description' and (jsonb_typeof(i.item -> 'description') <> 'string'
-                    or length(i.item ->> 'description') > 10000),
-                '.description', 'description must be a string of at most 10000 characters'
-            ),
-            (
-                jsonb_typeof(i.item -> 'type') is distinct from 'string' or length(i.item ->> 'type') > 100,
-                '.type', 'type must be the slug of an automation type'
-            ),
-            (
-                i.item ? 'status' and coalesce(i.item ->> 'status', '') not in ('active', 'paused', 'archived'),
-                '.status', 'status must be active, paused or archived'
-            ),
-            (
-                i.item ? 'tags' and (
-                    jsonb_typeof(i.item -> 'tags') <> 'array' or jsonb_array_length(i.item -> 'tags') > 100
-                    or exists (
-                        select 1 from jsonb_array_elements(i.item -> 'tags') as t
-                        where jsonb_typeof(t) <> 'string' or length(t #>> '{}') > 100
-                    )
-                ),
-                '.tags', 'tags must be an array of at most 100 strings'
-            ),
-            (
-                i.item ? 'version' and (jsonb_typeof(i.item -> 'version') <> 'number'
-                    or (i.item ->> 'version') !~ '^[0-9]{1,9}$'),
-                '.version', 'version must be a whole number from 0'
-            ),
-            (
-                i.item ? 'origin' and jsonb_typeof(i.item -> 'origin') not in ('object', 'null'),
-                '.origin', 'origin must be an object'
-            )
-        ) as c (bad, suffix, message)
-        where jsonb_typeof(i.item) = 'object' and c.bad
-        union all
-        select i.path || '.content' || case when p ->> 'path' = '' then '' else '.' || (p ->> 'path') end,
-            p ->> 'message'
-        from items as i
-        cross join lateral jsonb_array_elements(
-            cfg_private.content_problems(cfg_private.import_content(i.item -> 'content', null) -> 'content')
-        ) as p
-        where jsonb_typeof(i.item) = 'object' and jsonb_typeof(i.item -> 'content') = 'object'
-        union all
-        select i.path || '.content', 'content must be an object {"sections": {...}}'
-        from items as i
-        where jsonb_typeof(i.item) = 'object' and jsonb_typeof(i.item -> 'content') is distinct from 'object'
-        union all
-        select i.path || '.slug', format('duplicate slug %s (also automations[%s])', i.item ->> 'slug', i.first_i)
-        from items as i
-        where jsonb_typeof(i.item) = 'object' and i.item ->> 'slug' is not null and i.first_i < i.i
-    )
-    select jsonb_agg(jsonb_build_object('path', f.path, 'message', f.message) order by f.path)
-    into problems
-    from (select * from found limit 100) as f;
-    return problems;
-end
-$$;
-revoke execute on function cfg_private.import_problems(jsonb) from public, anon;
-grant execute on function cfg_private.import_problems(jsonb) to authenticated, service_role;
-
 -- The errors of a refused item, [{path, message}], from what was raised: the detail's
 -- "errors" where it has them (content and rule problems), else the message. A detail
 -- that is not JSON (a built-in error's, which may quote the row) is never shown.
@@ -341,9 +161,11 @@ declare
     org_slug text;
     problems jsonb;
     note text;
-    -- Read once, not per item: the org's automations by slug, its types, and the types
-    -- with rules that run where a save lands (RLS costs a role lookup per statement).
-    by_slug jsonb;
+    -- Read once, not per item (RLS costs a role lookup per statement): the org's types
+    -- and the types with rules that run where a save lands. Each item comes with the
+    -- automation of its slug and its latest version, read by the loop's one query.
+    known record;
+    source_org text := document ->> 'org';
     type_slugs text [];
     ruled_types text [];
     item jsonb;
@@ -385,9 +207,7 @@ begin
             using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
     end if;
     select o.slug into org_slug from cfg.orgs as o where o.id = import_automations.org_id;
-    note := coalesce(message, 'import from ' || coalesce(document ->> 'org', 'a file'));
-    select coalesce(jsonb_object_agg(a.slug, to_jsonb(a)), '{}') into by_slug
-    from cfg.automations as a where a.org_id = import_automations.org_id;
+    note := coalesce(message, 'import from ' || coalesce(source_org, 'a file'));
     type_slugs := array(
         select t.slug from cfg.automation_types as t where t.org_id = import_automations.org_id
     );
@@ -401,15 +221,29 @@ begin
         ) = any(r.environment_ids))
     );
 
-    for item in
-        select a.item from jsonb_array_elements(document -> 'automations') as a (item)
+    for known in
+        select a.item, to_jsonb(x) as automation, coalesce(v.version, 0) as version, v.id as version_id, v.kind,
+            coalesce(v.content, '{"sections": {}}') as snapshot
+        from jsonb_array_elements(document -> 'automations') as a (item)
+        left join cfg.automations as x on x.org_id = import_automations.org_id and x.slug = a.item ->> 'slug'
+        left join lateral (
+            select y.version, y.id, y.kind, y.content from cfg.config_versions as y
+            where y.automation_id = x.id order by y.version desc limit 1
+        ) as v on true
         order by a.item ->> 'slug' collate "C"
     loop
+        -- Variables, not the record's fields: a jsonb variable is read in place.
+        item := known.item;
         item_slug := item ->> 'slug';
         result := jsonb_build_object('slug', item_slug);
         begin
-            existing := jsonb_populate_record(null::cfg.automations, by_slug -> item_slug);
-            current := case when existing.id is not null then cfg.get_config(existing.id) end;
+            existing := jsonb_populate_record(null::cfg.automations, known.automation);
+            -- As cfg.get_config answers: a snapshot without secrets is its content already.
+            current := case when existing.id is not null then jsonb_build_object(
+                'version', known.version, 'version_id', known.version_id,
+                'content', case when jsonb_path_exists(known.snapshot, '$.sections.*.entries.*.digest')
+                    then cfg_private.snapshot_as_content(known.snapshot) else known.snapshot end
+            ) end;
             prepared := cfg_private.import_content(item -> 'content', current -> 'content');
             -- Only a save can compare a secret value (by its token): such items are written.
             preview := coalesce(dry_run, true) and not jsonb_path_exists(
@@ -486,8 +320,7 @@ begin
                             'version', saved -> 'version', 'warnings', coalesce(saved -> 'warnings', '[]'),
                             -- Between the snapshots: a secret whose value changed shows (by its token).
                             'diff', cfg_private.diff_contents(
-                                coalesce((select v.content from cfg.config_versions as v
-                                          where v.id = (current ->> 'version_id')::uuid), '{"sections": {}}'),
+                                known.snapshot,
                                 (select v.content from cfg.config_versions as v where v.id = (saved ->> 'version_id')::uuid)
                             )
                         );
@@ -507,10 +340,9 @@ begin
                     end if;
                     expected := coalesce(
                         (base_versions ->> item_slug)::integer,
-                        case when document ->> 'org' = org_slug then (item ->> 'version')::integer end
+                        case when source_org = org_slug then (item ->> 'version')::integer end
                     );
-                    select v.kind into latest_kind from cfg.config_versions as v
-                    where v.id = (current ->> 'version_id')::uuid;
+                    latest_kind := known.kind;
                     if on_conflict = 'fail' and (
                         expected is distinct from (current ->> 'version')::integer
                         and not (expected is null and coalesce(latest_kind, 'import') = 'import')

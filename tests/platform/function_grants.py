@@ -64,7 +64,7 @@ GRANTS: dict[str, str] = {
     "cfg.get_config(uuid,integer)": SIGNED_IN,
     "cfg.invite_member(uuid,text,cfg.org_role,interval)": SIGNED_IN,
     "cfg.list_automations(uuid)": SIGNED_IN,
-    "cfg.select_automations(uuid, jsonb)": SIGNED_IN,
+    "cfg.select_automations(uuid,jsonb)": SIGNED_IN,
     "cfg.export_automations(uuid,jsonb,text,integer,boolean)": SIGNED_IN,
     "cfg.import_automations(uuid,jsonb,boolean,text,text,jsonb)": SIGNED_IN,
     "cfg.list_environment_changes(uuid,text)": SIGNED_IN,
