@@ -154,3 +154,32 @@ def resolve_org(cur: psycopg.Cursor, ref: str) -> dict:
 def resolve_automation(cur: psycopg.Cursor, org_ref: str | None, ref: str) -> dict:
     """An automation by id, or by ORG and slug (also written ORG/SLUG) (cfg.find_automation)."""
     return cur.execute("select * from cfg.find_automation(%s, %s)", (ref, org_ref)).fetchone()
+
+
+# --where KEY=VALUE of the commands that act on a selection of automations (export, bulk),
+# as the keys of cfg.select_automations' filter.
+WHERE_KEYS = {"type": "type", "status": "status", "tag": "tags", "tags_match": "tags_match", "env": "deployed_in",
+              "text": "text"}
+
+
+def selection_from_options(where: list[str] | None, ids: list[str] | None) -> dict:
+    """--where type=api_gateway --where tag=edge --where tag=eu --where tags_match=all
+    --where status=active --where env=prod --where text=billing, or --ids ID... (also
+    comma-separated), as the selection JSON of cfg.select_automations. Neither: every
+    automation of the org."""
+    if where and ids:
+        raise typer.BadParameter("give --where or --ids, not both")
+    if ids:
+        return {"ids": [part.strip() for value in ids for part in value.split(",") if part.strip()]}
+    selected: dict = {}
+    for condition in where or []:
+        key, sep, value = condition.partition("=")
+        if not sep or key not in WHERE_KEYS or not value:
+            raise typer.BadParameter(f"--where takes {'|'.join(WHERE_KEYS)}=VALUE, not {condition!r}")
+        if key == "tag":
+            selected.setdefault("tags", []).append(value)
+        elif WHERE_KEYS[key] in selected:
+            raise typer.BadParameter(f"--where {key}= is given twice")
+        else:
+            selected[WHERE_KEYS[key]] = value
+    return {"where": selected}

@@ -12,6 +12,7 @@ from .bulk_cmd import bulk_app
 from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
+from .export_cmd import export, import_
 from .rule_cmd import rule_app, type_app
 from .search_cmd import filter_app, find, reindex, search
 from .schedule_cmd import schedule_app
@@ -53,6 +54,8 @@ app.add_typer(bulk_app, name="bulk")
 app.add_typer(schedule_app, name="schedule")
 app.command("serve")(serve)
 app.command("watch")(watch)
+app.command("export")(export)
+app.command("import")(import_)
 
 
 def main() -> None:

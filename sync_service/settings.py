@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # Where `cfgctl local` keeps its state; the data directory may live elsewhere
     # (see sync_service/local_stack.py).
     state_dir: Path = Field(default_factory=default_state_dir)
+    # A hosted Supabase project's URL and service key, for its HTTP services (Storage
+    # bundles: sync_service/bundles.py); unset on the embedded stack.
+    supabase_url: str | None = None
+    supabase_service_key: str | None = None
 
     @property
     def effective_db_url(self) -> str:

@@ -22,7 +22,7 @@ from tests.support.cluster import TEMPLATE, create_database, drop_database, free
 from tests.support.world import World, build_world
 
 # Local peers whose fixtures any area may use: moto_server (AWS) and the scripted Vault KV v2.
-pytest_plugins = ("tests.support.moto", "tests.support.scripted_vault")
+pytest_plugins = ("tests.support.moto", "tests.support.scripted_vault", "tests.support.scripted_storage")
 
 _counter = itertools.count()
 

@@ -2509,6 +2509,16 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      export_automations: {
+        Args: {
+          env?: string
+          include_secrets?: boolean
+          org_id: string
+          selection: Json
+          version?: number
+        }
+        Returns: Json
+      }
       find_automation: {
         Args: { org_ref?: string; ref: string }
         Returns: {
@@ -2576,6 +2586,17 @@ export type Database = {
       }
       get_template: {
         Args: { template_id: string; version?: number }
+        Returns: Json
+      }
+      import_automations: {
+        Args: {
+          base_versions?: Json
+          document: Json
+          dry_run?: boolean
+          message?: string
+          on_conflict?: string
+          org_id: string
+        }
         Returns: Json
       }
       invite_member: {

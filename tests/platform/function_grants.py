@@ -71,6 +71,8 @@ GRANTS: dict[str, str] = {
     "cfg.get_bulk_operation(uuid)": SIGNED_IN,
     "cfg.list_bulk_operations(uuid,integer)": SIGNED_IN,
     "cfg.decide_bulk_promotions(uuid,boolean,text)": SIGNED_IN,
+    "cfg.export_automations(uuid,jsonb,text,integer,boolean)": SIGNED_IN,
+    "cfg.import_automations(uuid,jsonb,boolean,text,text,jsonb)": SIGNED_IN,
     "cfg.list_environment_changes(uuid,text)": SIGNED_IN,
     "cfg.changes_since(uuid,text,integer,uuid)": SIGNED_IN,
     "cfg.list_environments(uuid)": SIGNED_IN,
@@ -160,6 +162,17 @@ GRANTS: dict[str, str] = {
     "cfg_private.record_template_origin(uuid,uuid,integer,jsonb,boolean)": SIGNED_IN,
     "cfg_private.record_clone_origin(uuid,uuid,integer,jsonb)": SIGNED_IN,
     "cfg_private.clone_secrets(uuid,integer,uuid)": SIGNED_IN,
+    # Export and import (functions/88-89): the export's shape and the import's checks run as
+    # the caller; the definer helpers check first (secret values for callers allowed to
+    # reveal them, each audited; an import version written by an editor).
+    "cfg_private.export_secret_values(uuid,uuid[])": SIGNED_IN,
+    "cfg_private.export_content(jsonb,jsonb,jsonb)": SIGNED_IN,
+    "cfg_private.import_config(uuid,integer,jsonb,text)": SIGNED_IN,
+    "cfg_private.import_content(jsonb,jsonb)": SIGNED_IN,
+    "cfg_private.import_normal(jsonb)": SIGNED_IN,
+    "cfg_private.import_rule_warnings(uuid,text,jsonb)": SIGNED_IN,
+    "cfg_private.import_problems(jsonb)": SIGNED_IN,
+    "cfg_private.import_errors(text,text)": SIGNED_IN,
     "cfg_private.secret_entries(uuid)": SIGNED_IN,
     # Bulk operations (functions/86_bulk.sql, 87_bulk_api.sql): the engine runs as the caller;
     # the definer helpers that write the records check the caller first (author, role).

@@ -225,6 +225,9 @@ CALLS = {
     "approve_schedule": ("select cfg.approve_schedule(%s)", ["schedule"]),
     "list_schedules": ("select * from cfg.list_schedules(%s)", ["org"]),
     "schedule_timeline": ("select * from cfg.schedule_timeline(%s)", ["org"]),
+    # Export and import (tests/export/).
+    "export_automations": ("select cfg.export_automations(%s, '{\"ids\": []}')", ["org"]),
+    "import_automations": ("select cfg.import_automations(%s, '{}')", ["org"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }
