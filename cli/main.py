@@ -14,8 +14,8 @@ from .config_cmd import config_app
 from .env_cmd import env_app
 from .export_cmd import export, import_
 from .rule_cmd import rule_app, type_app
-from .search_cmd import filter_app, find, reindex, search
 from .schedule_cmd import schedule_app
+from .search_cmd import filter_app, find, reindex, search
 from .secret_cmd import secret_app
 from .serve import serve
 from .stack import db_app, local_app

@@ -9,8 +9,8 @@ from tests.bulk import test_bulk_rls
 from tests.export import test_export_rls
 from tests.promotion import test_promotion_rls
 from tests.realtime import test_realtime_rls
-from tests.search import test_search_rls
 from tests.schedules import test_schedules_rls
+from tests.search import test_search_rls
 from tests.secrets import test_secrets_rls
 from tests.templates import test_templates_rls
 from tests.tenancy import test_tenancy_rls
