@@ -70,31 +70,16 @@ as $$
 $$;
 revoke execute on function cfg_private.entry_at(jsonb, text) from public, anon, authenticated, service_role;
 
--- The newest version of an automation (its graph edges are those of this version).
-create or replace function cfg_private.head_version_id(automation_id uuid)
-returns uuid
-language sql stable
-set search_path = ''
-as $$
-    select v.id from cfg.config_versions as v
-    where v.automation_id = head_version_id.automation_id
-    order by v.version desc
-    limit 1
-$$;
-revoke execute on function cfg_private.head_version_id(uuid) from public, anon;
-grant execute on function cfg_private.head_version_id(uuid) to authenticated, service_role;
-
--- The automations reachable from start, breadth first, one query per level (no
--- recursion, so no stack to blow), each once, at its least depth: upstream = those
--- that reference it (its dependents, the impact radius), else those it references.
--- Edges are those of each automation's newest version, or of the version it runs in
--- environment_id. keys (["section.key"]) filter the first level. via = the automation
--- it was reached through, keys = the keys of via it references. stop_at ends the walk
--- once reached. security invoker: under RLS, a caller sees only the edges between orgs
--- they are a member of (the save's definer check sees all).
+-- The automations that reference start, transitively (its dependents: the impact
+-- radius), breadth first, one query per level (no recursion, so no stack to blow),
+-- each once at its least depth. Edges are those of each automation's newest version
+-- (a graph edge is "newest" when its version is the automation's highest), or of the
+-- version it runs in environment_id. keys (["section.key"]) filter the first level.
+-- via = the automation it was reached through; via_keys = the keys of via it references.
+-- security invoker: under RLS a caller sees only the edges between orgs they are a
+-- member of.
 create or replace function cfg_private.reach(
-    start uuid, upstream boolean, environment_id uuid default null, keys text [] default null,
-    max_depth integer default null, stop_at uuid default null
+    start uuid, environment_id uuid default null, keys text [] default null, max_depth integer default null
 )
 returns table (automation_id uuid, depth integer, via uuid, via_keys text [])
 language plpgsql stable
@@ -110,24 +95,21 @@ declare
 begin
     loop
         level := level + 1;
-        exit when cardinality(frontier) = 0 or level > coalesce(max_depth, 100000);
+        exit when level > coalesce(max_depth, 1000000);
         select array_agg(n.next), array_agg(n.via), array_agg(n.keys)
         into next_ids, next_vias, next_keys
         from (
-            select
-                case when upstream then e.from_automation_id else e.to_automation_id end as next,
-                (array_agg(case when upstream then e.to_automation_id else e.from_automation_id end))[1] as via,
+            select e.from_automation_id as next, (array_agg(e.to_automation_id))[1] as via,
                 coalesce(jsonb_agg(distinct e.to_section || '.' || e.to_key) filter (where e.to_key is not null), '[]') as keys
             from cfg.version_references as e
-            where ((upstream and e.to_automation_id = any(frontier)) or (not upstream and e.from_automation_id = any(frontier)))
+            where e.to_automation_id = any(frontier)
                 and (level > 1 or reach.keys is null or e.to_section || '.' || e.to_key = any(reach.keys))
-                and e.version_id = case
-                    when reach.environment_id is null then cfg_private.head_version_id(e.from_automation_id)
-                    else (
+                and case when reach.environment_id is null
+                    then e.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = e.from_automation_id)
+                    else e.version_id = (
                         select d.version_id from cfg.deployments as d
                         where d.automation_id = e.from_automation_id and d.environment_id = reach.environment_id
-                    )
-                end
+                    ) end
             group by 1
         ) as n
         where not n.next = any(visited);
@@ -135,45 +117,13 @@ begin
         return query
         select i.id, level, i.via, array(select jsonb_array_elements_text(i.keys))
         from unnest(next_ids, next_vias, next_keys) as i (id, via, keys);
-        exit when stop_at = any(next_ids);
         visited := visited || next_ids;
         frontier := next_ids;
     end loop;
 end
 $$;
-revoke execute on function cfg_private.reach(uuid, boolean, uuid, text [], integer, uuid) from public, anon;
-grant execute on function cfg_private.reach(uuid, boolean, uuid, text [], integer, uuid) to authenticated, service_role;
-
--- The path from start to goal along reach's via links, as slugs ("org:slug" outside
--- start's org); those the caller cannot see as "(hidden)".
-create or replace function cfg_private.reach_path(start uuid, goal uuid, upstream boolean)
-returns text []
-language plpgsql stable
-set search_path = ''
-as $$
-declare
-    links jsonb;
-    at uuid := goal;
-    path uuid [] := array[goal];
-begin
-    select jsonb_object_agg(r.automation_id, r.via) into links
-    from cfg_private.reach(start, upstream, stop_at => goal) as r;
-    while at <> start and links ? at::text loop
-        at := (links ->> at::text)::uuid;
-        path := at || path;
-    end loop;
-    return array(
-        select coalesce(case when a.org_id = (select s.org_id from cfg.automations as s where s.id = start)
-            then a.slug else o.slug || ':' || a.slug end, '(hidden)')
-        from unnest(path) with ordinality as p (id, n)
-        left join cfg.automations as a on a.id = p.id
-        left join cfg.orgs as o on o.id = a.org_id
-        order by p.n
-    );
-end
-$$;
-revoke execute on function cfg_private.reach_path(uuid, uuid, boolean) from public, anon;
-grant execute on function cfg_private.reach_path(uuid, uuid, boolean) to authenticated, service_role;
+revoke execute on function cfg_private.reach(uuid, uuid, text [], integer) from public, anon;
+grant execute on function cfg_private.reach(uuid, uuid, text [], integer) to authenticated, service_role;
 
 -- How an automation is named from another org's point of view: its slug in that org,
 -- "org:slug" elsewhere.
@@ -223,7 +173,7 @@ begin
     select * into origin from cfg.automations as a where a.id = impact_report.automation_id;
     select e.slug into env_slug from cfg.environments as e where e.id = impact_report.environment_id;
     with recursive r as (
-        select * from cfg_private.reach(impact_report.automation_id, true, impact_report.environment_id, keys, max_depth)
+        select * from cfg_private.reach(impact_report.automation_id, impact_report.environment_id, keys, max_depth)
     ),
     p (id, path) as (
         select r.automation_id, array[origin.id, r.automation_id] from r where r.depth = 1
@@ -281,7 +231,10 @@ declare
     refs jsonb;
     problems jsonb;
     target uuid;
-    cycle text [];
+    links jsonb;
+    path uuid [];
+    cycle uuid [];
+    names text [];
 begin
     -- Most content references nothing: one scan of its text decides.
     if position('ref' in new.content::text) = 0 then
@@ -301,7 +254,7 @@ begin
     targets as (
         select p.*, a.org_id as to_org_id, a.id as to_automation_id,
             case when a.id = new.automation_id then new.content else (
-                select v.content from cfg.config_versions as v where v.id = cfg_private.head_version_id(a.id)
+                select v.content from cfg.config_versions as v where v.automation_id = a.id order by v.version desc limit 1
             ) end as to_content
         from parsed as p
         left join cfg.orgs as o
@@ -351,29 +304,38 @@ begin
     );
 
     -- A cycle: an automation it references reaches it back (through newest versions,
-    -- its own new edges included). Reachability as a set (UNION keeps each automation
-    -- once), so a chain of 10,000 is 10,000 index lookups; the path only when found.
+    -- its own new edges included). A recursive query over (automation, the one it was
+    -- reached from) with UNION keeps each pair once, so it is bounded by the edges: a
+    -- chain of 10,000 is 10,000 index lookups. Not expanded past the new version's
+    -- automation, so the links lead back from it to target without a loop.
     for target in select distinct (f ->> 'to_automation_id')::uuid from jsonb_array_elements(refs) as f loop
-        if target = new.automation_id or exists (
-            with recursive down (id) as (
-                select target
-                union
-                select e.to_automation_id
-                from down as d
-                join cfg.version_references as e
-                    on e.from_automation_id = d.id and e.version_id = cfg_private.head_version_id(d.id)
-            )
-            select 1 from down where id = new.automation_id
-        ) then
-            cycle := (select a.slug from cfg.automations as a where a.id = new.automation_id)
-                || cfg_private.reach_path(target, new.automation_id, false);
-            raise exception 'reference cycle: %', array_to_string(cycle, ' -> ')
+        with recursive down (id, parent) as (
+            select target, null::uuid
+            union
+            select e.to_automation_id, d.id
+            from down as d
+            join cfg.version_references as e on e.from_automation_id = d.id
+                and e.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = d.id)
+            where d.id <> new.automation_id
+        )
+        select jsonb_object_agg(d.id, d.parent) into links from down as d where d.parent is not null;
+        if target = new.automation_id or coalesce(links ? new.automation_id::text, false) then
+            path := array[new.automation_id];
+            while path[1] <> target and cardinality(path) <= 1000000 loop
+                path := (links ->> path[1]::text)::uuid || path;
+            end loop;
+            cycle := new.automation_id || path;
+            names := array(
+                select coalesce(cfg_private.automation_name(c.id, new.org_id), '(hidden)')
+                from unnest(cycle) with ordinality as c (id, n) order by c.n
+            );
+            raise exception 'reference cycle: %', array_to_string(names, ' -> ')
                 using errcode = 'PT422', detail = jsonb_build_object(
                     'errors', jsonb_build_array(jsonb_build_object(
                         'path', (select min(f ->> 'path') from jsonb_array_elements(refs) as f where (f ->> 'to_automation_id')::uuid = target),
-                        'message', 'reference cycle: ' || array_to_string(cycle, ' -> ')
+                        'message', 'reference cycle: ' || array_to_string(names, ' -> ')
                     )),
-                    'cycle', to_jsonb(cycle)
+                    'cycle', to_jsonb(names)
                 )::text;
         end if;
     end loop;
@@ -402,7 +364,7 @@ begin
     from cfg.version_references as e
     where e.to_automation_id = directly_affected.automation_id
         and e.org_id = e.to_org_id
-        and e.version_id = cfg_private.head_version_id(e.from_automation_id)
+        and e.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = e.from_automation_id)
         and (e.kind = 'declared' or exists (
             select 1 from jsonb_array_elements(changed) as c
             where c ->> 'section' = e.to_section and c ->> 'key' = e.to_key

@@ -252,7 +252,8 @@ begin
             when past is not null then r.version_id = past
             else (r.org_id = dependency_graph.org_id or r.to_org_id = dependency_graph.org_id)
                 and r.version_id = case
-                    when env_id is null then cfg_private.head_version_id(r.from_automation_id)
+                    when env_id is null then (select v.id from cfg.config_versions as v
+                          where v.automation_id = r.from_automation_id order by v.version desc limit 1)
                     else (select d.version_id from cfg.deployments as d
                           where d.automation_id = r.from_automation_id and d.environment_id = env_id)
                 end
@@ -306,7 +307,7 @@ begin
             cfg_private.is_service() or cfg_private.org_role(r.org_id) is not null as seen
         from cfg.version_references as r
         where r.to_automation_id = dependents_of.automation_id and r.from_automation_id <> dependents_of.automation_id
-            and r.version_id = cfg_private.head_version_id(r.from_automation_id)
+            and r.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = r.from_automation_id)
     ) as d;
 end
 $$;
