@@ -11,6 +11,7 @@ from .audit import audit_app
 from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
+from .graph_cmd import graph, impact
 from .rule_cmd import rule_app, type_app
 from .secret_cmd import secret_app
 from .serve import serve
@@ -42,6 +43,8 @@ app.add_typer(type_app, name="type")
 app.add_typer(rule_app, name="rule")
 app.add_typer(template_app, name="template")
 app.command("serve")(serve)
+app.command("graph")(graph)
+app.command("impact")(impact)
 
 
 def main() -> None:
