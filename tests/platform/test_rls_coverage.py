@@ -7,6 +7,7 @@ from __future__ import annotations
 from tests.audit import test_audit_rls
 from tests.promotion import test_promotion_rls
 from tests.secrets import test_secrets_rls
+from tests.graph import test_graph_rls
 from tests.templates import test_templates_rls
 from tests.tenancy import test_tenancy_rls
 from tests.validation import test_validation_rls
@@ -14,7 +15,7 @@ from tests.versioning import test_versioning_rls
 from tests.webhooks import test_webhooks_rls
 
 AREAS = (test_tenancy_rls, test_audit_rls, test_versioning_rls, test_promotion_rls, test_webhooks_rls,
-         test_secrets_rls, test_validation_rls, test_templates_rls)
+         test_secrets_rls, test_validation_rls, test_templates_rls, test_graph_rls)
 
 
 def _lines(attribute: str) -> list[str]:
