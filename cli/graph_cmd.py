@@ -78,7 +78,8 @@ def _dot_id(text: str) -> str:
 def to_dot(g: nx.DiGraph) -> str:
     lines = ["digraph dependencies {", "  rankdir=LR;"]
     for node, data in g.nodes(data=True):
-        lines.append(f"  {_dot_id(node)} [label={_dot_id(data['label'])}, color={_dot_id(BADGE_COLOURS[data['badge']])}];")
+        colour = _dot_id(BADGE_COLOURS[data["badge"]])
+        lines.append(f"  {_dot_id(node)} [label={_dot_id(data['label'])}, color={colour}];")
     for a, b, data in g.edges(data=True):
         style = EDGE_STYLES.get(data["kind"].split(",")[0], "solid")
         lines.append(f"  {_dot_id(a)} -> {_dot_id(b)} [label={_dot_id(data['keys'] or data['kind'])}, style={style}];")
@@ -113,7 +114,7 @@ def to_html(g: nx.DiGraph, title: str) -> str:
 def graph(org: Annotated[str, typer.Argument(help="The organisation (slug or id)")],
           format_: Annotated[str, typer.Option("--format", "-f", help="graphml, dot, json or html")] = "json",
           output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")] = None,
-          env: Annotated[str | None, typer.Option("--env", help="What each automation runs in this environment")] = None,
+          env: Annotated[str | None, typer.Option("--env", help="What each automation runs there")] = None,
           version: Annotated[int | None, typer.Option(
               "--version", help="A past version of --automation: its references")] = None,
           automation: Annotated[str | None, typer.Option("--automation", help="With --version: ORG/SLUG or id")] = None,
@@ -143,7 +144,7 @@ def graph(org: Annotated[str, typer.Argument(help="The organisation (slug or id)
 
 
 def impact(automation: Annotated[str, typer.Argument(help="The automation, ORG/SLUG or id")],
-           keys: Annotated[list[str] | None, typer.Argument(help="Only what references these keys (section.key)")] = None,
+           keys: Annotated[list[str] | None, typer.Argument(help="Only what references these (section.key)")] = None,
            env: Annotated[str | None, typer.Option("--env", help="In what this environment runs")] = None,
            max_depth: Annotated[int | None, typer.Option("--max-depth", help="Levels to follow")] = None,
            as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False):

@@ -42,7 +42,8 @@ def edges(conn, automation_id):
     rows = conn.execute(
         "select r.path, r.kind, r.to_section || '.' || r.to_key as key, a.slug as target "
         "from cfg.version_references r join cfg.automations a on a.id = r.to_automation_id "
-        "where r.version_id = (select id from cfg.config_versions where automation_id = %s order by version desc limit 1) "
+        "where r.version_id = (select id from cfg.config_versions where automation_id = %s "
+        "order by version desc limit 1) "
         "order by r.path, r.kind", (automation_id,)).fetchall()
     conn.commit()
     return [(r["path"], r["kind"], r["key"], r["target"]) for r in rows]
@@ -160,7 +161,8 @@ def test_a_chain_of_10000_neither_blows_the_stack_nor_takes_seconds(conn, world)
         select %(org)s, 'N' || i, 'n' || i from generate_series(0, 9999) as i""", {"org": world.org_a})
     conn.execute("""
         insert into cfg.config_versions (org_id, automation_id, version, content, content_hash, kind, author_role)
-        select %(org)s, a.id, 1, '{"sections": {"main": {"description": "", "position": 0, "entries": {"x": {"secret": false, "value": 1, "description": ""}}}}}',
+        select %(org)s, a.id, 1, '{"sections": {"main": {"description": "", "position": 0,
+            "entries": {"x": {"secret": false, "value": 1, "description": ""}}}}}',
             md5(a.slug), 'save', 'postgres'
         from cfg.automations a where a.org_id = %(org)s and a.slug ~ '^n[0-9]+$'""", {"org": world.org_a})
     conn.execute("""
@@ -321,6 +323,7 @@ def test_deleting_a_referenced_automation_needs_force(conn, world, billing, radi
     refused(lambda: one(conn, world["editor"], "select cfg.delete_automation(%s, force => true)", (billing,)), "PT403")
     one(conn, world["admin"], "select cfg.delete_automation(%s, force => true)", (billing,))
     after = one(conn, world["viewer"], "select cfg.resolve_config(%s, 'dev')", (radius["web"],))
-    assert [u["path"] for u in after["unresolved"]] == ["sections.api.entries.base.value", "sections.api.entries.port.value"]
+    assert [u["path"] for u in after["unresolved"]] == [
+        "sections.api.entries.base.value", "sections.api.entries.port.value"]
     # An automation nobody references goes without force, as before.
     one(conn, world["admin"], "select cfg.delete_automation(%s)", (radius["deep"],))

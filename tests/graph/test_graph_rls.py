@@ -34,7 +34,8 @@ RPCS = {
 def with_a_reference(conn, world: World) -> None:
     """world.web: org A's automation whose http.upstream references billing's http.port."""
     with acting_as(conn, world["admin"]) as cur:
-        world.web = cur.execute("select id from cfg.create_automation(%s, 'Web', 'web')", (world.org_a,)).fetchone()["id"]
+        world.web = cur.execute("select id from cfg.create_automation(%s, 'Web', 'web')",
+                                (world.org_a,)).fetchone()["id"]
         cur.execute("select cfg.save_config(%s, 0, %s::jsonb)", (world.web, json.dumps(
             {"sections": {"http": {"entries": {"upstream": {"value": {"ref": "billing/http.port"}}}}}})))
 

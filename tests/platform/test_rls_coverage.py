@@ -5,9 +5,9 @@ function in cfg. A new area adds its module to AREAS."""
 from __future__ import annotations
 
 from tests.audit import test_audit_rls
+from tests.graph import test_graph_rls
 from tests.promotion import test_promotion_rls
 from tests.secrets import test_secrets_rls
-from tests.graph import test_graph_rls
 from tests.templates import test_templates_rls
 from tests.tenancy import test_tenancy_rls
 from tests.validation import test_validation_rls
