@@ -17,9 +17,15 @@
 -- when it is malformed. Iterative (a recursive query), as deep as jsonb nests.
 create or replace function cfg_private.references_in(value jsonb, base_path text)
 returns table (path text, ref text, whole boolean, problem text)
-language sql immutable
+-- plpgsql: its plan is cached for the session (a sql function with settings is planned
+-- at every statement that calls it).
+language plpgsql immutable
+-- A value holds a few references: planned as such.
+rows 5
 set search_path = ''
 as $$
+begin
+    return query
     with recursive walk (path, node) as (
         select base_path, value
         union all
@@ -50,25 +56,11 @@ as $$
     select w.path, w.node #>> '{}', false, 'unterminated "${ref:": write "${ref:automation/section.key}"'
     from walk as w
     where jsonb_typeof(w.node) = 'string' and position('${ref:' in w.node #>> '{}') > 0
-        and position('${ref:' in regexp_replace(w.node #>> '{}', '\$\$?\{ref:[^}]*\}', '', 'g')) > 0
+        and position('${ref:' in regexp_replace(w.node #>> '{}', '\$\$?\{ref:[^}]*\}', '', 'g')) > 0;
+end
 $$;
 revoke execute on function cfg_private.references_in(jsonb, text) from public, anon;
 grant execute on function cfg_private.references_in(jsonb, text) to authenticated, service_role;
-
--- The entry a key path names in content ("http.base_url" -> section http, key
--- base_url): the first dot that splits it into an existing section and key.
-create or replace function cfg_private.entry_at(content jsonb, key_path text, out section text, out key text)
-language sql immutable
-set search_path = ''
-as $$
-    select left(key_path, d.pos - 1), substr(key_path, d.pos + 1)
-    from generate_series(1, length(key_path)) as d (pos)
-    where substr(key_path, d.pos, 1) = '.'
-        and content -> 'sections' -> left(key_path, d.pos - 1) -> 'entries' ? substr(key_path, d.pos + 1)
-    order by d.pos
-    limit 1
-$$;
-revoke execute on function cfg_private.entry_at(jsonb, text) from public, anon, authenticated, service_role;
 
 -- The automations that reference start, transitively (its dependents: the impact
 -- radius), breadth first, one query per level (no recursion, so no stack to blow),
@@ -83,6 +75,8 @@ create or replace function cfg_private.reach(
 )
 returns table (automation_id uuid, depth integer, via uuid, via_keys text [])
 language plpgsql stable
+-- JIT compiling these queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -162,6 +156,8 @@ create or replace function cfg_private.impact_report(
 )
 returns jsonb
 language plpgsql stable
+-- JIT compiling these queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -281,7 +277,15 @@ begin
     ))
     into refs
     from targets as t
-    left join lateral cfg_private.entry_at(t.to_content, t.m[3]) as k on t.m[3] is not null;
+    -- The entry: the first dot that splits the key path into an existing section and key.
+    left join lateral (
+        select left(t.m[3], d.pos - 1) as section, substr(t.m[3], d.pos + 1) as key
+        from generate_series(1, length(t.m[3])) as d (pos)
+        where substr(t.m[3], d.pos, 1) = '.'
+            and t.to_content -> 'sections' -> left(t.m[3], d.pos - 1) -> 'entries' ? substr(t.m[3], d.pos + 1)
+        order by d.pos
+        limit 1
+    ) as k on t.m[3] is not null;
     if refs is null then
         return null;
     end if;
@@ -355,6 +359,8 @@ for each row execute function cfg_private.extract_references();
 create or replace function cfg_private.directly_affected(automation_id uuid, changed jsonb)
 returns jsonb
 language plpgsql stable security definer
+-- JIT compiling these queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare

@@ -13,6 +13,8 @@ create or replace function cfg.impact(
 )
 returns jsonb
 language plpgsql
+-- JIT compiling these queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -100,6 +102,8 @@ grant execute on function cfg_private.resolve_value(jsonb, jsonb) to authenticat
 create or replace function cfg.resolve_config(automation_id uuid, env text, reveal boolean default false)
 returns jsonb
 language plpgsql
+-- JIT compiling these queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -211,6 +215,8 @@ create or replace function cfg.dependency_graph(
 )
 returns jsonb
 language plpgsql
+-- JIT compiling these queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -292,6 +298,8 @@ grant execute on function cfg.dependency_graph(uuid, text, integer, uuid) to aut
 -- forbids the delete; it is not named.
 create or replace function cfg_private.dependents_of(automation_id uuid, out visible jsonb, out hidden integer)
 language plpgsql stable security definer
+-- JIT compiling these queries costs far more than running them.
+set jit = off
 set search_path = ''
 as $$
 declare

@@ -296,7 +296,6 @@ GRANTS: dict[str, str] = {
     "cfg_private.resolve_value(jsonb,jsonb)": SIGNED_IN,
     "cfg_private.dependents_of(uuid)": SIGNED_IN,
     "cfg_private.references_in(jsonb,text)": SIGNED_IN,
-    "cfg_private.entry_at(jsonb,text)": NOBODY,
     "cfg_private.extract_references()": NOBODY,
     "cfg_private.directly_affected(uuid,jsonb)": NOBODY,
     "cfg_private.event_affected()": NOBODY,
