@@ -93,7 +93,8 @@ begin
         select array_agg(n.next), array_agg(n.via), array_agg(n.keys)
         into next_ids, next_vias, next_keys
         from (
-            select e.from_automation_id as next, (array_agg(e.to_automation_id))[1] as via,
+            -- One via per automation (the first by id), with the keys it references of that one.
+            select distinct on (1) e.from_automation_id as next, e.to_automation_id as via,
                 coalesce(jsonb_agg(distinct e.to_section || '.' || e.to_key) filter (where e.to_key is not null), '[]') as keys
             from cfg.version_references as e
             where e.to_automation_id = any(frontier)
@@ -104,7 +105,8 @@ begin
                         select d.version_id from cfg.deployments as d
                         where d.automation_id = e.from_automation_id and d.environment_id = reach.environment_id
                     ) end
-            group by 1
+            group by 1, 2
+            order by 1, 2
         ) as n
         where not n.next = any(visited);
         exit when next_ids is null;
