@@ -13,6 +13,7 @@ from .common import fail
 from .config_cmd import config_app
 from .env_cmd import env_app
 from .export_cmd import export, import_
+from .graph_cmd import graph, impact
 from .rule_cmd import rule_app, type_app
 from .schedule_cmd import schedule_app
 from .search_cmd import filter_app, find, reindex, search
@@ -56,6 +57,8 @@ app.command("serve")(serve)
 app.command("watch")(watch)
 app.command("export")(export)
 app.command("import")(import_)
+app.command("graph")(graph)
+app.command("impact")(impact)
 
 
 def main() -> None:

@@ -258,21 +258,7 @@ $$;
 revoke execute on function cfg.remove_member(uuid, uuid) from public, anon;
 grant execute on function cfg.remove_member(uuid, uuid) to authenticated, service_role;
 
--- Deletes an automation with its sections and entries. Admins only.
-create or replace function cfg.delete_automation(automation_id uuid)
-returns cfg.automations
-language plpgsql
-set search_path = ''
-as $$
-declare
-    target cfg.automations := cfg_private.automation_for(automation_id, 'admin', 'deleting automations');
-begin
-    delete from cfg.automations as a where a.id = target.id;
-    return target;
-end
-$$;
-revoke execute on function cfg.delete_automation(uuid) from public, anon;
-grant execute on function cfg.delete_automation(uuid) to authenticated, service_role;
+-- cfg.delete_automation (refused while others reference it): functions/98_graph_api.sql.
 
 -- =============================================================================
 -- Custom access token hook (supabase/config.toml): puts {org_id: role} into the

@@ -32,19 +32,7 @@ $$;
 revoke execute on function cfg_private.save_config(uuid, integer, jsonb, text) from public, anon;
 grant execute on function cfg_private.save_config(uuid, integer, jsonb, text) to authenticated, service_role;
 
-create or replace function cfg.save_config(
-    automation_id uuid, expected_version integer, content jsonb, message text default ''
-)
-returns jsonb
-language plpgsql
-set search_path = ''
-as $$
-begin
-    return cfg_private.save_config(automation_id, expected_version, content, message);
-end
-$$;
-revoke execute on function cfg.save_config(uuid, integer, jsonb, text) from public, anon;
-grant execute on function cfg.save_config(uuid, integer, jsonb, text) to authenticated, service_role;
+-- cfg.save_config, with its dry run: functions/44_versioning_dry_run.sql.
 
 -- Creates a new version whose content equals version to_version (history stays
 -- append-only), deploys it to dev and appends config.rolled_back. Pass
@@ -434,77 +422,4 @@ $$;
 revoke execute on function cfg.merge_config(uuid, uuid, jsonb) from public, anon;
 grant execute on function cfg.merge_config(uuid, uuid, jsonb) to authenticated, service_role;
 
--- Changes some keys and saves a version: the key-level write that `cfgctl config set`,
--- bulk operations, Git sync and the assistant share. set = {"<section>": {"<key>":
--- entry}}, an entry as in content ({value, secret?, description?}; fields it leaves out
--- keep their current value, so a secret stays secret); unset = {"<section>": ["<key>",
--- …]}. A section named in set is created when missing; sections left empty stay.
--- Without expected_version it patches the current version (PT409 only if someone
--- saves between the read and the write).
--- security invoker: it reads (get_config) and saves (save_config) as the caller, so
--- their checks, locks and PT409 on a stale expected_version apply unchanged.
-create or replace function cfg.patch_config(
-    automation_id uuid,
-    expected_version integer default null,
-    set jsonb default '{}',
-    unset jsonb default '{}',
-    message text default ''
-)
-returns jsonb
-language plpgsql
-set search_path = ''
-as $$
-declare
-    current jsonb := cfg.get_config(patch_config.automation_id);
-    content jsonb := current -> 'content';
-    section record;
-    entry record;
-    gone text;
-begin
-    if jsonb_typeof(coalesce(set, '{}')) <> 'object'
-        or exists (select 1 from jsonb_each(coalesce(set, '{}')) as s where jsonb_typeof(s.value) <> 'object')
-        or exists (
-            select 1 from jsonb_each(coalesce(set, '{}')) as s, jsonb_each(s.value) as e
-            where jsonb_typeof(e.value) <> 'object'
-        ) then
-        raise exception 'set must be {"<section>": {"<key>": {"value": …}}}'
-            using errcode = 'PT422', detail = jsonb_build_object('field', 'set')::text;
-    end if;
-    if jsonb_typeof(coalesce(unset, '{}')) <> 'object'
-        or exists (
-            select 1 from jsonb_each(coalesce(unset, '{}')) as s
-            where jsonb_typeof(s.value) <> 'array'
-                or exists (select 1 from jsonb_array_elements(s.value) as k where jsonb_typeof(k) <> 'string')
-        ) then
-        raise exception 'unset must be {"<section>": ["<key>", …]}'
-            using errcode = 'PT422', detail = jsonb_build_object('field', 'unset')::text;
-    end if;
-    for section in select s.key as name, s.value as keys from jsonb_each(coalesce(unset, '{}')) as s loop
-        for gone in select jsonb_array_elements_text(section.keys) loop
-            if not coalesce(content -> 'sections' -> section.name -> 'entries' ? gone, false) then
-                raise exception '%.% does not exist', section.name, gone
-                    using errcode = 'PT404',
-                          detail = jsonb_build_object('section', section.name, 'key', gone)::text;
-            end if;
-            content := content #- array['sections', section.name, 'entries', gone];
-        end loop;
-    end loop;
-    for entry in
-        select s.key as section, e.key, e.value
-        from jsonb_each(coalesce(set, '{}')) as s, jsonb_each(s.value) as e
-    loop
-        if not content -> 'sections' ? entry.section then
-            content := jsonb_set(content, array['sections', entry.section], '{"entries": {}}');
-        end if;
-        content := jsonb_set(
-            content, array['sections', entry.section, 'entries', entry.key],
-            coalesce(content -> 'sections' -> entry.section -> 'entries' -> entry.key, '{}') || entry.value
-        );
-    end loop;
-    return cfg.save_config(
-        patch_config.automation_id, coalesce(expected_version, (current ->> 'version')::integer), content, message
-    );
-end
-$$;
-revoke execute on function cfg.patch_config(uuid, integer, jsonb, jsonb, text) from public, anon;
-grant execute on function cfg.patch_config(uuid, integer, jsonb, jsonb, text) to authenticated, service_role;
+-- cfg.patch_config, with its dry run: functions/44_versioning_dry_run.sql.

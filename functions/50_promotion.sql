@@ -253,7 +253,10 @@ begin
         'skipped', coalesce(plan.skipped, '[]'::jsonb),
         'diff', cfg_private.diff_contents(coalesce(dst_version.content, '{"sections": {}}'::jsonb), src_version.content),
         -- The target environment's validation rules against what would move there.
-        'validation', cfg_private.validation_report((plan.target).id, dst.id, src_version.content)
+        'validation', cfg_private.validation_report((plan.target).id, dst.id, src_version.content),
+        -- Who references the keys that move, in the target environment.
+        'impact', cfg_private.impact_report((plan.target).id, cfg_private.key_paths(cfg_private.changed_keys(
+            coalesce(dst_version.content, '{"sections": {}}'::jsonb), src_version.content)), dst.id)
     );
     if not coalesce(dry_run, true) and result -> 'validation' ->> 'status' = 'errors' then
         raise exception 'invalid content: % validation rule error(s) in %, first: % %',

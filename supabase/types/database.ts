@@ -1762,6 +1762,72 @@ export type Database = {
           },
         ]
       }
+      version_references: {
+        Row: {
+          created_at: string
+          from_automation_id: string
+          id: string
+          kind: string
+          org_id: string
+          path: string
+          ref: string
+          to_automation_id: string
+          to_key: string | null
+          to_org_id: string
+          to_section: string | null
+          updated_at: string
+          version: number
+          version_id: string
+        }
+        Insert: {
+          created_at?: string
+          from_automation_id: string
+          id?: string
+          kind: string
+          org_id: string
+          path: string
+          ref: string
+          to_automation_id: string
+          to_key?: string | null
+          to_org_id: string
+          to_section?: string | null
+          updated_at?: string
+          version: number
+          version_id: string
+        }
+        Update: {
+          created_at?: string
+          from_automation_id?: string
+          id?: string
+          kind?: string
+          org_id?: string
+          path?: string
+          ref?: string
+          to_automation_id?: string
+          to_key?: string | null
+          to_org_id?: string
+          to_section?: string | null
+          updated_at?: string
+          version?: number
+          version_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "version_references_to_automation_fkey"
+            columns: ["to_automation_id", "to_org_id"]
+            isOneToOne: false
+            referencedRelation: "automations"
+            referencedColumns: ["id", "org_id"]
+          },
+          {
+            foreignKeyName: "version_references_version_fkey"
+            columns: ["version_id"]
+            isOneToOne: false
+            referencedRelation: "config_versions"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       webhook_allowed_hosts: {
         Row: {
           created_at: string
@@ -2343,7 +2409,7 @@ export type Database = {
         Returns: Json
       }
       delete_automation: {
-        Args: { automation_id: string }
+        Args: { automation_id: string; force?: boolean }
         Returns: {
           created_at: string
           created_by: string | null
@@ -2410,6 +2476,15 @@ export type Database = {
           isOneToOne: true
           isSetofReturn: false
         }
+      }
+      dependency_graph: {
+        Args: {
+          automation_id?: string
+          env?: string
+          org_id: string
+          version?: number
+        }
+        Returns: Json
       }
       deployment_status: {
         Args: { automation_id?: string; org_id: string }
@@ -2586,6 +2661,15 @@ export type Database = {
       }
       get_template: {
         Args: { template_id: string; version?: number }
+        Returns: Json
+      }
+      impact: {
+        Args: {
+          automation_id: string
+          env?: string
+          keys?: string[]
+          max_depth?: number
+        }
         Returns: Json
       }
       import_automations: {
@@ -3008,6 +3092,7 @@ export type Database = {
       patch_config: {
         Args: {
           automation_id: string
+          dry_run?: boolean
           expected_version?: number
           message?: string
           set?: Json
@@ -3153,6 +3238,10 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      resolve_config: {
+        Args: { automation_id: string; env: string; reveal?: boolean }
+        Returns: Json
+      }
       resolve_secret_conflict: {
         Args: { conflict_id: string; resolution: string }
         Returns: {
@@ -3240,6 +3329,7 @@ export type Database = {
         Args: {
           automation_id: string
           content: Json
+          dry_run?: boolean
           expected_version: number
           message?: string
         }

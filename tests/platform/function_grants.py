@@ -20,7 +20,7 @@ GRANTS: dict[str, str] = {
     "cfg.create_automation(uuid,text,text,text,text[],text)": SIGNED_IN,
     "cfg.create_org(text,text)": SIGNED_IN,
     "cfg.create_webhook_endpoint(uuid,text,text,text[],uuid,uuid)": SIGNED_IN,
-    "cfg.delete_automation(uuid)": SIGNED_IN,
+    "cfg.delete_automation(uuid,boolean)": SIGNED_IN,
     "cfg.delete_webhook_endpoint(uuid)": SIGNED_IN,
     "cfg.deployment_status(uuid,uuid)": SIGNED_IN,
     "cfg.diff_versions(uuid,uuid)": SIGNED_IN,
@@ -85,7 +85,7 @@ GRANTS: dict[str, str] = {
     "cfg.my_orgs()": SIGNED_IN,
     # Invitations addressed to the caller's email: the service key has none.
     "cfg.my_invitations()": "authenticated",
-    "cfg.patch_config(uuid,integer,jsonb,jsonb,text)": SIGNED_IN,
+    "cfg.patch_config(uuid,integer,jsonb,jsonb,text,boolean)": SIGNED_IN,
     "cfg.promote(uuid,text,text,boolean,text,text,integer)": SIGNED_IN,
     "cfg.reject_environment_change(uuid,text)": SIGNED_IN,
     "cfg.reject_promotion(uuid,text)": SIGNED_IN,
@@ -96,7 +96,7 @@ GRANTS: dict[str, str] = {
     "cfg.revoke_invitation(uuid)": SIGNED_IN,
     "cfg.rollback(uuid,integer,text,integer)": SIGNED_IN,
     "cfg.rotate_webhook_secret(uuid)": SIGNED_IN,
-    "cfg.save_config(uuid,integer,jsonb,text)": SIGNED_IN,
+    "cfg.save_config(uuid,integer,jsonb,text,boolean)": SIGNED_IN,
     "cfg.send_test_webhook(uuid,jsonb)": SIGNED_IN,
     "cfg.set_member_role(uuid,uuid,cfg.org_role)": SIGNED_IN,
     "cfg.set_webhook_endpoint_enabled(uuid,boolean)": SIGNED_IN,
@@ -390,4 +390,20 @@ GRANTS: dict[str, str] = {
     "cfg_private.finish_occurrence(cfg.schedule_occurrences,text,timestamp with time zone,jsonb,text)": NOBODY,
     "cfg_private.add_occurrences(cfg.schedules,timestamp with time zone[])": NOBODY,
     "cfg_private.schedule_event()": NOBODY,
+    # The dependency graph (functions/44_graph.sql, 98_graph_api.sql): the RPCs; invoker helpers
+    # that read under the caller's RLS; a definer list of dependents (names only of visible
+    # ones); the extraction trigger and the event's affected list, fired by their tables.
+    "cfg.impact(uuid,text[],text,integer)": SIGNED_IN,
+    "cfg.resolve_config(uuid,text,boolean)": SIGNED_IN,
+    "cfg.dependency_graph(uuid,text,integer,uuid)": SIGNED_IN,
+    "cfg_private.reach(uuid,uuid,text[],integer)": SIGNED_IN,
+    "cfg_private.automation_name(uuid,uuid)": SIGNED_IN,
+    "cfg_private.key_paths(jsonb)": SIGNED_IN,
+    "cfg_private.impact_report(uuid,text[],uuid,integer)": SIGNED_IN,
+    "cfg_private.resolve_value(jsonb,jsonb)": SIGNED_IN,
+    "cfg_private.dependents_of(uuid)": SIGNED_IN,
+    "cfg_private.references_in(jsonb,text)": SIGNED_IN,
+    "cfg_private.extract_references()": NOBODY,
+    "cfg_private.directly_affected(uuid,jsonb)": NOBODY,
+    "cfg_private.event_affected()": NOBODY,
 }

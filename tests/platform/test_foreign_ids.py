@@ -125,6 +125,10 @@ CALLS = {
     "deployment_status": ("select cfg.deployment_status(%s)", ["org"]),
     "list_promotion_requests": ("select * from cfg.list_promotion_requests(%s)", ["org"]),
     "delete_automation": ("select cfg.delete_automation(%s)", ["automation"]),
+    # The dependency graph (tests/graph/).
+    "impact": ("select cfg.impact(%s)", ["automation"]),
+    "resolve_config": ("select cfg.resolve_config(%s, 'dev')", ["automation"]),
+    "dependency_graph": ("select cfg.dependency_graph(%s, version => 1, automation_id => %s)", ["org", "automation"]),
     "reveal_secret": ("select cfg.reveal_secret(%s, 'http', 'api_key')", ["automation"]),
     "list_secrets": ("select * from cfg.list_secrets(%s)", ["automation"]),
     "set_secret_rotation": ("select cfg.set_secret_rotation(%s, 'http', 'api_key', '30 days')", ["automation"]),

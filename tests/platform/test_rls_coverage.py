@@ -7,6 +7,7 @@ from __future__ import annotations
 from tests.audit import test_audit_rls
 from tests.bulk import test_bulk_rls
 from tests.export import test_export_rls
+from tests.graph import test_graph_rls
 from tests.promotion import test_promotion_rls
 from tests.realtime import test_realtime_rls
 from tests.schedules import test_schedules_rls
@@ -20,7 +21,7 @@ from tests.webhooks import test_webhooks_rls
 
 AREAS = (test_tenancy_rls, test_audit_rls, test_versioning_rls, test_promotion_rls, test_webhooks_rls,
          test_secrets_rls, test_validation_rls, test_templates_rls, test_realtime_rls, test_search_rls,
-         test_bulk_rls, test_schedules_rls, test_export_rls)
+         test_bulk_rls, test_schedules_rls, test_export_rls, test_graph_rls)
 
 
 def _lines(attribute: str) -> list[str]:

@@ -1,0 +1,354 @@
+-- =============================================================================
+-- The dependency graph, the API: the impact radius, resolved content, the graph of
+-- an org (now, in an environment, or around a past version), and deleting an
+-- automation others reference. The model: functions/44_graph.sql.
+-- =============================================================================
+
+-- The impact radius of changing keys (["section.key"]; null: any) of automation_id in
+-- env (null: the newest versions): cfg_private.impact_report's answer.
+-- security invoker: the caller sees what RLS shows them (a member of only one of two
+-- orgs does not see the references between them).
+create or replace function cfg.impact(
+    automation_id uuid, keys text [] default null, env text default null, max_depth integer default null
+)
+returns jsonb
+language plpgsql
+-- JIT compiling these queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    target cfg.automations := cfg_private.automation_for(automation_id, 'viewer', 'reading the impact radius');
+    problems jsonb;
+begin
+    select jsonb_agg(jsonb_build_object('path', 'keys[' || (k.n - 1) || ']', 'message', 'a key is "section.key"'))
+    into problems
+    from unnest(keys) with ordinality as k (key, n)
+    where k.key is null or k.key !~ '^[A-Za-z0-9_.-]+\.[A-Za-z0-9_.-]+$' or length(k.key) > 301;
+    if max_depth is not null and max_depth < 1 then
+        problems := coalesce(problems, '[]') || jsonb_build_object('path', 'max_depth', 'message', 'max_depth is at least 1');
+    end if;
+    if problems is not null then
+        raise exception 'invalid impact query: % %', problems -> 0 ->> 'path', problems -> 0 ->> 'message'
+            using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
+    end if;
+    return cfg_private.impact_report(
+        target.id, keys, case when env is not null then (cfg_private.environment_by_slug(target.org_id, env)).id end,
+        max_depth
+    );
+end
+$$;
+revoke execute on function cfg.impact(uuid, text [], text, integer) from public, anon;
+grant execute on function cfg.impact(uuid, text [], text, integer) to authenticated, service_role;
+
+-- value with its references replaced from lookup ({ref: {"value": v}}; a reference
+-- without a value there stays as written).
+create or replace function cfg_private.resolve_value(value jsonb, lookup jsonb)
+returns jsonb
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+    pieces text [];
+    tokens text [];
+    out text;
+    found jsonb;
+begin
+    case jsonb_typeof(value)
+    when 'object' then
+        if value ? 'ref' and (value - 'ref') = '{}' then
+            return coalesce(lookup -> (value ->> 'ref') -> 'value', value);
+        end if;
+        return (select jsonb_object_agg(o.key, cfg_private.resolve_value(o.value, lookup)) from jsonb_each(value) as o);
+    when 'array' then
+        return (
+            select coalesce(jsonb_agg(cfg_private.resolve_value(a.value, lookup) order by a.n), '[]')
+            from jsonb_array_elements(value) with ordinality as a (value, n)
+        );
+    when 'string' then
+        if position('{ref:' in value #>> '{}') = 0 then
+            return value;
+        end if;
+        -- The text between references, and the references ($ = escaped, ref) in order.
+        pieces := regexp_split_to_array(value #>> '{}', '\$\$?\{ref:[^}]*\}');
+        tokens := array(select m[1] || chr(31) || m[2] from regexp_matches(value #>> '{}', '\$(\$?)\{ref:([^}]*)\}', 'g') as m);
+        out := pieces[1];
+        for i in 1 .. coalesce(cardinality(tokens), 0) loop
+            found := lookup -> split_part(tokens[i], chr(31), 2) -> 'value';
+            out := out || case
+                when split_part(tokens[i], chr(31), 1) = '$' then '${ref:' || split_part(tokens[i], chr(31), 2) || '}'
+                when found is null then '${ref:' || split_part(tokens[i], chr(31), 2) || '}'
+                when jsonb_typeof(found) = 'string' then found #>> '{}'
+                else found::text
+            end || pieces[i + 1];
+        end loop;
+        return to_jsonb(out);
+    else
+        return value;
+    end case;
+end
+$$;
+revoke execute on function cfg_private.resolve_value(jsonb, jsonb) from public, anon;
+grant execute on function cfg_private.resolve_value(jsonb, jsonb) to authenticated, service_role;
+
+-- The content automation_id runs in env, with its references resolved against what
+-- each referenced automation runs in env: {automation_id, environment, version,
+-- content, unresolved: [{path, ref, message}], masked: [{path, ref}]}. A referenced
+-- secret stays masked ({"ref": ...} as written) unless reveal => true and the caller
+-- may reveal it (cfg.reveal_secret's rule: the org's secret_reveal_role), which is
+-- then audited and announced as a reveal. Its own secrets stay masked, as in get_config.
+-- security invoker: it reads what the caller may read; a reference into an org the
+-- caller is not a member of is unresolved.
+create or replace function cfg.resolve_config(automation_id uuid, env text, reveal boolean default false)
+returns jsonb
+language plpgsql
+-- JIT compiling these queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    target cfg.automations := cfg_private.automation_for(automation_id, 'viewer', 'resolving config');
+    environment cfg.environments;
+    running cfg.config_versions;
+    edge record;
+    lookup jsonb := '{}';
+    unresolved jsonb := '[]';
+    masked jsonb := '[]';
+    content jsonb;
+    revealed jsonb;
+begin
+    if env is null then
+        raise exception 'name the environment to resolve in'
+            using errcode = 'PT422', detail = jsonb_build_object('errors', jsonb_build_array(
+                jsonb_build_object('path', 'env', 'message', 'required'))
+            )::text;
+    end if;
+    environment := cfg_private.environment_by_slug(target.org_id, env);
+    select v.* into running
+    from cfg.deployments as d join cfg.config_versions as v on v.id = d.version_id
+    where d.automation_id = target.id and d.environment_id = environment.id;
+    if running.id is null then
+        raise exception '% runs nothing in %', target.slug, environment.slug
+            using errcode = 'PT404',
+                  detail = jsonb_build_object('automation_id', target.id, 'environment', environment.slug)::text;
+    end if;
+
+    -- What each reference of the running version names, in what its target runs in
+    -- the same environment (an environment of the target's org with the same slug).
+    for edge in
+        select r.path, r.ref, r.kind, r.to_automation_id, r.to_section, r.to_key,
+            tv.version as to_version, tv.content -> 'sections' -> r.to_section -> 'entries' -> r.to_key as entry
+        from cfg.version_references as r
+        left join cfg.environments as te on te.org_id = r.to_org_id and te.slug = environment.slug
+        left join cfg.deployments as td on td.automation_id = r.to_automation_id and td.environment_id = te.id
+        left join cfg.config_versions as tv on tv.id = td.version_id
+        where r.version_id = running.id and r.kind <> 'declared'
+        order by r.path
+    loop
+        if edge.to_version is null or edge.entry is null then
+            unresolved := unresolved || jsonb_build_object('path', edge.path, 'ref', edge.ref, 'message',
+                case when edge.to_version is null then 'the referenced automation runs nothing in ' || environment.slug
+                    else 'the referenced entry is not in the version running in ' || environment.slug end);
+        elsif edge.kind = 'secret' then
+            revealed := null;
+            if reveal then
+                begin
+                    revealed := cfg_private.reveal_secret(edge.to_automation_id, edge.to_section, edge.to_key, edge.to_version);
+                exception when sqlstate 'PT403' or sqlstate 'PT404' then
+                    revealed := null;
+                end;
+            end if;
+            if revealed is null or revealed ? 'pending' then
+                masked := masked || jsonb_build_object('path', edge.path, 'ref', edge.ref);
+            else
+                lookup := lookup || jsonb_build_object(edge.ref, jsonb_build_object('value', revealed -> 'value'));
+            end if;
+        else
+            lookup := lookup || jsonb_build_object(edge.ref, jsonb_build_object('value', edge.entry -> 'value'));
+        end if;
+    end loop;
+    -- References the caller cannot see (RLS hides the edge): unresolved, by the text.
+    unresolved := unresolved || coalesce((
+        select jsonb_agg(jsonb_build_object('path', r.path, 'ref', r.ref,
+            'message', 'not found (or you are not a member of its org)') order by r.path)
+        from jsonb_each(running.content -> 'sections') as s
+        cross join jsonb_each(s.value -> 'entries') as e
+        cross join lateral cfg_private.references_in(e.value -> 'value', 'sections.' || s.key || '.entries.' || e.key || '.value') as r
+        where (e.value -> 'secret') is distinct from 'true'::jsonb and position('ref' in (e.value -> 'value')::text) > 0
+            and r.ref like '%/%' and not exists (
+                select 1 from cfg.version_references as v where v.version_id = running.id and v.path = r.path and v.ref = r.ref
+            )
+    ), '[]');
+
+    content := cfg_private.snapshot_as_content(running.content);
+    if lookup <> '{}' then
+        content := jsonb_set(content, '{sections}', (
+            select jsonb_object_agg(s.key, jsonb_set(s.value, '{entries}', coalesce((
+                select jsonb_object_agg(e.key, case
+                    when (e.value -> 'secret') is distinct from 'true'::jsonb and position('ref' in (e.value -> 'value')::text) > 0
+                    then jsonb_set(e.value, '{value}', cfg_private.resolve_value(e.value -> 'value', lookup))
+                    else e.value end)
+                from jsonb_each(s.value -> 'entries') as e
+            ), '{}')))
+            from jsonb_each(content -> 'sections') as s
+        ));
+    end if;
+    return jsonb_build_object(
+        'automation_id', target.id, 'environment', environment.slug, 'version', running.version,
+        'content', content, 'unresolved', unresolved, 'masked', masked
+    );
+end
+$$;
+revoke execute on function cfg.resolve_config(uuid, text, boolean) from public, anon;
+grant execute on function cfg.resolve_config(uuid, text, boolean) to authenticated, service_role;
+
+-- The dependency graph of an org: {nodes: [{automation_id, org_id, slug, name, label,
+-- type, status, badge, external}], edges: [{from, to, kind, keys}]}. Edges of the
+-- newest versions, or of what runs in env; with version (and automation_id), the
+-- edges of that version of automation_id. Nodes: the org's automations, and those of
+-- other orgs (external) an edge reaches, when the caller is a member there too.
+-- badge: the validation status in env (without env, the worst across environments):
+-- valid, warnings, errors, or unchecked.
+-- security invoker: RLS decides what the caller sees.
+create or replace function cfg.dependency_graph(
+    org_id uuid, env text default null, version integer default null, automation_id uuid default null
+)
+returns jsonb
+language plpgsql
+-- JIT compiling these queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    env_id uuid;
+    around cfg.automations;
+    past uuid;
+    edges jsonb;
+    nodes jsonb;
+begin
+    perform cfg_private.require_role(org_id, 'viewer', 'reading the dependency graph');
+    if env is not null then
+        env_id := (cfg_private.environment_by_slug(org_id, env)).id;
+    end if;
+    if version is not null then
+        if automation_id is null then
+            raise exception 'a past version is a version of an automation: give automation_id'
+                using errcode = 'PT422', detail = jsonb_build_object('errors', jsonb_build_array(
+                    jsonb_build_object('path', 'automation_id', 'message', 'required with version'))
+                )::text;
+        end if;
+        around := cfg_private.automation_for(automation_id, 'viewer', 'reading the dependency graph');
+        select v.id into past from cfg.config_versions as v
+        where v.automation_id = around.id and v.version = dependency_graph.version and v.org_id = dependency_graph.org_id;
+        if past is null then
+            raise exception 'version % of this automation does not exist', version
+                using errcode = 'PT404', detail = jsonb_build_object('automation_id', automation_id, 'version', version)::text;
+        end if;
+    end if;
+
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'from', g.from_automation_id, 'to', g.to_automation_id, 'kind', g.kind, 'keys', g.keys
+    ) order by g.from_automation_id, g.to_automation_id, g.kind), '[]')
+    into edges
+    from (
+        select r.from_automation_id, r.to_automation_id, r.kind,
+            coalesce(jsonb_agg(distinct r.to_section || '.' || r.to_key) filter (where r.to_key is not null), '[]') as keys
+        from cfg.version_references as r
+        where case
+            when past is not null then r.version_id = past
+            else (r.org_id = dependency_graph.org_id or r.to_org_id = dependency_graph.org_id)
+                and r.version_id = case
+                    when env_id is null then (select v.id from cfg.config_versions as v
+                          where v.automation_id = r.from_automation_id order by v.version desc limit 1)
+                    else (select d.version_id from cfg.deployments as d
+                          where d.automation_id = r.from_automation_id and d.environment_id = env_id)
+                end
+        end
+        group by 1, 2, 3
+    ) as g;
+
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'automation_id', a.id, 'org_id', a.org_id, 'slug', a.slug, 'name', a.name,
+        'label', cfg_private.automation_name(a.id, dependency_graph.org_id),
+        'type', a.type, 'status', a.status, 'external', a.org_id <> dependency_graph.org_id,
+        'badge', coalesce((
+            select case when bool_or(vs.status = 'errors') then 'errors'
+                when bool_or(vs.status = 'warnings') then 'warnings' else 'valid' end
+            from cfg.validation_status as vs
+            where vs.automation_id = a.id and (env_id is null or vs.environment_id = env_id)
+            having count(*) > 0
+        ), 'unchecked')
+    ) order by a.org_id <> dependency_graph.org_id, a.slug), '[]')
+    into nodes
+    from cfg.automations as a
+    where (past is null and a.org_id = dependency_graph.org_id)
+        or a.id in (select (e ->> 'from')::uuid from jsonb_array_elements(edges) as e
+                    union select (e ->> 'to')::uuid from jsonb_array_elements(edges) as e)
+        or a.id = around.id;
+    return jsonb_build_object('org_id', org_id, 'environment', env, 'version', version,
+                              'automation_id', around.id, 'nodes', nodes, 'edges', edges);
+end
+$$;
+revoke execute on function cfg.dependency_graph(uuid, text, integer, uuid) from public, anon;
+grant execute on function cfg.dependency_graph(uuid, text, integer, uuid) to authenticated, service_role;
+
+-- The automations whose newest version references automation_id (in any org): those
+-- the caller may see by name ({automation_id, name}), the others only counted.
+-- security definer: a reference from an org the admin is not a member of still
+-- forbids the delete; it is not named.
+create or replace function cfg_private.dependents_of(automation_id uuid, out visible jsonb, out hidden integer)
+language plpgsql stable security definer
+-- JIT compiling these queries costs far more than running them.
+set jit = off
+set search_path = ''
+as $$
+declare
+    origin_org uuid := (select a.org_id from cfg.automations as a where a.id = dependents_of.automation_id);
+begin
+    select
+        coalesce(jsonb_agg(jsonb_build_object('automation_id', d.id, 'name', cfg_private.automation_name(d.id, origin_org))
+            order by cfg_private.automation_name(d.id, origin_org)) filter (where d.seen), '[]'),
+        count(*) filter (where not d.seen)
+    into visible, hidden
+    from (
+        select distinct r.from_automation_id as id,
+            cfg_private.is_service() or cfg_private.org_role(r.org_id) is not null as seen
+        from cfg.version_references as r
+        where r.to_automation_id = dependents_of.automation_id and r.from_automation_id <> dependents_of.automation_id
+            and r.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = r.from_automation_id)
+    ) as d;
+end
+$$;
+revoke execute on function cfg_private.dependents_of(uuid) from public, anon;
+grant execute on function cfg_private.dependents_of(uuid) to authenticated, service_role;
+
+-- Deletes an automation with its sections and entries. Admins only. Refused (PT409,
+-- with the list) while other automations reference it in their newest version,
+-- unless force => true: their content keeps naming it, unresolved from then on.
+create or replace function cfg.delete_automation(automation_id uuid, force boolean default false)
+returns cfg.automations
+language plpgsql
+set search_path = ''
+as $$
+declare
+    target cfg.automations := cfg_private.automation_for(automation_id, 'admin', 'deleting automations');
+    dependents record;
+begin
+    if not coalesce(force, false) then
+        select * into dependents from cfg_private.dependents_of(target.id);
+        if jsonb_array_length(dependents.visible) + dependents.hidden > 0 then
+            raise exception '% is referenced by % automation(s)%: remove the references first, or delete with force',
+                target.slug, jsonb_array_length(dependents.visible) + dependents.hidden,
+                coalesce(': ' || nullif((select string_agg(d ->> 'name', ', ') from jsonb_array_elements(dependents.visible) as d), ''), '')
+                using errcode = 'PT409',
+                      detail = jsonb_build_object(
+                          'automation_id', target.id, 'dependents', dependents.visible, 'hidden_dependents', dependents.hidden
+                      )::text;
+        end if;
+    end if;
+    delete from cfg.automations as a where a.id = target.id;
+    return target;
+end
+$$;
+revoke execute on function cfg.delete_automation(uuid, boolean) from public, anon;
+grant execute on function cfg.delete_automation(uuid, boolean) to authenticated, service_role;
