@@ -140,7 +140,7 @@ def test_pip_installed_cfgctl_migrates_an_empty_supabase_database(installed, pg_
                      cwd=tmp_path, env=env)
         assert seeded.returncode == 0, seeded.stderr
         with psycopg.connect(url) as conn:
-            assert conn.execute("select to_regprocedure('cfg.save_config(uuid, integer, jsonb, text)') is not null"
+            assert conn.execute("select to_regprocedure('cfg.save_config(uuid, integer, jsonb, text, boolean)') is not null"
                                 ).fetchone() == (True,)
             assert conn.execute("select slug from cfg.orgs").fetchall() == [("acme",)]
     finally:

@@ -251,16 +251,18 @@ def test_a_deleted_user_who_did_everything_is_deleted(conn, world):
     assert automation == {"created_by": admin.user_id, "updated_by": admin.user_id}
 
 
-def test_only_memberships_reference_auth_users(conn):
+def test_only_what_a_user_owns_references_auth_users(conn):
     """Who-did-what columns are plain values: a foreign key there would either block
-    Supabase Auth's delete (immutable rows) or be undone by the freezing triggers."""
+    Supabase Auth's delete (immutable rows) or be undone by the freezing triggers. What a
+    user owns goes with them: memberships, and saved filters (shared ones too)."""
     rows = conn.execute(
         "select c.conrelid::regclass::text as tbl, a.attname, c.confdeltype "
         "from pg_constraint c join pg_attribute a on a.attrelid = c.conrelid and a.attnum = any(c.conkey) "
         "where c.contype = 'f' and c.confrelid = 'auth.users'::regclass "
         "and c.connamespace in ('cfg'::regnamespace, 'cfg_private'::regnamespace)"
     ).fetchall()
-    assert [(r["tbl"], r["attname"], r["confdeltype"]) for r in rows] == [("cfg.org_members", "user_id", "c")]
+    assert sorted((r["tbl"], r["attname"], r["confdeltype"]) for r in rows) == [
+        ("cfg.org_members", "user_id", "c"), ("cfg.saved_filters", "owner_id", "c")]
 
 
 def test_sql_path_delete_of_an_unknown_user_is_not_found(db_url):

@@ -265,8 +265,8 @@ def test_every_table_whose_triggers_read_the_flag_is_guarded(conn):
     assert unguarded == []
     guarded = conn.execute("select count(*) as n from pg_trigger where tgname = 'guard_versioned_write'").fetchone()
     # config_sections, config_entries, entry_secrets, deployments, deployment_history, validation_status,
-    # bulk_operation_items.
-    assert guarded["n"] == 7
+    # bulk_operation_items, version_references.
+    assert guarded["n"] == 8
 
 
 def test_every_copy_of_the_versioned_write_condition_is_identical(conn):
