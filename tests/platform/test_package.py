@@ -140,8 +140,8 @@ def test_pip_installed_cfgctl_migrates_an_empty_supabase_database(installed, pg_
                      cwd=tmp_path, env=env)
         assert seeded.returncode == 0, seeded.stderr
         with psycopg.connect(url) as conn:
-            assert conn.execute("select to_regprocedure('cfg.save_config(uuid, integer, jsonb, text, boolean)') is not null"
-                                ).fetchone() == (True,)
+            signature = "cfg.save_config(uuid, integer, jsonb, text, boolean)"
+            assert conn.execute("select to_regprocedure(%s) is not null", (signature,)).fetchone() == (True,)
             assert conn.execute("select slug from cfg.orgs").fetchall() == [("acme",)]
     finally:
         with psycopg.connect(pg_cluster.db_url, autocommit=True) as admin:
