@@ -85,6 +85,7 @@ $cron$;
 create or replace function realtime.topic()
 returns text
 language sql stable
+set search_path = ''
 as $$
     select nullif(current_setting('realtime.topic', true), '')::text;
 $$;
@@ -98,6 +99,7 @@ grant execute on function realtime.topic() to postgres, anon, authenticated, ser
 create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
 returns void
 language plpgsql
+set search_path = ''
 as $$
 declare
     generated_id uuid := gen_random_uuid();
@@ -125,6 +127,7 @@ create or replace function realtime.broadcast_changes(
 )
 returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
     if level = 'STATEMENT' then
