@@ -55,35 +55,6 @@ $$;
 revoke execute on function cfg_private.import_errors(text, text) from public, anon;
 grant execute on function cfg_private.import_errors(text, text) to authenticated, service_role;
 
--- Content as a version stores it, without tokens: every field present (defaults filled
--- in), a secret as {"secret": true, "description"}. Equal to cfg.get_config's content of
--- the version a save of this content would record exactly when that save would record
--- none (jsonb text: 1.0 and 1 differ, as they do for a save).
-create or replace function cfg_private.import_normal(content jsonb)
-returns jsonb
-language sql immutable
-set jit = off
-set search_path = ''
-as $$
-    select jsonb_build_object('sections', coalesce(jsonb_object_agg(s.key, jsonb_build_object(
-        'description', coalesce(s.value ->> 'description', ''),
-        'position', coalesce((s.value ->> 'position')::integer, 0),
-        'entries', coalesce((
-            select jsonb_object_agg(e.key, case
-                when (e.value -> 'secret') = 'true'::jsonb
-                    then jsonb_build_object('secret', true, 'description', coalesce(e.value ->> 'description', ''))
-                else jsonb_build_object(
-                    'secret', false, 'value', e.value -> 'value', 'description', coalesce(e.value ->> 'description', '')
-                )
-            end)
-            from jsonb_each(s.value -> 'entries') as e
-        ), '{}')
-    )), '{}'))
-    from jsonb_each(content -> 'sections') as s
-$$;
-revoke execute on function cfg_private.import_normal(jsonb) from public, anon;
-grant execute on function cfg_private.import_normal(jsonb) to authenticated, service_role;
-
 -- For a dry run, which writes nothing: what the rules of type (a slug of org_id) that
 -- apply in its first environment (where a save lands) say about content, raised as
 -- cfg_private.enforce_rules raises it (PT422, detail {status, errors, warnings}) when
@@ -294,7 +265,7 @@ begin
                 if preview then
                     -- An export is already in the stored form: equal as it is (nearly always), or normalised.
                     proposed := case when (prepared -> 'content')::text = (current -> 'content')::text
-                        then prepared -> 'content' else cfg_private.import_normal(prepared -> 'content') end;
+                        then prepared -> 'content' else cfg_private.presence_snapshot(prepared -> 'content') end;
                     if proposed::text <> (current -> 'content')::text then
                         result := result || jsonb_build_object(
                             'version', (current ->> 'version')::integer + 1,

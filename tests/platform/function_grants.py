@@ -169,7 +169,6 @@ GRANTS: dict[str, str] = {
     "cfg_private.export_content(jsonb,jsonb,jsonb)": SIGNED_IN,
     "cfg_private.import_config(uuid,integer,jsonb,text)": SIGNED_IN,
     "cfg_private.import_content(jsonb,jsonb)": SIGNED_IN,
-    "cfg_private.import_normal(jsonb)": SIGNED_IN,
     "cfg_private.import_rule_warnings(uuid,text,jsonb)": SIGNED_IN,
     "cfg_private.import_problems(jsonb)": SIGNED_IN,
     "cfg_private.import_errors(text,text)": SIGNED_IN,
