@@ -216,6 +216,65 @@ $$;
 revoke execute on function cfg_private.entry_matches(text, text, jsonb, tsquery, text) from public, anon;
 grant execute on function cfg_private.entry_matches(text, text, jsonb, tsquery, text) to authenticated, service_role;
 
+-- The orgs among `orgs` the caller may read (all of them for the service).
+create or replace function cfg_private.readable_orgs(orgs uuid [])
+returns uuid []
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    if cfg_private.is_service() then
+        return orgs;
+    end if;
+    return array(select o from unnest(orgs) as o where o in (select cfg_private.orgs_with_role('viewer')));
+end
+$$;
+revoke execute on function cfg_private.readable_orgs(uuid []) from public, anon;
+grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, service_role;
+
+-- The entries of orgs (of scope's automations, unless null) matching q or, for a
+-- needle of 3 characters or more, containing it: live ones (entry_id) and those later
+-- environments run (environment_id), ranked.
+-- security definer: under RLS PostgreSQL uses no index for an operator that is not
+-- leakproof (@@, LIKE), so every entry of the org would be tested row by row. The orgs
+-- are cut down to those the caller may read first: it finds no more than RLS allows.
+create or replace function cfg_private.search_entry_hits(orgs uuid [], scope uuid [], q tsquery, needle_like text)
+returns table (automation_id uuid, section text, key text, rank real, entry_id uuid, environment_id uuid)
+language plpgsql stable security definer
+set plan_cache_mode = force_custom_plan
+set search_path = ''
+as $$
+declare
+    readable uuid [] := cfg_private.readable_orgs(orgs);
+    substring boolean := length(needle_like) >= 3;
+begin
+    return query
+    with live as materialized (
+        -- Through the org's word and substring postings (the indexes lead with org_id).
+        select ce.id, ce.automation_id, ce.section_id, ce.key,
+            (coalesce(ts_rank(ce.search_vector, q), 0)
+                + case when substring and ce.search_text like '%' || needle_like || '%' then 0.05 else 0 end)::real
+                as rank
+        from cfg.config_entries as ce
+        where ce.org_id = any(readable) and (scope is null or ce.automation_id = any(scope))
+            and (ce.search_vector @@ q or (substring and ce.search_text like '%' || needle_like || '%'))
+    )
+    select h.automation_id, cs.name, h.key, h.rank, h.id, null::uuid
+    from live as h
+    join cfg.config_sections as cs on cs.id = h.section_id and cs.org_id = any(readable)
+    union all
+    select de.automation_id, de.section, de.key,
+        (coalesce(ts_rank(de.search_vector, q), 0)
+            + case when substring and de.search_text like '%' || needle_like || '%' then 0.05 else 0 end)::real,
+        null, de.environment_id
+    from cfg_private.deployed_entries as de
+    where de.org_id = any(readable) and (scope is null or de.automation_id = any(scope))
+        and (de.search_vector @@ q or (substring and de.search_text like '%' || needle_like || '%'));
+end
+$$;
+revoke execute on function cfg_private.search_entry_hits(uuid [], uuid [], tsquery, text) from public, anon;
+grant execute on function cfg_private.search_entry_hits(uuid [], uuid [], tsquery, text) to authenticated, service_role;
+
 -- Searches what the caller may read, in org_id or in all their orgs:
 -- {results: [{kind: automation|section|entry, org_id, automation_id, automation,
 -- automation_name, section, key, path, snippet, rank, environments}], next, ignored}.
@@ -242,6 +301,9 @@ declare
     cursor_rank real;
     cursor_key text;
     found jsonb;
+    -- The automations the filters select; null without filters (all of orgs'), so that
+    -- entries are then found through the org's postings rather than automation by automation.
+    scope uuid [];
 begin
     if length(needle) > 1000 then
         raise exception 'a search query is at most 1000 characters'
@@ -276,51 +338,33 @@ begin
     end if;
     needle_like := replace(replace(replace(needle, '\', '\\'), '%', '\%'), '_', '\_');
 
-    with scope as (
-        select s.id from cfg_private.search_scope(orgs, f, ignored) as s (id)
-    ),
-    matches as (
+    if f - 'tags_match' <> '{}' then
+        scope := array(select cfg_private.search_scope(orgs, f, ignored));
+    end if;
+
+    -- Candidates carry only what ranks and identifies them; what a result shows (its
+    -- document, value and environments) is read for the page alone.
+    with matches as (
         select 0 as kind_order, 'automation' as kind, a.id as automation_id, null::text as section,
             null::text as key,
             (coalesce(ts_rank(cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description), q), 0)
                 + case when length(needle) >= 3 and (a.slug || ' ' || lower(a.name)) like '%' || needle_like || '%'
                     then 0.5 else 0 end)::real as rank,
-            a.name || ' (' || a.slug || ') ' || array_to_string(a.tags, ' ') || ' ' || left(a.description, 2000) as doc,
-            null::jsonb as value
+            null::uuid as entry_id, null::uuid as environment_id
         from cfg.automations as a
-        where a.id in (select s.id from scope as s)
+        where a.org_id = any(orgs) and (scope is null or a.id = any(scope))
             and (needle = ''
                 or cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description) @@ q
                 or (length(needle) >= 3 and (a.slug || ' ' || lower(a.name)) like '%' || needle_like || '%'))
         union all
         select 1, 'section', cs.automation_id, cs.name, null,
-            (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real,
-            cs.name || ' ' || left(cs.description, 2000), null
+            (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real, null, null
         from cfg.config_sections as cs
-        where needle <> '' and cs.automation_id in (select s.id from scope as s)
+        where needle <> '' and cs.org_id = any(orgs) and (scope is null or cs.automation_id = any(scope))
             and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
         union all
-        select 2, 'entry', ce.automation_id, cs.name, ce.key,
-            (coalesce(ts_rank(cfg_private.entry_search_vector(ce.key, ce.description, ce.value), q), 0)
-                + case when length(needle) >= 3 and cfg_private.entry_search_text(ce.key, ce.value) like '%' || needle_like || '%'
-                    then 0.05 else 0 end)::real,
-            ce.key || ' ' || left(ce.description, 2000), ce.value
-        from cfg.config_entries as ce
-        join cfg.config_sections as cs on cs.id = ce.section_id
-        where needle <> '' and ce.automation_id in (select s.id from scope as s)
-            and (cfg_private.entry_search_vector(ce.key, ce.description, ce.value) @@ q
-                or (length(needle) >= 3 and cfg_private.entry_search_text(ce.key, ce.value) like '%' || needle_like || '%'))
-        union all
-        -- What later environments run, when it differs from the latest content.
-        select 2, 'entry', de.automation_id, de.section, de.key,
-            (coalesce(ts_rank(cfg_private.entry_search_vector(de.key, de.description, de.value), q), 0)
-                + case when length(needle) >= 3 and cfg_private.entry_search_text(de.key, de.value) like '%' || needle_like || '%'
-                    then 0.05 else 0 end)::real,
-            de.key || ' ' || left(de.description, 2000), de.value
-        from cfg_private.deployed_entries as de
-        where needle <> '' and de.automation_id in (select s.id from scope as s)
-            and (cfg_private.entry_search_vector(de.key, de.description, de.value) @@ q
-                or (length(needle) >= 3 and cfg_private.entry_search_text(de.key, de.value) like '%' || needle_like || '%'))
+        select 2, 'entry', h.automation_id, h.section, h.key, h.rank, h.entry_id, h.environment_id
+        from cfg_private.search_entry_hits(orgs, scope, q, needle_like) as h
     ),
     keyed as (
         -- One row per thing found, the best of its matches (live or deployed).
@@ -339,10 +383,10 @@ begin
         'kind', p.kind, 'org_id', a.org_id, 'automation_id', a.id, 'automation', a.slug,
         'automation_name', a.name, 'section', p.section, 'key', p.key,
         'path', nullif(concat_ws('.', p.section, p.key), ''), 'rank', p.rank, '_sort_key', p.sort_key,
-        -- The text a snippet is cut from, only for the page (a value's strings take a query).
-        'snippet', case when q is null then left(p.doc || coalesce(' ' || cfg_private.search_value_text(p.value), ''), 200)
+        -- The text a snippet is cut from (a value's strings take a query).
+        'snippet', case when q is null then left(hit.doc || coalesce(' ' || cfg_private.search_value_text(hit.value), ''), 200)
             else ts_headline(
-                'simple', p.doc || coalesce(' ' || cfg_private.search_value_text(p.value), ''), q,
+                'simple', hit.doc || coalesce(' ' || cfg_private.search_value_text(hit.value), ''), q,
                 'StartSel=«, StopSel=», MaxWords=20, MinWords=5, MaxFragments=2, FragmentDelimiter=" … "'
             ) end,
         'environments', array(
@@ -364,7 +408,24 @@ begin
     ) order by p.rank desc, p.sort_key)
     into found
     from page as p
-    join cfg.automations as a on a.id = p.automation_id;
+    join cfg.automations as a on a.id = p.automation_id
+    cross join lateral (
+        select a.name || ' (' || a.slug || ') ' || array_to_string(a.tags, ' ') || ' ' || left(a.description, 2000) as doc,
+            null::jsonb as value
+        where p.kind = 'automation'
+        union all
+        select cs.name || ' ' || left(cs.description, 2000), null
+        from cfg.config_sections as cs
+        where p.kind = 'section' and cs.automation_id = p.automation_id and cs.name = p.section
+        union all
+        select ce.key || ' ' || left(ce.description, 2000), ce.value
+        from cfg.config_entries as ce where ce.id = p.entry_id
+        union all
+        select de.key || ' ' || left(de.description, 2000), de.value
+        from cfg_private.deployed_entries as de
+        where p.entry_id is null and de.automation_id = p.automation_id and de.environment_id = p.environment_id
+            and de.section = p.section and de.key = p.key
+    ) as hit;
 
     found := coalesce(found, '[]');
     return jsonb_build_object(

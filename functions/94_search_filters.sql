@@ -114,22 +114,55 @@ grant execute on function cfg.delete_saved_filter(uuid) to authenticated, servic
 -- Quick find (a Cmd+K palette): prefixes and typos of names, over the caller's orgs.
 -- =============================================================================
 
+-- Up to 200 entries of orgs whose key contains needle_like (3 characters or more).
+-- security definer for the reason of cfg_private.search_entry_hits: LIKE is not
+-- leakproof, so under RLS it could not use the substring index; orgs are cut down to
+-- those the caller may read first.
+create or replace function cfg_private.find_keys(orgs uuid [], needle_like text)
+returns table (org_id uuid, automation_id uuid, section_id uuid, key text)
+language plpgsql stable security definer
+set plan_cache_mode = force_custom_plan
+set search_path = ''
+as $$
+declare
+    readable uuid [] := cfg_private.readable_orgs(orgs);
+begin
+    if length(needle_like) < 3 then
+        return;
+    end if;
+    return query
+    select ce.org_id, ce.automation_id, ce.section_id, ce.key
+    from cfg.config_entries as ce
+    -- The substring index (org_id, key and string value) finds the candidates.
+    where ce.org_id = any(readable) and ce.search_text like '%' || needle_like || '%'
+        and lower(ce.key) like '%' || needle_like || '%'
+    limit 200;
+end
+$$;
+revoke execute on function cfg_private.find_keys(uuid [], text) from public, anon;
+grant execute on function cfg_private.find_keys(uuid [], text) to authenticated, service_role;
+
 -- Up to max_rows (1-50) things whose name is like query: automations (slug or name),
 -- sections, keys, environments, templates and saved filters, best first; automations the
 -- caller saved in the last 30 days rank first among equals. target: ORG/SLUG[#section[.key]]
 -- (an environment ORG@ENV, a template ORG:template/SLUG, a filter ORG:filter/<id>).
+-- Automations and sections are many (100k): their candidates are the 50 nearest by
+-- trigram (word) distance, read from a GiST index in distance order (a prefix is near);
+-- only those are scored. Keys match as substrings (3 characters or more), 200 at most.
 create or replace function cfg.quick_find(query text, max_rows integer default 10)
 returns table (
     kind text, label text, org_id uuid, org text, automation_id uuid, automation text, section text, key text,
     target text, score real
 )
 language plpgsql stable
+set plan_cache_mode = force_custom_plan
 set search_path = ''
 as $$
 declare
     needle text := lower(btrim(coalesce(query, '')));
     needle_like text;
     orgs uuid [];
+    me uuid := (select auth.uid());
 begin
     if length(needle) not between 1 and 200 then
         raise exception 'a quick find query is 1-200 characters'
@@ -143,34 +176,41 @@ begin
                  else array(select cfg_private.orgs_with_role('viewer')) end;
     needle_like := replace(replace(replace(needle, '\', '\\'), '%', '\%'), '_', '\_');
     return query
-    with found as (
+    with automation_hits as (
+        select a.id, a.org_id, a.name, a.slug from cfg.automations as a
+        where a.org_id = any(orgs)
+        order by (a.slug || ' ' || lower(a.name)) operator(extensions.<->>) needle
+        limit 50
+    ),
+    section_hits as (
+        select cs.id, cs.org_id, cs.automation_id, cs.name from cfg.config_sections as cs
+        where cs.org_id = any(orgs)
+        order by cs.name operator(extensions.<->) needle
+        limit 50
+    ),
+    found as (
         select 'automation' as kind, a.name as label, a.org_id, a.id as automation_id, a.slug as automation,
             null::text as section, null::text as key, null::text as target,
             (extensions.word_similarity(needle, a.slug || ' ' || lower(a.name))
                 + case when a.slug like needle_like || '%' or lower(a.name) like needle_like || '%' then 1 else 0 end
                 + case when exists (
                     select 1 from cfg.config_versions as v
-                    where v.automation_id = a.id and v.author_id = (select auth.uid())
+                    where v.automation_id = a.id and v.author_id = me
                         and v.created_at > now() - interval '30 days'
                 ) then 0.25 else 0 end)::real as score
-        from cfg.automations as a
-        where a.org_id = any(orgs)
-            and ((a.slug || ' ' || lower(a.name)) operator(extensions.%>) needle
-                or (a.slug || ' ' || lower(a.name)) like needle_like || '%')
+        from automation_hits as a
+        where (a.slug || ' ' || lower(a.name)) operator(extensions.%>) needle
+            or (a.slug || ' ' || lower(a.name)) like needle_like || '%'
         union all
         select 'section', cs.name, cs.org_id, cs.automation_id, null, cs.name, null, null,
             (extensions.similarity(needle, cs.name) + case when cs.name like needle_like || '%' then 0.5 else 0 end)::real
-        from cfg.config_sections as cs
-        where cs.org_id = any(orgs) and (cs.name operator(extensions.%) needle or cs.name like needle_like || '%')
+        from section_hits as cs
+        where cs.name operator(extensions.%) needle or cs.name like needle_like || '%'
         union all
-        select 'key', cs.name || '.' || ce.key, ce.org_id, ce.automation_id, null, cs.name, ce.key, null,
-            (extensions.similarity(needle, lower(ce.key)) + case when lower(ce.key) like needle_like || '%' then 0.5 else 0 end)::real
-        from cfg.config_entries as ce
-        join cfg.config_sections as cs on cs.id = ce.section_id
-        -- Keys by substring (3 characters or more) through the entries' substring index.
-        where ce.org_id = any(orgs) and length(needle) >= 3
-            and cfg_private.entry_search_text(ce.key, ce.value) like '%' || needle_like || '%'
-            and lower(ce.key) like '%' || needle_like || '%'
+        select 'key', cs.name || '.' || k.key, k.org_id, k.automation_id, null, cs.name, k.key, null,
+            (extensions.similarity(needle, lower(k.key)) + case when lower(k.key) like needle_like || '%' then 0.5 else 0 end)::real
+        from cfg_private.find_keys(orgs, needle_like) as k
+        join cfg.config_sections as cs on cs.id = k.section_id
         union all
         select 'environment', e.name, e.org_id, null, null, null, null, '@' || e.slug,
             (greatest(extensions.similarity(needle, e.slug), extensions.similarity(needle, lower(e.name)))

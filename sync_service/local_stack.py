@@ -50,6 +50,7 @@ REQUIRED_FILES = [
     (PG_BIN / "initdb", f"postgresql-{PG_MAJOR}"),
     (PG_SHARE / "pgcrypto.control", "postgresql-contrib"),
     (PG_SHARE / "pg_trgm.control", "postgresql-contrib"),
+    (PG_SHARE / "btree_gin.control", "postgresql-contrib"),
     (PG_SHARE / "pg_cron.control", f"postgresql-{PG_MAJOR}-cron"),
     (PG_LIB / "wal2json.so", f"postgresql-{PG_MAJOR}-wal2json"),
     # The embedded Vault encrypts with AES-GCM from python3-cryptography inside plpython3u.

@@ -378,6 +378,8 @@ export type Database = {
           is_secret: boolean
           key: string
           org_id: string
+          search_text: string | null
+          search_vector: unknown
           section_id: string
           updated_at: string
           value: Json | null
@@ -390,6 +392,8 @@ export type Database = {
           is_secret?: boolean
           key: string
           org_id: string
+          search_text?: string | null
+          search_vector?: unknown
           section_id: string
           updated_at?: string
           value?: Json | null
@@ -402,6 +406,8 @@ export type Database = {
           is_secret?: boolean
           key?: string
           org_id?: string
+          search_text?: string | null
+          search_vector?: unknown
           section_id?: string
           updated_at?: string
           value?: Json | null

@@ -110,6 +110,24 @@ def test_another_orgs_content_is_invisible_through_results_counts_and_snippets(s
     assert {r["automation"] for r in other["results"]} == {"billing-twin"}
 
 
+def test_the_index_helpers_find_nothing_in_orgs_the_caller_cannot_read(shared):
+    """cfg.search and quick_find match through definer helpers (under RLS no index serves
+    @@ or LIKE). Called directly with another org's id, as a stranger would with SQL
+    access, they answer exactly what RLS allows: nothing from that org."""
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        hits = ("select count(*) as n from cfg_private.search_entry_hits("
+                "%s, null, to_tsquery('simple', 'zebra'), 'zebra')")
+        keys = "select count(*) as n from cfg_private.find_keys(%s, 'token')"
+        orgs = [world.org_a, world.org_b]
+        as_admin_a = [run_as(conn, world["admin"], sql, (orgs,)).rows[0]["n"] for sql in (hits, keys)]
+        as_admin_b = [run_as(conn, world["other_admin"], sql, (orgs,)).rows[0]["n"] for sql in (hits, keys)]
+        anon = run_as(conn, world["anon"], hits, (orgs,))
+    assert as_admin_a == [0, 0]  # org B's token and "zebra" value are not org A's to find
+    assert as_admin_b == [1, 1]
+    assert anon.code == "42501"
+
+
 def test_a_name_match_ranks_above_a_match_deep_in_a_value(shared):
     conn, world = shared
     with conn.transaction(force_rollback=True):
