@@ -216,6 +216,19 @@ $$;
 revoke execute on function cfg_private.entry_matches(text, text, jsonb, tsquery, text) from public, anon;
 grant execute on function cfg_private.entry_matches(text, text, jsonb, tsquery, text) to authenticated, service_role;
 
+-- text as a LIKE pattern that matches only itself.
+create or replace function cfg_private.like_literal(text text)
+returns text
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+    return replace(replace(replace(text, '\', '\\'), '%', '\%'), '_', '\_');
+end
+$$;
+revoke execute on function cfg_private.like_literal(text) from public, anon;
+grant execute on function cfg_private.like_literal(text) to authenticated, service_role;
+
 -- The orgs among `orgs` the caller may read (all of them for the service).
 create or replace function cfg_private.readable_orgs(orgs uuid [])
 returns uuid []
@@ -232,48 +245,76 @@ $$;
 revoke execute on function cfg_private.readable_orgs(uuid []) from public, anon;
 grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, service_role;
 
--- The entries of orgs (of scope's automations, unless null) matching q or, for a
--- needle of 3 characters or more, containing it: live ones (entry_id) and those later
--- environments run (environment_id), ranked.
+-- What matches in orgs (in scope's automations, unless null): automations (all of them
+-- for an empty needle: a filters-only search), sections and entries, live (entry_id)
+-- and as later environments run them (environment_id), each with its rank. q: the
+-- words (null: none); needle: lower-case text also matched as a substring when 3
+-- characters or more. The substring index is probed with the needle's last 10
+-- characters (its cost grows with every trigram; a URL's tail is the telling part) and
+-- the whole needle checked on the rows found.
 -- security definer: under RLS PostgreSQL uses no index for an operator that is not
--- leakproof (@@, LIKE), so every entry of the org would be tested row by row. The orgs
--- are cut down to those the caller may read first: it finds no more than RLS allows.
-create or replace function cfg_private.search_entry_hits(orgs uuid [], scope uuid [], q tsquery, needle_like text)
-returns table (automation_id uuid, section text, key text, rank real, entry_id uuid, environment_id uuid)
+-- leakproof (@@, LIKE), so every row of the caller's orgs would be tested one by one.
+-- The orgs are cut down to those the caller may read first: it finds no more than RLS
+-- would let it read.
+create or replace function cfg_private.search_hits(orgs uuid [], scope uuid [], q tsquery, needle text)
+returns table (
+    kind_order integer, kind text, automation_id uuid, section text, key text, rank real,
+    entry_id uuid, environment_id uuid
+)
 language plpgsql stable security definer
 set plan_cache_mode = force_custom_plan
 set search_path = ''
 as $$
 declare
     readable uuid [] := cfg_private.readable_orgs(orgs);
-    substring boolean := length(needle_like) >= 3;
+    substring boolean := length(needle) >= 3;
+    probe text := '%' || cfg_private.like_literal(right(needle, 10)) || '%';
 begin
     return query
-    with live as materialized (
+    with live_entries as materialized (
         -- Through the org's word and substring postings (the indexes lead with org_id).
-        select ce.id, ce.automation_id, ce.section_id, ce.key,
+        select ce.id, ce.automation_id, ce.key,
+            -- By its key: an index lookup per hit (a hash of the org's sections cost more).
+            (select cs.name from cfg.config_sections as cs where cs.id = ce.section_id) as section,
             (coalesce(ts_rank(ce.search_vector, q), 0)
-                + case when substring and ce.search_text like '%' || needle_like || '%' then 0.05 else 0 end)::real
-                as rank
+                + case when substring and strpos(ce.search_text, needle) > 0 then 0.05 else 0 end)::real as rank
         from cfg.config_entries as ce
         where ce.org_id = any(readable) and (scope is null or ce.automation_id = any(scope))
-            and (ce.search_vector @@ q or (substring and ce.search_text like '%' || needle_like || '%'))
+            and (ce.search_vector @@ q
+                or (substring and ce.search_text like probe and strpos(ce.search_text, needle) > 0))
     )
-    select h.automation_id, cs.name, h.key, h.rank, h.id, null::uuid
-    from live as h
-    join cfg.config_sections as cs on cs.id = h.section_id and cs.org_id = any(readable)
+    select 0, 'automation', a.id, null::text, null::text,
+        (coalesce(ts_rank(cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description), q), 0)
+            + case when substring and strpos(a.slug || ' ' || lower(a.name), needle) > 0 then 0.5 else 0 end)::real,
+        null::uuid, null::uuid
+    from cfg.automations as a
+    where a.org_id = any(readable) and (scope is null or a.id = any(scope))
+        and (needle = ''
+            or cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description) @@ q
+            or (substring and (a.slug || ' ' || lower(a.name)) like probe
+                and strpos(a.slug || ' ' || lower(a.name), needle) > 0))
     union all
-    select de.automation_id, de.section, de.key,
+    select 1, 'section', cs.automation_id, cs.name, null,
+        (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real, null, null
+    from cfg.config_sections as cs
+    where cs.org_id = any(readable) and (scope is null or cs.automation_id = any(scope))
+        and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
+    union all
+    select 2, 'entry', h.automation_id, h.section, h.key, h.rank, h.id, null
+    from live_entries as h
+    union all
+    select 2, 'entry', de.automation_id, de.section, de.key,
         (coalesce(ts_rank(de.search_vector, q), 0)
-            + case when substring and de.search_text like '%' || needle_like || '%' then 0.05 else 0 end)::real,
+            + case when substring and strpos(de.search_text, needle) > 0 then 0.05 else 0 end)::real,
         null, de.environment_id
     from cfg_private.deployed_entries as de
     where de.org_id = any(readable) and (scope is null or de.automation_id = any(scope))
-        and (de.search_vector @@ q or (substring and de.search_text like '%' || needle_like || '%'));
+        and (de.search_vector @@ q
+            or (substring and de.search_text like probe and strpos(de.search_text, needle) > 0));
 end
 $$;
-revoke execute on function cfg_private.search_entry_hits(uuid [], uuid [], tsquery, text) from public, anon;
-grant execute on function cfg_private.search_entry_hits(uuid [], uuid [], tsquery, text) to authenticated, service_role;
+revoke execute on function cfg_private.search_hits(uuid [], uuid [], tsquery, text) from public, anon;
+grant execute on function cfg_private.search_hits(uuid [], uuid [], tsquery, text) to authenticated, service_role;
 
 -- Searches what the caller may read, in org_id or in all their orgs:
 -- {results: [{kind: automation|section|entry, org_id, automation_id, automation,
@@ -336,7 +377,7 @@ begin
     if numnode(q) = 0 then
         q := null;  -- no words (punctuation only): substrings alone
     end if;
-    needle_like := replace(replace(replace(needle, '\', '\\'), '%', '\%'), '_', '\_');
+    needle_like := cfg_private.like_literal(needle);
 
     if f - 'tags_match' <> '{}' then
         scope := array(select cfg_private.search_scope(orgs, f, ignored));
@@ -345,26 +386,7 @@ begin
     -- Candidates carry only what ranks and identifies them; what a result shows (its
     -- document, value and environments) is read for the page alone.
     with matches as (
-        select 0 as kind_order, 'automation' as kind, a.id as automation_id, null::text as section,
-            null::text as key,
-            (coalesce(ts_rank(cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description), q), 0)
-                + case when length(needle) >= 3 and (a.slug || ' ' || lower(a.name)) like '%' || needle_like || '%'
-                    then 0.5 else 0 end)::real as rank,
-            null::uuid as entry_id, null::uuid as environment_id
-        from cfg.automations as a
-        where a.org_id = any(orgs) and (scope is null or a.id = any(scope))
-            and (needle = ''
-                or cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description) @@ q
-                or (length(needle) >= 3 and (a.slug || ' ' || lower(a.name)) like '%' || needle_like || '%'))
-        union all
-        select 1, 'section', cs.automation_id, cs.name, null,
-            (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real, null, null
-        from cfg.config_sections as cs
-        where needle <> '' and cs.org_id = any(orgs) and (scope is null or cs.automation_id = any(scope))
-            and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
-        union all
-        select 2, 'entry', h.automation_id, h.section, h.key, h.rank, h.entry_id, h.environment_id
-        from cfg_private.search_entry_hits(orgs, scope, q, needle_like) as h
+        select * from cfg_private.search_hits(orgs, scope, q, needle)
     ),
     keyed as (
         -- One row per thing found, the best of its matches (live or deployed).

@@ -114,11 +114,11 @@ grant execute on function cfg.delete_saved_filter(uuid) to authenticated, servic
 -- Quick find (a Cmd+K palette): prefixes and typos of names, over the caller's orgs.
 -- =============================================================================
 
--- Up to 200 entries of orgs whose key contains needle_like (3 characters or more).
--- security definer for the reason of cfg_private.search_entry_hits: LIKE is not
--- leakproof, so under RLS it could not use the substring index; orgs are cut down to
--- those the caller may read first.
-create or replace function cfg_private.find_keys(orgs uuid [], needle_like text)
+-- Up to 200 entries of orgs whose key contains needle (lower case, 3 characters or
+-- more), found through the substring index probed as cfg_private.search_hits does.
+-- security definer for the reason given there: LIKE is not leakproof, so under RLS it
+-- could not use the index; orgs are cut down to those the caller may read first.
+create or replace function cfg_private.find_keys(orgs uuid [], needle text)
 returns table (org_id uuid, automation_id uuid, section_id uuid, key text)
 language plpgsql stable security definer
 set plan_cache_mode = force_custom_plan
@@ -127,15 +127,15 @@ as $$
 declare
     readable uuid [] := cfg_private.readable_orgs(orgs);
 begin
-    if length(needle_like) < 3 then
+    if length(needle) < 3 then
         return;
     end if;
     return query
     select ce.org_id, ce.automation_id, ce.section_id, ce.key
     from cfg.config_entries as ce
-    -- The substring index (org_id, key and string value) finds the candidates.
-    where ce.org_id = any(readable) and ce.search_text like '%' || needle_like || '%'
-        and lower(ce.key) like '%' || needle_like || '%'
+    where ce.org_id = any(readable)
+        and ce.search_text like '%' || cfg_private.like_literal(right(needle, 10)) || '%'
+        and strpos(lower(ce.key), needle) > 0
     limit 200;
 end
 $$;
@@ -174,7 +174,7 @@ begin
     end if;
     orgs := case when cfg_private.is_service() then array(select o.id from cfg.orgs as o)
                  else array(select cfg_private.orgs_with_role('viewer')) end;
-    needle_like := replace(replace(replace(needle, '\', '\\'), '%', '\%'), '_', '\_');
+    needle_like := cfg_private.like_literal(needle);
     return query
     with automation_hits as (
         select a.id, a.org_id, a.name, a.slug from cfg.automations as a
@@ -209,7 +209,7 @@ begin
         union all
         select 'key', cs.name || '.' || k.key, k.org_id, k.automation_id, null, cs.name, k.key, null,
             (extensions.similarity(needle, lower(k.key)) + case when lower(k.key) like needle_like || '%' then 0.5 else 0 end)::real
-        from cfg_private.find_keys(orgs, needle_like) as k
+        from cfg_private.find_keys(orgs, needle) as k
         join cfg.config_sections as cs on cs.id = k.section_id
         union all
         select 'environment', e.name, e.org_id, null, null, null, null, '@' || e.slug,

@@ -33,6 +33,15 @@ create index deployed_entries_search_idx on cfg_private.deployed_entries using g
 create index deployed_entries_substring_idx on cfg_private.deployed_entries
 using gin (org_id, search_text extensions.gin_trgm_ops);
 
+-- The automations' and sections' documents stay expressions (few rows per org, short
+-- texts); their indexes lead with org_id too.
+drop index cfg.automations_search_idx;
+create index automations_search_idx on cfg.automations
+using gin (org_id, cfg_private.automation_search_vector(name, slug, tags, description));
+drop index cfg.config_sections_search_idx;
+create index config_sections_search_idx on cfg.config_sections
+using gin (org_id, to_tsvector('simple', name || ' ' || description));
+
 -- Quick find over 100k automations: the nearest names by trigram word distance, read in
 -- distance order from GiST indexes (GIN cannot order), instead of scoring every name.
 -- GiST also serves the LIKE '%…%' of cfg.search, so each replaces its GIN index.

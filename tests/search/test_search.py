@@ -116,7 +116,7 @@ def test_the_index_helpers_find_nothing_in_orgs_the_caller_cannot_read(shared):
     access, they answer exactly what RLS allows: nothing from that org."""
     conn, world = shared
     with conn.transaction(force_rollback=True):
-        hits = ("select count(*) as n from cfg_private.search_entry_hits("
+        hits = ("select count(*) as n from cfg_private.search_hits("
                 "%s, null, to_tsquery('simple', 'zebra'), 'zebra')")
         keys = "select count(*) as n from cfg_private.find_keys(%s, 'token')"
         orgs = [world.org_a, world.org_b]
