@@ -114,28 +114,30 @@ grant execute on function cfg.delete_saved_filter(uuid) to authenticated, servic
 -- Quick find (a Cmd+K palette): prefixes and typos of names, over the caller's orgs.
 -- =============================================================================
 
--- Up to 200 entries of orgs whose key contains needle (lower case, 3 characters or
--- more), found through the substring index probed as cfg_private.search_hits does.
--- security definer for the reason given there: LIKE is not leakproof, so under RLS it
--- could not use the index; orgs are cut down to those the caller may read first.
+-- Up to 200 entries of orgs whose key starts with needle (lower case, 2 characters or
+-- more), through the key prefix index (org_id, lower(key)).
+-- security definer for the reason given in cfg_private.search_hits: LIKE is not
+-- leakproof, so under RLS it could not use the index; orgs are cut down to those the
+-- caller may read first.
 create or replace function cfg_private.find_keys(orgs uuid [], needle text)
 returns table (org_id uuid, automation_id uuid, section_id uuid, key text)
 language plpgsql stable security definer
 set plan_cache_mode = force_custom_plan
+-- The index whatever the estimate: with LIMIT, a guess of many matches makes a
+-- sequential scan look cheap, and a rare prefix then reads every entry.
+set enable_seqscan = off
 set search_path = ''
 as $$
 declare
     readable uuid [] := cfg_private.readable_orgs(orgs);
 begin
-    if length(needle) < 3 then
+    if length(needle) < 2 then
         return;
     end if;
     return query
     select ce.org_id, ce.automation_id, ce.section_id, ce.key
     from cfg.config_entries as ce
-    where ce.org_id = any(readable)
-        and ce.search_text like '%' || cfg_private.like_literal(right(needle, 10)) || '%'
-        and strpos(lower(ce.key), needle) > 0
+    where ce.org_id = any(readable) and lower(ce.key) like cfg_private.like_literal(needle) || '%'
     limit 200;
 end
 $$;
@@ -148,7 +150,7 @@ grant execute on function cfg_private.find_keys(uuid [], text) to authenticated,
 -- (an environment ORG@ENV, a template ORG:template/SLUG, a filter ORG:filter/<id>).
 -- Automations and sections are many (100k): their candidates are the 50 nearest by
 -- trigram (word) distance, read from a GiST index in distance order (a prefix is near);
--- only those are scored. Keys match as substrings (3 characters or more), 200 at most.
+-- only those are scored. Keys match by prefix (cfg_private.find_keys).
 create or replace function cfg.quick_find(query text, max_rows integer default 10)
 returns table (
     kind text, label text, org_id uuid, org text, automation_id uuid, automation text, section text, key text,

@@ -44,9 +44,15 @@ using gin (org_id, to_tsvector('simple', name || ' ' || description));
 
 -- Quick find over 100k automations: the nearest names by trigram word distance, read in
 -- distance order from GiST indexes (GIN cannot order), instead of scoring every name.
--- GiST also serves the LIKE '%…%' of cfg.search, so each replaces its GIN index.
+-- GiST also serves the LIKE '%…%' of cfg.search, so each replaces its GIN index. Long
+-- signatures (256 bytes, default 12): with short ones the distance bounds of 100k names
+-- are too loose to prune, and a typo walked most of the tree.
 drop index cfg.automations_quick_find_idx;
 create index automations_quick_find_idx on cfg.automations
-using gist ((slug || ' ' || lower(name)) extensions.gist_trgm_ops);
+using gist ((slug || ' ' || lower(name)) extensions.gist_trgm_ops (siglen = 256));
 drop index cfg.config_sections_quick_find_idx;
-create index config_sections_quick_find_idx on cfg.config_sections using gist (name extensions.gist_trgm_ops);
+create index config_sections_quick_find_idx on cfg.config_sections
+using gist (name extensions.gist_trgm_ops (siglen = 256));
+
+-- Quick find's keys by prefix: a btree (cheap to keep on every save), per org.
+create index config_entries_key_prefix_idx on cfg.config_entries (org_id, lower(key) text_pattern_ops);

@@ -128,6 +128,17 @@ def test_the_index_helpers_find_nothing_in_orgs_the_caller_cannot_read(shared):
     assert anon.code == "42501"
 
 
+def test_a_long_substring_must_match_whole_not_just_its_tail(shared):
+    """The substring index is probed with the needle's last 10 characters; the whole
+    needle decides."""
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        whole = search(conn, world["viewer"], "internal.example.com/v1/users", org_id=world.org_a)
+        near = search(conn, world["viewer"], "xinternal.example.com/v1/users", org_id=world.org_a)
+    assert ("edge-gateway", "http.base_url") in paths(whole)
+    assert near["results"] == []
+
+
 def test_a_name_match_ranks_above_a_match_deep_in_a_value(shared):
     conn, world = shared
     with conn.transaction(force_rollback=True):
