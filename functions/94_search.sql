@@ -247,18 +247,20 @@ grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, s
 
 -- What matches in orgs (in scope's automations, unless null): automations (all of them
 -- for an empty needle: a filters-only search), sections and entries, live (entry_id)
--- and as later environments run them (environment_id), each with its rank. q: the
--- words (null: none); needle: lower-case text also matched as a substring when 3
--- characters or more. The substring index is probed with the needle's last 10
--- characters (its cost grows with every trigram; a URL's tail is the telling part) and
--- the whole needle checked on the rows found.
+-- and as later environments run them (environment_id), each with its rank. A live hit
+-- names its section by id (section_id), a deployed one by name too: names are read for
+-- the page only. q: the words (null: none). needle: the lower-case query; when it looks
+-- like an identifier or a URL (3 characters or more, no space, some punctuation) it
+-- also matches as an exact substring, through the substring index probed with its last
+-- 10 characters (a GIN scan costs per trigram; a URL's tail is the telling part) and
+-- checked whole on the rows found. Plain words are the word index's.
 -- security definer: under RLS PostgreSQL uses no index for an operator that is not
 -- leakproof (@@, LIKE), so every row of the caller's orgs would be tested one by one.
 -- The orgs are cut down to those the caller may read first: it finds no more than RLS
 -- would let it read.
 create or replace function cfg_private.search_hits(orgs uuid [], scope uuid [], q tsquery, needle text)
 returns table (
-    kind_order integer, kind text, automation_id uuid, section text, key text, rank real,
+    kind_order integer, kind text, automation_id uuid, section_id uuid, section text, key text, rank real,
     entry_id uuid, environment_id uuid
 )
 language plpgsql stable security definer
@@ -267,25 +269,15 @@ set search_path = ''
 as $$
 declare
     readable uuid [] := cfg_private.readable_orgs(orgs);
-    substring boolean := length(needle) >= 3;
+    -- Ranks add 0.5 (names) or 0.05 (values) for the needle as an exact substring.
+    bonus boolean := length(needle) >= 3;
+    substring boolean := length(needle) >= 3 and needle !~ '\s' and needle ~ '[^[:alnum:]]';
     probe text := '%' || cfg_private.like_literal(right(needle, 10)) || '%';
 begin
     return query
-    with live_entries as materialized (
-        -- Through the org's word and substring postings (the indexes lead with org_id).
-        select ce.id, ce.automation_id, ce.key,
-            -- By its key: an index lookup per hit (a hash of the org's sections cost more).
-            (select cs.name from cfg.config_sections as cs where cs.id = ce.section_id) as section,
-            (coalesce(ts_rank(ce.search_vector, q), 0)
-                + case when substring and strpos(ce.search_text, needle) > 0 then 0.05 else 0 end)::real as rank
-        from cfg.config_entries as ce
-        where ce.org_id = any(readable) and (scope is null or ce.automation_id = any(scope))
-            and (ce.search_vector @@ q
-                or (substring and ce.search_text like probe and strpos(ce.search_text, needle) > 0))
-    )
-    select 0, 'automation', a.id, null::text, null::text,
+    select 0, 'automation', a.id, null::uuid, null::text, null::text,
         (coalesce(ts_rank(cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description), q), 0)
-            + case when substring and strpos(a.slug || ' ' || lower(a.name), needle) > 0 then 0.5 else 0 end)::real,
+            + case when bonus and strpos(a.slug || ' ' || lower(a.name), needle) > 0 then 0.5 else 0 end)::real,
         null::uuid, null::uuid
     from cfg.automations as a
     where a.org_id = any(readable) and (scope is null or a.id = any(scope))
@@ -294,18 +286,27 @@ begin
             or (substring and (a.slug || ' ' || lower(a.name)) like probe
                 and strpos(a.slug || ' ' || lower(a.name), needle) > 0))
     union all
-    select 1, 'section', cs.automation_id, cs.name, null,
+    select 1, 'section', cs.automation_id, cs.id, cs.name, null,
         (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real, null, null
     from cfg.config_sections as cs
     where cs.org_id = any(readable) and (scope is null or cs.automation_id = any(scope))
         and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
     union all
-    select 2, 'entry', h.automation_id, h.section, h.key, h.rank, h.id, null
-    from live_entries as h
+    -- Through the org's word and substring postings (the indexes lead with org_id).
+    select 2, 'entry', ce.automation_id, ce.section_id, null, ce.key,
+        (coalesce(ts_rank(ce.search_vector, q), 0)
+            + case when bonus and strpos(ce.search_text, needle) > 0 then 0.05 else 0 end)::real,
+        ce.id, null
+    from cfg.config_entries as ce
+    where ce.org_id = any(readable) and (scope is null or ce.automation_id = any(scope))
+        and (ce.search_vector @@ q
+            or (substring and ce.search_text like probe and strpos(ce.search_text, needle) > 0))
     union all
-    select 2, 'entry', de.automation_id, de.section, de.key,
+    select 2, 'entry', de.automation_id,
+        (select cs.id from cfg.config_sections as cs where cs.automation_id = de.automation_id and cs.name = de.section),
+        de.section, de.key,
         (coalesce(ts_rank(de.search_vector, q), 0)
-            + case when substring and strpos(de.search_text, needle) > 0 then 0.05 else 0 end)::real,
+            + case when bonus and strpos(de.search_text, needle) > 0 then 0.05 else 0 end)::real,
         null, de.environment_id
     from cfg_private.deployed_entries as de
     where de.org_id = any(readable) and (scope is null or de.automation_id = any(scope))
@@ -390,16 +391,21 @@ begin
     ),
     keyed as (
         -- One row per thing found, the best of its matches (live or deployed).
-        select distinct on (m.kind_order, m.automation_id, m.section, m.key)
-            m.*, concat_ws('|', m.kind_order, m.automation_id, m.section, m.key) as sort_key
-        from matches as m
-        order by m.kind_order, m.automation_id, m.section, m.key, m.rank desc
+        select distinct on (m.kind_order, m.automation_id, m.section_ref, m.key)
+            m.*, concat_ws('|', m.kind_order, m.automation_id, m.section_ref, m.key) as sort_key
+        from (select h.*, coalesce(h.section_id::text, h.section) as section_ref from matches as h) as m
+        order by m.kind_order, m.automation_id, m.section_ref, m.key, m.rank desc
     ),
     page as (
         select k.* from keyed as k
         where cursor_key is null or k.rank < cursor_rank or (k.rank = cursor_rank and k.sort_key > cursor_key)
         order by k.rank desc, k.sort_key
         limit max_rows + 1
+    ),
+    named as (
+        select p.kind_order, p.kind, p.automation_id, p.key, p.rank, p.entry_id, p.environment_id, p.sort_key,
+            coalesce(p.section, (select cs.name from cfg.config_sections as cs where cs.id = p.section_id)) as section
+        from page as p
     )
     select jsonb_agg(jsonb_build_object(
         'kind', p.kind, 'org_id', a.org_id, 'automation_id', a.id, 'automation', a.slug,
@@ -429,7 +435,7 @@ begin
         )
     ) order by p.rank desc, p.sort_key)
     into found
-    from page as p
+    from named as p
     join cfg.automations as a on a.id = p.automation_id
     cross join lateral (
         select a.name || ' (' || a.slug || ') ' || array_to_string(a.tags, ' ') || ' ' || left(a.description, 2000) as doc,
