@@ -1768,6 +1768,7 @@ export type Database = {
           from_automation_id: string
           id: string
           kind: string
+          newest: boolean
           org_id: string
           path: string
           ref: string
@@ -1784,6 +1785,7 @@ export type Database = {
           from_automation_id: string
           id?: string
           kind: string
+          newest?: boolean
           org_id: string
           path: string
           ref: string
@@ -1800,6 +1802,7 @@ export type Database = {
           from_automation_id?: string
           id?: string
           kind?: string
+          newest?: boolean
           org_id?: string
           path?: string
           ref?: string
