@@ -85,9 +85,8 @@ grant execute on function cfg_private.references_in(jsonb, text) to authenticate
 -- radius): the one walk behind impact, the dry runs' and the promote preview's impact,
 -- the delete check and an event's affected list. Breadth first, one query per level
 -- over the index of who references an automation, each automation once, at its least
--- depth (the visited set is anti-joined as a hash, so a level costs its edges plus the
--- visited count: a chain of 10,000 is seconds, a graph of 10,000 with 50,000 edges
--- milliseconds; no recursion, so no stack to blow). Edges are those of each
+-- depth (no recursion, so no stack to blow; a level costs its edges plus a pass over
+-- the automations visited so far: a chain of 10,000 is seconds). Edges are those of each
 -- automation's newest version (cfg.version_references.newest), or of the version it
 -- runs in environment_id. keys (["section.key"]) filter the first level (declared:
 -- a declared dependency counts too); max_depth bounds the levels. via = the automation
