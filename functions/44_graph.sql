@@ -12,6 +12,25 @@
 -- (section names may hold dots). Secret entries' values are never read for references.
 -- =============================================================================
 
+-- How many reference marks value's text holds: "ref" keys and "{ref:" (in jsonb text a
+-- key is always written "key": and a quote inside a string is escaped, so a value's
+-- text cannot fake the first). At least its number of references: 0 spares parsing a
+-- value that holds none (most of them), and a count no higher than the edges seen
+-- means each reference has its edge.
+create or replace function cfg_private.reference_marks(value jsonb)
+returns integer
+language plpgsql immutable
+set search_path = ''
+as $$
+declare
+    t text := value::text;
+begin
+    return (length(t) - length(replace(t, '"ref":', ''))) / 6 + (length(t) - length(replace(t, '{ref:', ''))) / 5;
+end
+$$;
+revoke execute on function cfg_private.reference_marks(jsonb) from public, anon;
+grant execute on function cfg_private.reference_marks(jsonb) to authenticated, service_role;
+
 -- Every reference inside value (found at base_path): its path, the reference as
 -- written, whether it was a whole-value {"ref"} (else inside a string), and a problem
 -- when it is malformed. Iterative (a recursive query), as deep as jsonb nests.
@@ -63,77 +82,92 @@ revoke execute on function cfg_private.references_in(jsonb, text) from public, a
 grant execute on function cfg_private.references_in(jsonb, text) to authenticated, service_role;
 
 -- The automations that reference start, transitively (its dependents: the impact
--- radius), breadth first, one query per level (no recursion, so no stack to blow),
--- each once at its least depth. Edges are those of each automation's newest version
--- (a graph edge is "newest" when its version is the automation's highest), or of the
--- version it runs in environment_id. keys (["section.key"]) filter the first level.
--- via = the automation it was reached through; via_keys = the keys of via it references.
+-- radius): the one walk behind impact, the dry runs' and the promote preview's impact,
+-- the delete check and an event's affected list. Breadth first, one query per level
+-- over the index of who references an automation, each automation once, at its least
+-- depth (no recursion, so no stack to blow; a level costs its edges plus a pass over
+-- the automations visited so far: a chain of 10,000 is seconds). Edges are those of each
+-- automation's newest version (cfg.version_references.newest), or of the version it
+-- runs in environment_id. keys (["section.key"]) filter the first level (declared:
+-- a declared dependency counts too); max_depth bounds the levels. via = the automation
+-- it was reached through, the first by id of those at the level above (one path per
+-- automation, as breadth first finds it); via_keys = the keys of via it references.
 -- security invoker: under RLS a caller sees only the edges between orgs they are a
--- member of.
+-- member of (a definer caller sees them all).
 create or replace function cfg_private.reach(
-    start uuid, environment_id uuid default null, keys text [] default null, max_depth integer default null
+    start uuid,
+    environment_id uuid default null,
+    keys text [] default null,
+    max_depth integer default null,
+    declared boolean default false
 )
 returns table (automation_id uuid, depth integer, via uuid, via_keys text [])
 language plpgsql stable
 -- JIT compiling these queries costs far more than running them.
 set jit = off
+-- One plan for every level: a plan made for each level's arrays would cost more than
+-- running it (and the plan does not depend on them: an index range per automation).
+set plan_cache_mode = force_generic_plan
 set search_path = ''
 as $$
 declare
     frontier uuid [] := array[start];
     visited uuid [] := array[start];
     level integer := 0;
-    next_ids uuid [];
-    next_vias uuid [];
-    next_keys jsonb [];
+    vias uuid [];
+    via_keys jsonb [];
 begin
-    loop
+    while cardinality(frontier) > 0 and level < coalesce(max_depth, 2147483647) loop
         level := level + 1;
-        exit when level > coalesce(max_depth, 1000000);
-        select array_agg(n.next), array_agg(n.via), array_agg(n.keys)
-        into next_ids, next_vias, next_keys
-        from (
-            -- One via per automation (the first by id), with the keys it references of that one.
-            select distinct on (1) e.from_automation_id as next, e.to_automation_id as via,
-                coalesce(jsonb_agg(distinct e.to_section || '.' || e.to_key) filter (where e.to_key is not null), '[]') as keys
-            from cfg.version_references as e
-            where e.to_automation_id = any(frontier)
-                and (level > 1 or reach.keys is null or e.to_section || '.' || e.to_key = any(reach.keys))
-                and case when reach.environment_id is null
-                    then e.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = e.from_automation_id)
-                    else e.version_id = (
-                        select d.version_id from cfg.deployments as d
-                        where d.automation_id = e.from_automation_id and d.environment_id = reach.environment_id
-                    ) end
+        with edges as (
+            -- The edges that count: of the newest versions, or of what runs in the
+            -- environment. An index range per automation of the frontier, whatever the
+            -- planner thinks of the table's size: lateral, and offset 0 so that it is
+            -- not flattened into a join that may scan the whole table at every level.
+            select e.*
+            from unnest(frontier) as f (id)
+            cross join lateral (
+                select e.from_automation_id, e.to_automation_id, e.to_section, e.to_key, e.kind
+                from cfg.version_references as e
+                where reach.environment_id is null and e.newest and e.to_automation_id = f.id
+                union all
+                select e.from_automation_id, e.to_automation_id, e.to_section, e.to_key, e.kind
+                from cfg.version_references as e
+                join cfg.deployments as d on d.version_id = e.version_id and d.environment_id = reach.environment_id
+                where reach.environment_id is not null and e.to_automation_id = f.id
+                offset 0
+            ) as e
+        ),
+        found as (
+            -- Each new automation once, through the first (by id) it references at this level.
+            select distinct on (e.from_automation_id) e.from_automation_id as next, e.to_automation_id as via,
+                coalesce(jsonb_agg(distinct e.to_section || '.' || e.to_key) filter (where e.to_key is not null), '[]')
+                    as keys
+            from edges as e
+            where (level > 1 or reach.keys is null or e.to_section || '.' || e.to_key = any(reach.keys)
+                    or (reach.declared and e.kind = 'declared'))
+                -- Not visited yet: compared one by one while the frontier is small (a
+                -- chain builds no set per level), in a hash built once per level when it
+                -- is large (not in: always a hashed subplan, whatever the estimates).
+                and e.from_automation_id <> all(case when cardinality(frontier) <= 8 then visited else '{}' end)
+                and e.from_automation_id not in (
+                    select v.id from unnest(case when cardinality(frontier) > 8 then visited end) as v (id)
+                )
             group by 1, 2
             order by 1, 2
-        ) as n
-        where not n.next = any(visited);
-        exit when next_ids is null;
+        )
+        select coalesce(array_agg(f.next), '{}'), array_agg(f.via), array_agg(f.keys)
+        into frontier, vias, via_keys
+        from found as f;
         return query
-        select i.id, level, i.via, array(select jsonb_array_elements_text(i.keys))
-        from unnest(next_ids, next_vias, next_keys) as i (id, via, keys);
-        visited := visited || next_ids;
-        frontier := next_ids;
+        select n.id, level, n.via, array(select jsonb_array_elements_text(n.keys))
+        from unnest(frontier, vias, via_keys) as n (id, via, keys);
+        visited := visited || frontier;
     end loop;
 end
 $$;
-revoke execute on function cfg_private.reach(uuid, uuid, text [], integer) from public, anon;
-grant execute on function cfg_private.reach(uuid, uuid, text [], integer) to authenticated, service_role;
-
--- How an automation is named from another org's point of view: its slug in that org,
--- "org:slug" elsewhere.
-create or replace function cfg_private.automation_name(automation_id uuid, seen_from uuid)
-returns text
-language sql stable
-set search_path = ''
-as $$
-    select case when a.org_id = seen_from then a.slug else o.slug || ':' || a.slug end
-    from cfg.automations as a join cfg.orgs as o on o.id = a.org_id
-    where a.id = automation_name.automation_id
-$$;
-revoke execute on function cfg_private.automation_name(uuid, uuid) from public, anon;
-grant execute on function cfg_private.automation_name(uuid, uuid) to authenticated, service_role;
+revoke execute on function cfg_private.reach(uuid, uuid, text [], integer, boolean) from public, anon;
+grant execute on function cfg_private.reach(uuid, uuid, text [], integer, boolean) to authenticated, service_role;
 
 -- Changed keys ([{section, key, ...}], as changed_keys gives them) as ["section.key"].
 create or replace function cfg_private.key_paths(changes jsonb)
@@ -147,11 +181,31 @@ $$;
 revoke execute on function cfg_private.key_paths(jsonb) from public, anon;
 grant execute on function cfg_private.key_paths(jsonb) to authenticated, service_role;
 
+-- How automations are named from an org's point of view (seen_from): the slug for one
+-- of that org, "org:slug" for another org's; one row per id, n its position in ids
+-- (the rest null for an id that does not exist, or that the caller cannot see).
+create or replace function cfg_private.automation_names(ids uuid [], seen_from uuid)
+returns table (n bigint, automation_id uuid, org_id uuid, slug text, name text)
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    return query
+    select i.n, a.id, a.org_id, a.slug, case when a.org_id = seen_from then a.slug else o.slug || ':' || a.slug end
+    from unnest(ids) with ordinality as i (id, n)
+    left join cfg.automations as a on a.id = i.id
+    left join cfg.orgs as o on o.id = a.org_id;
+end
+$$;
+revoke execute on function cfg_private.automation_names(uuid [], uuid) from public, anon;
+grant execute on function cfg_private.automation_names(uuid [], uuid) to authenticated, service_role;
+
 -- The impact radius of changing keys (["section.key"]; null: anything) of
 -- automation_id, as the caller sees it: the automations that reference it,
 -- transitively, in environment_id (null: newest versions), each with its depth, the
 -- automation it is reached through (via, and the keys of via it references) and the
--- path from automation_id (paths up to depth 100), and a sentence for people.
+-- path of names from automation_id along via (paths up to depth 100), and a sentence
+-- for people. Names are read once per automation, paths built once per level.
 -- security invoker: RLS leaves out what the caller cannot see.
 create or replace function cfg_private.impact_report(
     automation_id uuid, keys text [], environment_id uuid, max_depth integer default null
@@ -166,43 +220,45 @@ declare
     origin cfg.automations;
     env_slug text;
     affected jsonb;
+    total integer;
+    direct integer;
     names text [];
 begin
     select * into origin from cfg.automations as a where a.id = impact_report.automation_id;
     select e.slug into env_slug from cfg.environments as e where e.id = impact_report.environment_id;
-    with recursive r as (
+    with recursive reached as materialized (
         select * from cfg_private.reach(impact_report.automation_id, impact_report.environment_id, keys, max_depth)
     ),
+    r as materialized (
+        select x.automation_id, x.depth, x.via, x.via_keys, a.org_id, a.slug, a.name
+        from reached as x
+        join cfg_private.automation_names(array(select y.automation_id from reached as y), origin.org_id) as a
+            on a.automation_id = x.automation_id
+    ),
+    -- via is always one level up, so this follows a tree: each automation once.
     p (id, path) as (
-        select r.automation_id, array[origin.id, r.automation_id] from r where r.depth = 1
+        select origin.id, array[origin.slug]
         union all
-        select r.automation_id, p.path || r.automation_id
-        from p join r on r.via = p.id and r.depth = cardinality(p.path) and r.depth <= 100
+        select r.automation_id, p.path || r.name
+        from p join r on r.via = p.id
+        where r.depth <= 100
     )
     select jsonb_agg(jsonb_build_object(
-        'automation_id', r.automation_id, 'org_id', a.org_id, 'slug', a.slug,
-        'name', cfg_private.automation_name(r.automation_id, origin.org_id),
-        'depth', r.depth, 'via', r.via, 'keys', to_jsonb(r.via_keys),
-        'path', (select to_jsonb(array(
-            select cfg_private.automation_name(x.id, origin.org_id) from unnest(p.path) with ordinality as x (id, n) order by x.n
-        )))
-    ) order by r.depth, cfg_private.automation_name(r.automation_id, origin.org_id))
-    into affected
+            'automation_id', r.automation_id, 'org_id', r.org_id, 'slug', r.slug, 'name', r.name,
+            'depth', r.depth, 'via', r.via, 'keys', to_jsonb(r.via_keys), 'path', coalesce(to_jsonb(p.path), '[]')
+        ) order by r.depth, r.name),
+        count(*), count(*) filter (where r.depth = 1), (array_agg(r.name order by r.depth, r.name))[1:10]
+    into affected, total, direct, names
     from r
-    join cfg.automations as a on a.id = r.automation_id
     left join p on p.id = r.automation_id;
-    affected := coalesce(affected, '[]');
-    names := array(select a ->> 'name' from jsonb_array_elements(affected) as a limit 10);
     return jsonb_build_object(
         'automation_id', origin.id, 'environment', env_slug, 'keys', to_jsonb(keys),
-        'count', jsonb_array_length(affected),
-        'direct', (select count(*) from jsonb_array_elements(affected) as a where (a ->> 'depth')::integer = 1),
-        'automations', affected,
+        'count', total, 'direct', direct, 'automations', coalesce(affected, '[]'),
         'summary', 'changing ' || coalesce(array_to_string(keys, ', '), origin.slug) || ' affects '
-            || jsonb_array_length(affected) || ' automation' || case when jsonb_array_length(affected) = 1 then '' else 's' end
+            || total || ' automation' || case when total = 1 then '' else 's' end
             || coalesce(' in ' || env_slug, '')
-            || case when cardinality(names) > 0 then ': ' || array_to_string(names, ', ')
-                || case when jsonb_array_length(affected) > 10 then ', …' else '' end else '' end
+            || case when total > 0 then ': ' || array_to_string(names, ', ')
+                || case when total > 10 then ', …' else '' end else '' end
     );
 end
 $$;
@@ -210,11 +266,13 @@ revoke execute on function cfg_private.impact_report(uuid, text [], uuid, intege
 grant execute on function cfg_private.impact_report(uuid, text [], uuid, integer) to authenticated, service_role;
 
 -- AFTER INSERT on cfg.config_versions: the new version's references, checked and
--- stored. Every write of a version (save, patch, rollback, direct write, template,
--- import, bulk patch, schedule) inserts its row through cfg_private.record_version, so
--- a trigger on that insert covers them all in their transaction without touching
--- any caller. A reference to an entry that does not exist or that the writer cannot
--- see (an org they are not a member of) is PT422 with its path; so is a cycle.
+-- stored, and the previous version's edges no longer newest. Every write of a version
+-- (save, patch, rollback, direct write, template, import, bulk patch, schedule)
+-- inserts its row through cfg_private.record_version, so a trigger on that insert
+-- covers them all in their transaction without touching any caller. A reference to
+-- an entry that does not exist or that the writer cannot see (an org they are not a
+-- member of) is PT422 with its path; so is a cycle. Set-based: each referenced
+-- automation is looked up once, whatever the number of references to it.
 -- security definer: it resolves slugs in every org the writer belongs to and walks
 -- the whole graph (a cycle through an org the writer cannot see is still a cycle).
 create or replace function cfg_private.extract_references()
@@ -226,6 +284,7 @@ set jit = off
 set search_path = ''
 as $$
 declare
+    own_org_slug text;
     refs jsonb;
     problems jsonb;
     target uuid;
@@ -234,60 +293,61 @@ declare
     cycle uuid [];
     names text [];
 begin
+    update cfg.version_references as r set newest = false
+    where r.from_automation_id = new.automation_id and r.newest;
     -- Most content references nothing: one scan of its text decides.
-    if position('ref' in new.content::text) = 0 then
+    if cfg_private.reference_marks(new.content) = 0 then
         return null;
     end if;
+    own_org_slug := (select o.slug from cfg.orgs as o where o.id = new.org_id);
     with found as (
-        select r.*
+        select r.*, regexp_match(r.ref, '^(?:([a-z0-9][a-z0-9-]*):)?([a-z0-9][a-z0-9-]*)(?:/(.+))?$') as m
         from jsonb_each(new.content -> 'sections') as s
         cross join jsonb_each(s.value -> 'entries') as e
         cross join lateral cfg_private.references_in(e.value -> 'value', 'sections.' || s.key || '.entries.' || e.key || '.value') as r
-        where (e.value -> 'secret') is distinct from 'true'::jsonb and position('ref' in (e.value -> 'value')::text) > 0
+        where (e.value -> 'secret') is distinct from 'true'::jsonb and cfg_private.reference_marks(e.value -> 'value') > 0
     ),
-    parsed as (
-        select f.*, regexp_match(f.ref, '^(?:([a-z0-9][a-z0-9-]*):)?([a-z0-9][a-z0-9-]*)(?:/(.+))?$') as m
-        from found as f
-    ),
-    targets as (
-        select p.*, a.org_id as to_org_id, a.id as to_automation_id,
+    -- Each automation referenced, once: its ids and the newest content's sections.
+    targets as materialized (
+        select n.org_slug, n.slug, a.org_id, a.id,
             case when a.id = new.automation_id then new.content else (
                 select v.content from cfg.config_versions as v where v.automation_id = a.id order by v.version desc limit 1
-            ) end as to_content
-        from parsed as p
+            ) end -> 'sections' as sections
+        from (select distinct f.m[1] as org_slug, f.m[2] as slug from found as f where f.m is not null) as n
         left join cfg.orgs as o
-            on o.slug = coalesce(p.m[1], (select x.slug from cfg.orgs as x where x.id = new.org_id))
+            on o.slug = coalesce(n.org_slug, own_org_slug)
             -- Another org only for its members: otherwise it does not exist.
             and (o.id = new.org_id or cfg_private.is_service() or cfg_private.org_role(o.id) is not null)
-        left join cfg.automations as a on a.org_id = o.id and a.slug = p.m[2]
+        left join cfg.automations as a on a.org_id = o.id and a.slug = n.slug
     )
     select jsonb_agg(jsonb_build_object(
-        'path', t.path, 'ref', t.ref,
-        'problem', coalesce(t.problem, case
-            when t.m is null then 'malformed reference ' || quote_literal(left(t.ref, 200))
+        'path', f.path, 'ref', f.ref,
+        'problem', coalesce(f.problem, case
+            when f.m is null then 'malformed reference ' || quote_literal(left(f.ref, 200))
                 || ': write [org:]automation[/section.key]'
-            when not t.whole and t.m[3] is null then 'a reference inside a string needs a key: ${ref:automation/section.key}'
-            when t.to_automation_id is null then 'automation ' || quote_literal(coalesce(t.m[1] || ':', '') || t.m[2])
+            when not f.whole and f.m[3] is null then 'a reference inside a string needs a key: ${ref:automation/section.key}'
+            when t.id is null then 'automation ' || quote_literal(coalesce(f.m[1] || ':', '') || f.m[2])
                 || ' not found (or you are not a member of its org)'
-            when t.m[3] is not null and k.key is null then quote_literal(t.m[3]) || ' is not an entry of '
-                || quote_literal(t.m[2]) || ' (write section.key)'
+            when f.m[3] is not null and k.key is null then quote_literal(f.m[3]) || ' is not an entry of '
+                || quote_literal(f.m[2]) || ' (write section.key)'
         end),
-        'to_org_id', t.to_org_id, 'to_automation_id', t.to_automation_id, 'to_section', k.section, 'to_key', k.key,
-        'kind', case when t.m[3] is null then 'declared'
-            when (t.to_content -> 'sections' -> k.section -> 'entries' -> k.key -> 'secret') = 'true'::jsonb then 'secret'
+        'to_org_id', t.org_id, 'to_automation_id', t.id, 'to_section', k.section, 'to_key', k.key,
+        'kind', case when f.m[3] is null then 'declared'
+            when (t.sections -> k.section -> 'entries' -> k.key -> 'secret') = 'true'::jsonb then 'secret'
             else 'value' end
     ))
     into refs
-    from targets as t
+    from found as f
+    left join targets as t on t.org_slug is not distinct from f.m[1] and t.slug = f.m[2]
     -- The entry: the first dot that splits the key path into an existing section and key.
     left join lateral (
-        select left(t.m[3], d.pos - 1) as section, substr(t.m[3], d.pos + 1) as key
-        from generate_series(1, length(t.m[3])) as d (pos)
-        where substr(t.m[3], d.pos, 1) = '.'
-            and t.to_content -> 'sections' -> left(t.m[3], d.pos - 1) -> 'entries' ? substr(t.m[3], d.pos + 1)
+        select left(f.m[3], d.pos - 1) as section, substr(f.m[3], d.pos + 1) as key
+        from generate_series(1, length(f.m[3])) as d (pos)
+        where substr(f.m[3], d.pos, 1) = '.'
+            and t.sections -> left(f.m[3], d.pos - 1) -> 'entries' ? substr(f.m[3], d.pos + 1)
         order by d.pos
         limit 1
-    ) as k on t.m[3] is not null;
+    ) as k on f.m[3] is not null;
     if refs is null then
         return null;
     end if;
@@ -320,8 +380,12 @@ begin
             union
             select e.to_automation_id, d.id
             from down as d
-            join cfg.version_references as e on e.from_automation_id = d.id
-                and e.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = d.id)
+            -- An index range per automation: lateral, and offset 0 so that the planner does
+            -- not flatten it into a join that may scan the whole table at every level.
+            cross join lateral (
+                select e.to_automation_id from cfg.version_references as e where e.from_automation_id = d.id and e.newest
+                offset 0
+            ) as e
             where d.id <> new.automation_id
         )
         select jsonb_object_agg(d.id, d.parent) into links from down as d where d.parent is not null;
@@ -332,8 +396,7 @@ begin
             end loop;
             cycle := new.automation_id || path;
             names := array(
-                select coalesce(cfg_private.automation_name(c.id, new.org_id), '(hidden)')
-                from unnest(cycle) with ordinality as c (id, n) order by c.n
+                select coalesce(c.name, '(hidden)') from cfg_private.automation_names(cycle, new.org_id) as c order by c.n
             );
             raise exception 'reference cycle: %', array_to_string(names, ' -> ')
                 using errcode = 'PT422', detail = jsonb_build_object(
@@ -356,7 +419,7 @@ for each row execute function cfg_private.extract_references();
 
 -- The automations that reference automation_id directly in the newest versions, in
 -- its org, and for changed ([{section, key}]) only those referencing a changed key
--- (a declared dependency always counts): {count, automation_ids}.
+-- (a declared dependency always counts): {count, automation_ids}. The walk's first level.
 -- security definer: it runs while the event is written, whoever writes it.
 create or replace function cfg_private.directly_affected(automation_id uuid, changed jsonb)
 returns jsonb
@@ -368,15 +431,12 @@ as $$
 declare
     ids uuid [];
 begin
-    select array_agg(distinct e.from_automation_id order by e.from_automation_id) into ids
-    from cfg.version_references as e
-    where e.to_automation_id = directly_affected.automation_id
-        and e.org_id = e.to_org_id
-        and e.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = e.from_automation_id)
-        and (e.kind = 'declared' or exists (
-            select 1 from jsonb_array_elements(changed) as c
-            where c ->> 'section' = e.to_section and c ->> 'key' = e.to_key
-        ));
+    select array_agg(r.automation_id order by r.automation_id) into ids
+    from cfg_private.reach(
+        directly_affected.automation_id, keys => cfg_private.key_paths(changed), max_depth => 1, declared => true
+    ) as r
+    join cfg.automations as a on a.id = r.automation_id
+    join cfg.automations as origin on origin.id = directly_affected.automation_id and origin.org_id = a.org_id;
     return jsonb_build_object('count', coalesce(cardinality(ids), 0), 'automation_ids', coalesce(to_jsonb(ids), '[]'));
 end
 $$;

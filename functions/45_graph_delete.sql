@@ -3,8 +3,8 @@
 -- the graph (44_graph.sql) and before everything that deletes (bulk operations).
 -- =============================================================================
 
--- The automations whose newest version references automation_id (in any org): those
--- the caller may see by name ({automation_id, name}), the others only counted.
+-- The automations whose newest version references automation_id (in any org; the
+-- walk's first level): those the caller may see by name ({automation_id, name}), the others only counted.
 -- security definer: a reference from an org the admin is not a member of still
 -- forbids the delete; it is not named.
 create or replace function cfg_private.dependents_of(automation_id uuid, out visible jsonb, out hidden integer)
@@ -16,18 +16,18 @@ as $$
 declare
     origin_org uuid := (select a.org_id from cfg.automations as a where a.id = dependents_of.automation_id);
 begin
+    with d as materialized (
+        select r.automation_id from cfg_private.reach(dependents_of.automation_id, max_depth => 1) as r
+    )
     select
-        coalesce(jsonb_agg(jsonb_build_object('automation_id', d.id, 'name', cfg_private.automation_name(d.id, origin_org))
-            order by cfg_private.automation_name(d.id, origin_org)) filter (where d.seen), '[]'),
-        count(*) filter (where not d.seen)
+        coalesce(jsonb_agg(jsonb_build_object('automation_id', a.automation_id, 'name', a.name) order by a.name)
+            filter (where a.seen), '[]'),
+        count(*) filter (where not a.seen)
     into visible, hidden
     from (
-        select distinct r.from_automation_id as id,
-            cfg_private.is_service() or cfg_private.org_role(r.org_id) is not null as seen
-        from cfg.version_references as r
-        where r.to_automation_id = dependents_of.automation_id and r.from_automation_id <> dependents_of.automation_id
-            and r.version = (select max(v.version) from cfg.config_versions as v where v.automation_id = r.from_automation_id)
-    ) as d;
+        select a.automation_id, a.name, cfg_private.is_service() or cfg_private.org_role(a.org_id) is not null as seen
+        from cfg_private.automation_names(array(select d.automation_id from d), origin_org) as a
+    ) as a;
 end
 $$;
 revoke execute on function cfg_private.dependents_of(uuid) from public, anon;

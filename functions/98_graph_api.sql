@@ -97,6 +97,8 @@ grant execute on function cfg_private.resolve_value(jsonb, jsonb) to authenticat
 -- secret stays masked ({"ref": ...} as written) unless reveal => true and the caller
 -- may reveal it (cfg.reveal_secret's rule: the org's secret_reveal_role), which is
 -- then audited and announced as a reveal. Its own secrets stay masked, as in get_config.
+-- One query reads every reference with what its target runs (each target's version
+-- once); only the entries holding references are rewritten.
 -- security invoker: it reads what the caller may read; a reference into an org the
 -- caller is not a member of is unresolved.
 create or replace function cfg.resolve_config(automation_id uuid, env text, reveal boolean default false)
@@ -110,12 +112,15 @@ declare
     target cfg.automations := cfg_private.automation_for(automation_id, 'viewer', 'resolving config');
     environment cfg.environments;
     running cfg.config_versions;
-    edge record;
-    lookup jsonb := '{}';
-    unresolved jsonb := '[]';
+    edges_seen integer;
+    secrets jsonb;
+    secret jsonb;
+    lookup jsonb;
+    unresolved jsonb;
     masked jsonb := '[]';
     content jsonb;
     revealed jsonb;
+    entry record;
 begin
     if env is null then
         raise exception 'name the environment to resolve in'
@@ -135,63 +140,83 @@ begin
 
     -- What each reference of the running version names, in what its target runs in
     -- the same environment (an environment of the target's org with the same slug).
-    for edge in
-        select r.path, r.ref, r.kind, r.to_automation_id, r.to_section, r.to_key,
-            tv.version as to_version, tv.content -> 'sections' -> r.to_section -> 'entries' -> r.to_key as entry
+    with refs as (
+        select r.path, r.ref, r.kind, r.to_automation_id, r.to_org_id, r.to_section, r.to_key
         from cfg.version_references as r
-        left join cfg.environments as te on te.org_id = r.to_org_id and te.slug = environment.slug
-        left join cfg.deployments as td on td.automation_id = r.to_automation_id and td.environment_id = te.id
+        where r.version_id = running.id
+    ),
+    targets as materialized (
+        select t.to_automation_id, tv.version, tv.content -> 'sections' as sections
+        from (select distinct refs.to_automation_id, refs.to_org_id from refs where refs.kind <> 'declared') as t
+        left join cfg.environments as te on te.org_id = t.to_org_id and te.slug = environment.slug
+        left join cfg.deployments as td on td.automation_id = t.to_automation_id and td.environment_id = te.id
         left join cfg.config_versions as tv on tv.id = td.version_id
-        where r.version_id = running.id and r.kind <> 'declared'
-        order by r.path
-    loop
-        if edge.to_version is null or edge.entry is null then
-            unresolved := unresolved || jsonb_build_object('path', edge.path, 'ref', edge.ref, 'message',
-                case when edge.to_version is null then 'the referenced automation runs nothing in ' || environment.slug
-                    else 'the referenced entry is not in the version running in ' || environment.slug end);
-        elsif edge.kind = 'secret' then
-            revealed := null;
-            if reveal then
-                begin
-                    revealed := cfg_private.reveal_secret(edge.to_automation_id, edge.to_section, edge.to_key, edge.to_version);
-                exception when sqlstate 'PT403' or sqlstate 'PT404' then
-                    revealed := null;
-                end;
-            end if;
-            if revealed is null or revealed ? 'pending' then
-                masked := masked || jsonb_build_object('path', edge.path, 'ref', edge.ref);
-            else
-                lookup := lookup || jsonb_build_object(edge.ref, jsonb_build_object('value', revealed -> 'value'));
-            end if;
+    ),
+    named as (
+        select r.*, t.version, t.sections -> r.to_section -> 'entries' -> r.to_key as entry
+        from refs as r join targets as t on t.to_automation_id = r.to_automation_id
+        where r.kind <> 'declared'
+    )
+    select
+        (select count(*) from refs),
+        coalesce(jsonb_object_agg(n.ref, jsonb_build_object('value', n.entry -> 'value'))
+            filter (where n.entry is not null and n.kind <> 'secret'), '{}'),
+        coalesce(jsonb_agg(jsonb_build_object('path', n.path, 'ref', n.ref, 'message',
+            case when n.version is null then 'the referenced automation runs nothing in ' || environment.slug
+                else 'the referenced entry is not in the version running in ' || environment.slug end
+        ) order by n.path) filter (where n.entry is null), '[]'),
+        coalesce(jsonb_agg(jsonb_build_object('path', n.path, 'ref', n.ref, 'automation_id', n.to_automation_id,
+            'section', n.to_section, 'key', n.to_key, 'version', n.version
+        ) order by n.path) filter (where n.entry is not null and n.kind = 'secret'), '[]')
+    into edges_seen, lookup, unresolved, secrets
+    from named as n;
+    -- A referenced secret: revealed if asked and allowed, else masked.
+    for secret in select s from jsonb_array_elements(secrets) as s loop
+        revealed := null;
+        if reveal then
+            begin
+                revealed := cfg_private.reveal_secret((secret ->> 'automation_id')::uuid, secret ->> 'section',
+                    secret ->> 'key', (secret ->> 'version')::integer);
+            exception when sqlstate 'PT403' or sqlstate 'PT404' then
+                revealed := null;
+            end;
+        end if;
+        if revealed is null or revealed ? 'pending' then
+            masked := masked || jsonb_build_object('path', secret -> 'path', 'ref', secret -> 'ref');
         else
-            lookup := lookup || jsonb_build_object(edge.ref, jsonb_build_object('value', edge.entry -> 'value'));
+            lookup := lookup || jsonb_build_object(secret ->> 'ref', jsonb_build_object('value', revealed -> 'value'));
         end if;
     end loop;
-    -- References the caller cannot see (RLS hides the edge): unresolved, by the text.
-    unresolved := unresolved || coalesce((
-        select jsonb_agg(jsonb_build_object('path', r.path, 'ref', r.ref,
-            'message', 'not found (or you are not a member of its org)') order by r.path)
-        from jsonb_each(running.content -> 'sections') as s
-        cross join jsonb_each(s.value -> 'entries') as e
-        cross join lateral cfg_private.references_in(e.value -> 'value', 'sections.' || s.key || '.entries.' || e.key || '.value') as r
-        where (e.value -> 'secret') is distinct from 'true'::jsonb and position('ref' in (e.value -> 'value')::text) > 0
-            and r.ref like '%/%' and not exists (
-                select 1 from cfg.version_references as v where v.version_id = running.id and v.path = r.path and v.ref = r.ref
-            )
-    ), '[]');
+    -- References without an edge the caller sees (RLS hides it, or its target was
+    -- deleted): unresolved, by the text. Parsed only when the content's reference
+    -- marks outnumber the edges seen.
+    if cfg_private.reference_marks(running.content) > edges_seen then
+        unresolved := unresolved || coalesce((
+            select jsonb_agg(jsonb_build_object('path', r.path, 'ref', r.ref,
+                'message', 'not found (or you are not a member of its org)') order by r.path)
+            from jsonb_each(running.content -> 'sections') as s
+            cross join jsonb_each(s.value -> 'entries') as e
+            cross join lateral cfg_private.references_in(e.value -> 'value', 'sections.' || s.key || '.entries.' || e.key || '.value') as r
+            where (e.value -> 'secret') is distinct from 'true'::jsonb and cfg_private.reference_marks(e.value -> 'value') > 0
+                and r.ref like '%/%' and not exists (
+                    select 1 from cfg.version_references as v where v.version_id = running.id and v.path = r.path and v.ref = r.ref
+                )
+        ), '[]');
+    end if;
 
+    -- The content as get_config gives it, with the values of the entries holding
+    -- references resolved.
     content := cfg_private.snapshot_as_content(running.content);
     if lookup <> '{}' then
-        content := jsonb_set(content, '{sections}', (
-            select jsonb_object_agg(s.key, jsonb_set(s.value, '{entries}', coalesce((
-                select jsonb_object_agg(e.key, case
-                    when (e.value -> 'secret') is distinct from 'true'::jsonb and position('ref' in (e.value -> 'value')::text) > 0
-                    then jsonb_set(e.value, '{value}', cfg_private.resolve_value(e.value -> 'value', lookup))
-                    else e.value end)
-                from jsonb_each(s.value -> 'entries') as e
-            ), '{}')))
-            from jsonb_each(content -> 'sections') as s
-        ));
+        for entry in
+            select s.key as section, e.key, e.value -> 'value' as value
+            from jsonb_each(running.content -> 'sections') as s
+            cross join jsonb_each(s.value -> 'entries') as e
+            where (e.value -> 'secret') is distinct from 'true'::jsonb and cfg_private.reference_marks(e.value -> 'value') > 0
+        loop
+            content := jsonb_set(content, array['sections', entry.section, 'entries', entry.key, 'value'],
+                cfg_private.resolve_value(entry.value, lookup));
+        end loop;
     end if;
     return jsonb_build_object(
         'automation_id', target.id, 'environment', environment.slug, 'version', running.version,
@@ -257,10 +282,9 @@ begin
         where case
             when past is not null then r.version_id = past
             else (r.org_id = dependency_graph.org_id or r.to_org_id = dependency_graph.org_id)
-                and r.version_id = case
-                    when env_id is null then (select v.id from cfg.config_versions as v
-                          where v.automation_id = r.from_automation_id order by v.version desc limit 1)
-                    else (select d.version_id from cfg.deployments as d
+                and case
+                    when env_id is null then r.newest
+                    else r.version_id = (select d.version_id from cfg.deployments as d
                           where d.automation_id = r.from_automation_id and d.environment_id = env_id)
                 end
         end
@@ -269,7 +293,7 @@ begin
 
     select coalesce(jsonb_agg(jsonb_build_object(
         'automation_id', a.id, 'org_id', a.org_id, 'slug', a.slug, 'name', a.name,
-        'label', cfg_private.automation_name(a.id, dependency_graph.org_id),
+        'label', n.name,
         'type', a.type, 'status', a.status, 'external', a.org_id <> dependency_graph.org_id,
         'badge', coalesce((
             select case when bool_or(vs.status = 'errors') then 'errors'
@@ -280,11 +304,14 @@ begin
         ), 'unchecked')
     ) order by a.org_id <> dependency_graph.org_id, a.slug), '[]')
     into nodes
-    from cfg.automations as a
-    where (past is null and a.org_id = dependency_graph.org_id)
-        or a.id in (select (e ->> 'from')::uuid from jsonb_array_elements(edges) as e
-                    union select (e ->> 'to')::uuid from jsonb_array_elements(edges) as e)
-        or a.id = around.id;
+    from cfg_private.automation_names(array(
+        select a.id from cfg.automations as a
+        where (past is null and a.org_id = dependency_graph.org_id)
+            or a.id in (select (e ->> 'from')::uuid from jsonb_array_elements(edges) as e
+                        union select (e ->> 'to')::uuid from jsonb_array_elements(edges) as e)
+            or a.id = around.id
+    ), dependency_graph.org_id) as n
+    join cfg.automations as a on a.id = n.automation_id;
     return jsonb_build_object('org_id', org_id, 'environment', env, 'version', version,
                               'automation_id', around.id, 'nodes', nodes, 'edges', edges);
 end

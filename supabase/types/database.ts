@@ -1774,6 +1774,7 @@ export type Database = {
           from_automation_id: string
           id: string
           kind: string
+          newest: boolean
           org_id: string
           path: string
           ref: string
@@ -1790,6 +1791,7 @@ export type Database = {
           from_automation_id: string
           id?: string
           kind: string
+          newest?: boolean
           org_id: string
           path: string
           ref: string
@@ -1806,6 +1808,7 @@ export type Database = {
           from_automation_id?: string
           id?: string
           kind?: string
+          newest?: boolean
           org_id?: string
           path?: string
           ref?: string
