@@ -194,7 +194,8 @@ grant execute on function cfg_private.deployed_content(uuid, text) to authentica
 
 -- What an occurrence would change, against today's config: [{section, key, from, to}]
 -- for a patch, {from, to} for a status, a diff of versions for the others (a
--- promotion's revert: back to what its target ran before). A rotation shows its key only. security invoker: the caller reads under RLS.
+-- promotion's revert: back to what its target ran before). A rotation shows its key
+-- only. security invoker: the caller reads under RLS.
 create or replace function cfg_private.occurrence_preview(s cfg.schedules, occ cfg.schedule_occurrences)
 returns jsonb
 language plpgsql stable

@@ -1,6 +1,6 @@
 """The external-vault sync: every call cfgctl makes to AWS Secrets Manager or HashiCorp
 Vault (sync_service/vaults) happens here; the database decides what is due and
-records the outcome (functions/73_secrets_sync.sql). Three kinds of work:
+records the outcome (functions/73_secrets_sync.sql). Four kinds of work:
 
 - bindings due (cfg_private.claim_secret_bindings, a lease): a reference binding is
   checked for a new external version, and its value imported as a token (a version of

@@ -262,6 +262,16 @@ def test_a_promotion_window_does_not_undo_a_deployment_made_during_it_unless_for
         assert deployed(conn, a, "staging") == 3
 
 
+def test_a_promotion_window_cannot_empty_a_target_that_ran_nothing(conn, world):
+    s = add(conn, world["editor"], world.automation_a, {"action": "promote", "from": "dev", "to": "staging"},
+            revert_after="1 hour", force=True)
+    tick(conn, FAR_UTC + timedelta(hours=1))
+    apply, revert = occurrences(conn, s["id"])
+    assert apply["status"] == "applied" and revert["status"] == "failed"
+    assert revert["error"] == "staging ran no version before the window: there is nothing to restore"
+    assert deployed(conn, world.automation_a, "staging") == 1
+
+
 def test_one_approval_arms_both_ends_of_a_promotion_window(conn, world):
     a, editor, admin = world.automation_a, world["editor"], world["admin"]
     staging_runs_1_and_dev_2(conn, world)

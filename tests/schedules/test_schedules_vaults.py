@@ -162,7 +162,9 @@ def dispatched(conn, world, moto):
     aws_bound(conn, world, moto, f"cfgctl-{uuid.uuid4().hex[:8]}/x")
     s = add(conn, world["editor"], world.automation_a, ROTATE)
     tick(conn, FAR_UTC)
-    return occurrences(conn, s["id"])[0]
+    [occ] = occurrences(conn, s["id"])
+    conn.commit()
+    return occ
 
 
 def test_a_dispatched_rotation_is_claimed_by_one_worker_and_retried_only_when_transient(conn, world, db_url, moto):
@@ -200,3 +202,14 @@ def test_a_dispatched_rotation_is_claimed_by_one_worker_and_retried_only_when_tr
         with pytest.raises(CfgError) as caught, acting_as(conn, world[who]) as cur:
             cur.execute(claim)
         assert caught.value.code == "42501"
+
+
+def test_a_rotation_whose_secret_was_unbound_meanwhile_fails_saying_so(conn, world, db_url, moto):
+    occ = dispatched(conn, world, moto)
+    with acting_as(conn, world["admin"]) as cur:
+        cur.execute("select cfg.unbind_secret(%s)", (occ["outcome"]["binding_id"],))
+    with acting_as(conn, SERVICE) as cur:
+        assert cur.execute("select * from cfg_private.claim_schedule_dispatches(10, '1 minute')").fetchall() == []
+    [occ] = occurrences(conn, occ["schedule_id"])
+    assert occ["status"] == "failed" and occ["error"] == (
+        "the external vault did not rotate: the secret was unbound before its rotation ran")
