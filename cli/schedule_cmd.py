@@ -109,7 +109,8 @@ def schedule_add(
     missed: Annotated[str, typer.Option("--missed", help="run_late or skip: what a run missed while down does")]
     = "run_late",
     max_lateness: Annotated[str, typer.Option("--max-lateness", help="run_late: at most this late")] = "1 hour",
-    force: Annotated[bool, typer.Option("--force", help="Apply even if the keys changed since scheduling")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Apply (or revert) even if what it touches changed meanwhile")]
+    = False,
     message: Annotated[str, typer.Option("--message", "-m", help="The message of the versions it makes")] = "",
     as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False,
 ):

@@ -284,8 +284,9 @@ begin
             perform cfg_private.schedule_invalid('revert_after', 'a window lasts from a minute to a year');
         end if;
     end if;
-    if s.revert_after is not null and s.action not in ('patch', 'content', 'rollback', 'status') then
-        perform cfg_private.schedule_invalid('revert_after', 'only a patch, content, rollback or status change can be reverted');
+    -- A revert of a rotation would bring back the credential the rotation retired.
+    if s.revert_after is not null and s.action = 'rotate' then
+        perform cfg_private.schedule_invalid('revert_after', 'a rotation has no window: reverting it would bring back the retired credential');
     end if;
     s.missed := coalesce(fields ->> 'missed', 'run_late');
     if s.missed not in ('run_late', 'skip') then

@@ -90,12 +90,113 @@ begin
     );
     return jsonb_build_object(
         'environment_id', (plan.dst).id, 'version', (plan.src_version).version,
-        'version_id', (plan.src_version).id, 'previous_version', (plan.dst_version).version
+        'version_id', (plan.src_version).id, 'previous_version', (plan.dst_version).version,
+        'previous_version_id', (plan.dst_version).id
     );
 end
 $$;
 revoke execute on function cfg_private.promote_scheduled(uuid, text, text, text) from public, anon;
 grant execute on function cfg_private.promote_scheduled(uuid, text, text, text) to authenticated;
+
+-- The end of a promotion's window: to_env goes back to the version it ran before the
+-- start (done: the apply's outcome), unless its deployment moved since the apply (then
+-- PT409, unless force). The version is checked against to_env's rules as they are now.
+-- The schedule's approval covers it (one approval, apply and revert). Recorded with
+-- source 'scheduled', as a promotion.applied with no source environment.
+-- security definer: deployments take no writes from API roles; only inside a tick.
+create or replace function cfg_private.revert_scheduled_promotion(
+    automation_id uuid, to_env text, done jsonb, force boolean, message text
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    target cfg.automations;
+    dst cfg.environments;
+    now_version cfg.config_versions;
+    restore cfg.config_versions;
+    deployment_id uuid;
+begin
+    if not cfg_private.in_scheduled_run() then
+        raise exception 'only the schedules tick reverts a scheduled promotion'
+            using errcode = 'PT403', detail = jsonb_build_object('automation_id', automation_id)::text;
+    end if;
+    target := cfg_private.automation_for(revert_scheduled_promotion.automation_id, 'editor', 'reverting a promotion', true);
+    dst := cfg_private.environment_by_slug(target.org_id, to_env);
+    select d.id into deployment_id from cfg.deployments as d
+    where d.automation_id = target.id and d.environment_id = dst.id;
+    select v.* into now_version from cfg.deployments as d join cfg.config_versions as v on v.id = d.version_id
+    where d.id = deployment_id;
+    if not force and now_version.id is distinct from (done ->> 'version_id')::uuid then
+        raise exception 'conflict: % was deployed again during the window (now version %); not restoring version %',
+            dst.slug, now_version.version, done ->> 'previous_version'
+            using errcode = 'PT409', detail = jsonb_build_object(
+                'environment', dst.slug, 'expected', done -> 'version', 'found', now_version.version
+            )::text;
+    end if;
+    select * into restore from cfg.config_versions as v where v.id = (done ->> 'previous_version_id')::uuid;
+    if restore.id is null then
+        raise exception '% ran no version before the window: there is nothing to restore', dst.slug
+            using errcode = 'PT409', detail = jsonb_build_object('environment', dst.slug)::text;
+    end if;
+    if restore.id = now_version.id then
+        return jsonb_build_object('environment_id', dst.id, 'version', restore.version, 'version_id', restore.id,
+                                  'previous_version', now_version.version);
+    end if;
+    perform cfg_private.deploy(restore, dst.id, 'scheduled');
+    perform cfg_private.emit_event(
+        target.org_id, 'promotion.applied', 'deployment', deployment_id, target.id,
+        jsonb_build_object(
+            'request_id', null, 'version', restore.version, 'version_id', restore.id,
+            'previous_version', now_version.version, 'from_environment', null, 'to_environment', dst.slug,
+            'skipped', '[]'::jsonb, 'reason', 'the end of a scheduled window', 'message', coalesce(message, '')
+        ),
+        dst.id
+    );
+    return jsonb_build_object('environment_id', dst.id, 'version', restore.version, 'version_id', restore.id,
+                              'previous_version', now_version.version);
+end
+$$;
+revoke execute on function cfg_private.revert_scheduled_promotion(uuid, text, jsonb, boolean, text) from public, anon;
+grant execute on function cfg_private.revert_scheduled_promotion(uuid, text, jsonb, boolean, text) to authenticated;
+
+-- The rotation of a secret an external vault keeps (bound by reference): handed to the
+-- sync service, which has the vault make the new value (functions/93_schedules_timeline.sql
+-- and sync_service/workers/vaults.py). Null when the key is not bound by reference.
+-- security definer: the queue is cfg_private's; only inside a tick.
+create or replace function cfg_private.dispatch_rotation(s cfg.schedules, occ cfg.schedule_occurrences)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    binding cfg.secret_bindings;
+begin
+    if not cfg_private.in_scheduled_run() then
+        raise exception 'only the schedules tick dispatches rotations'
+            using errcode = 'PT403', detail = jsonb_build_object('schedule_id', s.id)::text;
+    end if;
+    select sb.* into binding
+    from cfg.secret_bindings as sb
+    join cfg.config_entries as ce on ce.id = sb.entry_id
+    join cfg.config_sections as cs on cs.id = ce.section_id
+    where sb.automation_id = s.automation_id and sb.mode = 'reference'
+        and cs.name = s.change ->> 'section' and ce.key = s.change ->> 'key';
+    if binding.id is null then
+        return null;
+    end if;
+    insert into cfg_private.schedule_dispatches (occurrence_id, org_id, binding_id, format, length)
+    values (occ.id, s.org_id, binding.id, s.change ->> 'format', (s.change ->> 'length')::integer);
+    perform pg_notify('cfgctl_vault_sync', '');
+    return jsonb_build_object('dispatched', true, 'binding_id', binding.id, 'ref', binding.ref,
+                              'rotated', (s.change ->> 'section') || '.' || (s.change ->> 'key'));
+end
+$$;
+revoke execute on function cfg_private.dispatch_rotation(cfg.schedules, cfg.schedule_occurrences) from public, anon;
+grant execute on function cfg_private.dispatch_rotation(cfg.schedules, cfg.schedule_occurrences) to authenticated;
 
 -- Applies (or reverts) one occurrence as the current user: the tick calls it acting as
 -- the schedule's author, so it does only what the author could do through the RPCs.
@@ -164,6 +265,11 @@ begin
             raise exception 'you may not change this automation''s status' using errcode = 'PT403';
         end if;
         return jsonb_build_object('before', status_now, 'after', restore);
+    elsif s.action = 'promote' then
+        if occ.phase = 'apply' then
+            return cfg_private.promote_scheduled(s.automation_id, s.change ->> 'from', s.change ->> 'to', s.message);
+        end if;
+        return cfg_private.revert_scheduled_promotion(s.automation_id, s.change ->> 'to', done, s.force, s.message);
     elsif occ.phase = 'revert' then
         -- A window over a content or rollback: back to the version before the start,
         -- unless a version was saved since (then PT409, unless force).
@@ -175,16 +281,11 @@ begin
         result := cfg.save_config(s.automation_id, (head ->> 'version')::integer, s.change -> 'content', s.message);
     elsif s.action = 'rollback' then
         result := cfg.rollback(s.automation_id, (s.change ->> 'version')::integer, nullif(s.message, ''));
-    elsif s.action = 'promote' then
-        return cfg_private.promote_scheduled(s.automation_id, s.change ->> 'from', s.change ->> 'to', s.message);
     else
-        -- A reference-bound secret's value is the external vault's: rotate it there.
-        if exists (
-            select 1 from cfg.list_secret_bindings(s.automation_id) as b
-            where b.section = s.change ->> 'section' and b.key = s.change ->> 'key' and b.mode = 'reference'
-        ) then
-            raise exception '%.% is bound by reference to an external vault: rotate it there',
-                s.change ->> 'section', s.change ->> 'key' using errcode = 'PT422';
+        -- A secret an external vault keeps is rotated there, by the sync service.
+        result := cfg_private.dispatch_rotation(s, occ);
+        if result is not null then
+            return result;
         end if;
         result := cfg.patch_config(s.automation_id, (head ->> 'version')::integer, jsonb_build_object(
             s.change ->> 'section', jsonb_build_object(s.change ->> 'key', jsonb_build_object(
@@ -199,15 +300,22 @@ $$;
 revoke execute on function cfg_private.apply_occurrence(cfg.schedules, cfg.schedule_occurrences, jsonb) from public, anon;
 grant execute on function cfg_private.apply_occurrence(cfg.schedules, cfg.schedule_occurrences, jsonb) to authenticated;
 
--- Records how an occurrence ended and emits schedule.applied / failed / skipped.
+-- Records how an occurrence ended (or that it was dispatched) and emits schedule.<status>,
+-- as the schedule's author (the actor of the audit row and the event); completes a
+-- schedule whose last occurrence this was. The tick and the sync service's report call it.
 create or replace function cfg_private.finish_occurrence(
-    occ cfg.schedule_occurrences, status text, at timestamptz, outcome jsonb, error text
+    s cfg.schedules, occ cfg.schedule_occurrences, status text, at timestamptz, outcome jsonb, error text
 )
 returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+    own_claims text := current_setting('request.jwt.claims', true);
 begin
+    perform set_config('request.jwt.claims', jsonb_build_object(
+        'sub', s.author_id, 'email', s.author_email, 'role', 'authenticated'
+    )::text, true);
     update cfg.schedule_occurrences as o set
         status = finish_occurrence.status, applied_at = at, lateness = at - o.due_at,
         outcome = finish_occurrence.outcome - 'content' - 'warnings', error = finish_occurrence.error,
@@ -219,14 +327,23 @@ begin
         occ.org_id, 'schedule.' || status, 'schedule_occurrence', occ.id, occ.automation_id,
         jsonb_build_object(
             'schedule_id', occ.schedule_id, 'occurrence_id', occ.id, 'phase', occ.phase, 'due_at', occ.due_at,
-            'lateness', (at - occ.due_at)::text, 'version', outcome ->> 'version', 'error', error
+            'lateness', (at - occ.due_at)::text, 'version', outcome ->> 'version',
+            'external_version', outcome ->> 'external_version', 'error', error
         ),
         (outcome ->> 'environment_id')::uuid
     );
+    update cfg.schedules as x set state = 'completed'
+    where x.id = s.id and x.state = 'active' and x.materialised_until = 'infinity'
+        and not exists (
+            select 1 from cfg.schedule_occurrences as o
+            where o.schedule_id = x.id and o.status in ('pending', 'dispatched')
+        );
+    perform set_config('request.jwt.claims', coalesce(own_claims, ''), true);
 end
 $$;
-revoke execute on function cfg_private.finish_occurrence(cfg.schedule_occurrences, text, timestamptz, jsonb, text)
-from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.finish_occurrence(
+    cfg.schedules, cfg.schedule_occurrences, text, timestamptz, jsonb, text
+) from public, anon, authenticated, service_role;
 
 -- The tick: applies the occurrences due at "now" (the clock; tests pass their own),
 -- at most batch of them, oldest first, each exactly once. Missed ones (more than two
@@ -299,22 +416,16 @@ begin
                 outcome := cfg_private.apply_occurrence(s, occ, done);
                 perform set_config('role', own_role, true);
                 delete from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'scheduled';
-                result := 'applied';
+                result := case when outcome ? 'dispatched' then 'dispatched' else 'applied' end;
             exception when others then
                 -- The subtransaction is gone, and with it the role, claims and mark.
                 problem := sqlerrm;
                 outcome := jsonb_build_object('sqlstate', sqlstate);
             end;
         end if;
-        perform set_config('request.jwt.claims', jsonb_build_object(
-            'sub', s.author_id, 'email', s.author_email, 'role', 'authenticated'
-        )::text, true);
-        perform cfg_private.finish_occurrence(occ, result, run_schedules.now, outcome, problem);
         perform set_config('request.jwt.claims', coalesce(own_claims, ''), true);
-        counts := jsonb_set(counts, array[result], to_jsonb((counts ->> result)::integer + 1));
-        update cfg.schedules as x set state = 'completed'
-        where x.id = s.id and x.state = 'active' and x.materialised_until = 'infinity'
-            and not exists (select 1 from cfg.schedule_occurrences as o where o.schedule_id = x.id and o.status = 'pending');
+        perform cfg_private.finish_occurrence(s, occ, result, run_schedules.now, outcome, problem);
+        counts := jsonb_set(counts, array[result], to_jsonb(coalesce((counts ->> result)::integer, 0) + 1));
     end loop;
     return counts;
 end

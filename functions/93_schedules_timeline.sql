@@ -72,9 +72,130 @@ revoke execute on function cfg_private.record_occurrences(uuid, text, timestampt
 from public, anon, authenticated;
 grant execute on function cfg_private.record_occurrences(uuid, text, timestamptz [], timestamptz, text) to service_role;
 
+-- Rotations the tick dispatched (cfg_private.dispatch_rotation), for the vaults worker
+-- (service role): up to batch that are due, each leased for lease (FOR UPDATE SKIP
+-- LOCKED: one worker takes one; a worker that dies lets its lease run out, and the
+-- rotation is claimed again). With the binding and backend to rotate it with. A
+-- dispatch whose secret was unbound meanwhile fails here.
+-- security definer: it hands out credential ids the service then reads.
+create or replace function cfg_private.claim_schedule_dispatches(batch integer, lease interval)
+returns table (
+    occurrence_id uuid, binding_id uuid, ref text, backend_kind text, backend_config jsonb,
+    credentials_secret_id uuid, format text, length integer, attempts integer
+)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    orphan uuid;
+begin
+    perform cfg_private.require_service('claim scheduled rotations');
+    for orphan in
+        select d.occurrence_id from cfg_private.schedule_dispatches as d
+        where d.binding_id is null for update skip locked
+    loop
+        perform cfg_private.report_schedule_dispatch(orphan, null, 'not_found', 'the secret was unbound before its rotation ran');
+    end loop;
+    return query
+    with due as (
+        select d.occurrence_id from cfg_private.schedule_dispatches as d
+        where d.next_attempt_at <= now() and d.binding_id is not null
+        order by d.next_attempt_at
+        limit batch
+        for update skip locked
+    ),
+    leased as (
+        update cfg_private.schedule_dispatches as d set next_attempt_at = now() + lease
+        from due where d.occurrence_id = due.occurrence_id
+        returning d.*
+    )
+    select l.occurrence_id, l.binding_id, sb.ref, b.kind, b.config, b.credentials_secret_id, l.format, l.length,
+        l.attempts
+    from leased as l
+    join cfg.secret_bindings as sb on sb.id = l.binding_id
+    join cfg.vault_backends as b on b.id = sb.backend_id;
+end
+$$;
+revoke execute on function cfg_private.claim_schedule_dispatches(integer, interval) from public, anon, authenticated;
+grant execute on function cfg_private.claim_schedule_dispatches(integer, interval) to service_role;
+
+-- The vaults worker's answer for a dispatched rotation (service role). Done
+-- (external_version, and how: RotateSecret, PutSecretValue or a KV v2 write): the
+-- occurrence is applied, schedule.applied names the new external version (never the
+-- value), and the binding is due now, so the vault sync imports the new version as
+-- usual (a version of kind sync). Failed (error_kind, error): an unreachable vault or a
+-- lost Vault check-and-set is tried again (5 s, doubling; 5 attempts); anything else,
+-- or the fifth failure, fails the occurrence (schedule.failed with the backend's error).
+-- security definer: occurrences, dispatches and bindings take no writes from API roles.
+create or replace function cfg_private.report_schedule_dispatch(
+    occurrence_id uuid, external_version text, error_kind text default null, error text default null,
+    method text default null
+)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    dispatch cfg_private.schedule_dispatches;
+    occ cfg.schedule_occurrences;
+    s cfg.schedules;
+    binding cfg.secret_bindings;
+begin
+    perform cfg_private.require_service('report scheduled rotations');
+    select * into dispatch from cfg_private.schedule_dispatches as d
+    where d.occurrence_id = report_schedule_dispatch.occurrence_id for update;
+    if dispatch.occurrence_id is null then
+        return;  -- answered already (a lease ran out and another worker did it)
+    end if;
+    select * into occ from cfg.schedule_occurrences as o where o.id = dispatch.occurrence_id;
+    select * into s from cfg.schedules as x where x.id = occ.schedule_id;
+    select * into binding from cfg.secret_bindings as sb where sb.id = dispatch.binding_id;
+    if external_version is null and error_kind in ('unreachable', 'conflict') and dispatch.attempts < 4 then
+        update cfg_private.schedule_dispatches as d
+        set attempts = d.attempts + 1, last_error = left(report_schedule_dispatch.error, 500),
+            next_attempt_at = now() + interval '5 seconds' * power(2, d.attempts)
+        where d.occurrence_id = dispatch.occurrence_id;
+        return;
+    end if;
+    delete from cfg_private.schedule_dispatches as d where d.occurrence_id = dispatch.occurrence_id;
+    if external_version is null then
+        perform cfg_private.finish_occurrence(
+            s, occ, 'failed', now(), occ.outcome || jsonb_build_object('error_kind', error_kind),
+            format('%s did not rotate: %s', coalesce(binding.ref, 'the external vault'), left(error, 500))
+        );
+        return;
+    end if;
+    perform cfg_private.finish_occurrence(
+        s, occ, 'applied', now(),
+        occ.outcome - 'dispatched' || jsonb_build_object('external_version', external_version, 'method', method), null
+    );
+    update cfg.secret_bindings as sb set next_check_at = now() where sb.id = binding.id and sb.status <> 'conflict';
+    perform pg_notify('cfgctl_vault_sync', '');
+end
+$$;
+revoke execute on function cfg_private.report_schedule_dispatch(uuid, text, text, text, text) from public, anon, authenticated;
+grant execute on function cfg_private.report_schedule_dispatch(uuid, text, text, text, text) to service_role;
+
+-- The content of the version automation_id runs in environment env (null: none).
+create or replace function cfg_private.deployed_content(automation_id uuid, env text)
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+    select v.content from cfg.deployments as d
+    join cfg.config_versions as v on v.id = d.version_id
+    join cfg.environments as e on e.id = d.environment_id
+    where d.automation_id = deployed_content.automation_id and e.slug = env
+$$;
+revoke execute on function cfg_private.deployed_content(uuid, text) from public, anon;
+grant execute on function cfg_private.deployed_content(uuid, text) to authenticated, service_role;
+
 -- What an occurrence would change, against today's config: [{section, key, from, to}]
--- for a patch, {from, to} for a status, a diff of versions for the others. A
--- rotation shows its key only. security invoker: the caller reads under RLS.
+-- for a patch, {from, to} for a status, a diff of versions for the others (a
+-- promotion's revert: back to what its target ran before). A rotation shows its key
+-- only. security invoker: the caller reads under RLS.
 create or replace function cfg_private.occurrence_preview(s cfg.schedules, occ cfg.schedule_occurrences)
 returns jsonb
 language plpgsql stable
@@ -85,6 +206,7 @@ declare
     head jsonb := coalesce((cfg_private.current_version(s.automation_id)).content, '{"sections": {}}');
     keys jsonb;
     wanted jsonb;
+    done jsonb;
 begin
     if s.action = 'patch' then
         keys := cfg_private.patch_keys(s.change);
@@ -107,28 +229,30 @@ begin
         );
     elsif s.action = 'rotate' then
         return jsonb_build_object('section', s.change -> 'section', 'key', s.change -> 'key', 'rotates', true);
+    elsif s.action = 'promote' then
+        -- The apply moves "to" from what it runs to what "from" runs; the revert moves it
+        -- back to what it ran before the start (before the start: what it runs now).
+        select o.outcome into done from cfg.schedule_occurrences as o where o.id = occ.apply_id and o.status = 'applied';
+        if occ.phase = 'apply' then
+            head := cfg_private.deployed_content(s.automation_id, s.change ->> 'to');
+            wanted := cfg_private.deployed_content(s.automation_id, s.change ->> 'from');
+        elsif done is null then
+            head := cfg_private.deployed_content(s.automation_id, s.change ->> 'from');
+            wanted := cfg_private.deployed_content(s.automation_id, s.change ->> 'to');
+        else
+            head := (select v.content from cfg.config_versions as v where v.id = (done ->> 'version_id')::uuid);
+            wanted := (select v.content from cfg.config_versions as v where v.id = (done ->> 'previous_version_id')::uuid);
+        end if;
+        return cfg_private.diff_contents(coalesce(head, '{"sections": {}}'), coalesce(wanted, '{"sections": {}}'));
     elsif occ.phase = 'revert' then
         return jsonb_build_object('reverts', 'to the version before the start of the window');
     elsif s.action = 'content' then
         return cfg_private.diff_contents(head, s.change -> 'content');
-    elsif s.action = 'rollback' then
-        return cfg_private.diff_contents(head, (
-            select v.content from cfg.config_versions as v
-            where v.automation_id = s.automation_id and v.version = (s.change ->> 'version')::integer
-        ));
     end if;
-    return cfg_private.diff_contents(
-        coalesce((
-            select v.content from cfg.deployments as d join cfg.config_versions as v on v.id = d.version_id
-            join cfg.environments as e on e.id = d.environment_id
-            where d.automation_id = s.automation_id and e.slug = s.change ->> 'to'
-        ), '{"sections": {}}'),
-        (
-            select v.content from cfg.deployments as d join cfg.config_versions as v on v.id = d.version_id
-            join cfg.environments as e on e.id = d.environment_id
-            where d.automation_id = s.automation_id and e.slug = s.change ->> 'from'
-        )
-    );
+    return cfg_private.diff_contents(head, (
+        select v.content from cfg.config_versions as v
+        where v.automation_id = s.automation_id and v.version = (s.change ->> 'version')::integer
+    ));
 end
 $$;
 revoke execute on function cfg_private.occurrence_preview(cfg.schedules, cfg.schedule_occurrences) from public, anon;

@@ -15,6 +15,9 @@ The database checks the same forms (cfg_private.check_secret_ref). Errors never 
 from __future__ import annotations
 
 import re
+import secrets
+import string
+import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -28,6 +31,7 @@ __all__ = [
     "Ref",
     "open_backend",
     "parse_ref",
+    "random_value",
     "validate_backend_config",
 ]
 
@@ -172,6 +176,26 @@ class Backend(Protocol):
     def write(self, ref: Ref, value: str) -> str:
         """Write the value (creating the secret when absent); return the new version."""
         ...
+
+    def rotate(self, ref: Ref, value: str, token: str) -> tuple[str, str]:
+        """Rotate an existing secret by the vault's own means where it has one, else write
+        `value`; `token` names this rotation (a retry with it rotates once). Returns the
+        new version and how it was made."""
+        ...
+
+
+def random_value(fmt: str, length: int) -> str:
+    """A new secret value in a schedule's format, as cfg_private.random_secret makes one:
+    hex and base64url of `length` random bytes, `length` letters and digits, or a uuid."""
+    if fmt == "hex":
+        return secrets.token_hex(length)
+    if fmt == "base64url":
+        return secrets.token_urlsafe(length)
+    if fmt == "uuid":
+        return str(uuid.uuid4())
+    if fmt == "alphanumeric":
+        return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+    raise ValueError(f"unknown secret format {fmt!r}")
 
 
 # =============================================================================

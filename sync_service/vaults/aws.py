@@ -114,21 +114,25 @@ class AwsSecretsManager:
         value = obj[ref.field]
         return ExternalValue(value if isinstance(value, str) else json.dumps(value), version)
 
-    def write(self, ref: Ref, value: str) -> str:
-        _check(ref)
+    def _text(self, ref: Ref, value: str, *, missing_ok: bool) -> str:
+        """The SecretString that holds value: the value itself, or the secret's JSON object
+        with the field set (the other fields kept as they are)."""
         if not isinstance(value, str):
             raise BackendError("invalid", "the value to write is text")
         if ref.field is None:
-            text = value
-        else:
-            try:
-                obj = _object(self._get(ref)[0], ref)
-            except BackendError as e:
-                if e.kind != "not_found":
-                    raise
-                obj = {}
-            obj[ref.field] = value  # the other fields are kept as they are
-            text = json.dumps(obj)
+            return value
+        try:
+            obj = _object(self._get(ref)[0], ref)
+        except BackendError as e:
+            if e.kind != "not_found" or not missing_ok:
+                raise
+            obj = {}
+        obj[ref.field] = value
+        return json.dumps(obj)
+
+    def write(self, ref: Ref, value: str) -> str:
+        _check(ref)
+        text = self._text(ref, value, missing_ok=True)
         try:
             with _errors("PutSecretValue", ref.path):
                 return self._sm.put_secret_value(SecretId=ref.path, SecretString=text)["VersionId"]
@@ -137,6 +141,37 @@ class AwsSecretsManager:
                 raise
         with _errors("CreateSecret", ref.path):
             return self._sm.create_secret(Name=ref.path, SecretString=text)["VersionId"]
+
+    def rotate(self, ref: Ref, value: str, token: str) -> tuple[str, str]:
+        """RotateSecret where the secret has rotation configured (RotationEnabled: its rotation
+        Lambda, or rotation managed by the service that owns it): AWS makes, sets and tests
+        the new value and stages it AWSCURRENT when the rotation finishes; `value` is not
+        used. Without one AWS cannot rotate the secret (RotateSecret needs a rotation
+        function), so the new value is put with PutSecretValue, AWS's documented way to store
+        a new version. ClientRequestToken is `token`: AWS makes one version per token, so a
+        retry after a lost answer does not rotate twice."""
+        _check(ref)
+        with _errors("DescribeSecret", ref.path):
+            rotation = self._sm.describe_secret(SecretId=ref.path).get("RotationEnabled")
+        if rotation:
+            with _errors("RotateSecret", ref.path):
+                return _once(token, lambda: self._sm.rotate_secret(
+                    SecretId=ref.path, ClientRequestToken=token, RotateImmediately=True)), "RotateSecret"
+        text = self._text(ref, value, missing_ok=False)
+        with _errors("PutSecretValue", ref.path):
+            return _once(token, lambda: self._sm.put_secret_value(
+                SecretId=ref.path, SecretString=text, ClientRequestToken=token)), "PutSecretValue"
+
+
+def _once(token: str, call) -> str:
+    """The version a call with ClientRequestToken=token made. AWS refuses the token a second
+    time (ResourceExistsException) once a version has it: that version is this rotation's."""
+    try:
+        return call()["VersionId"]
+    except botocore.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ResourceExistsException":
+            return token
+        raise
 
 
 def _check(ref: Ref) -> None:

@@ -140,6 +140,13 @@ class HashiCorpVault:
             path=ref.path, secret=data, cas=version, mount_point=ref.mount))
         return str(written["data"]["version"])
 
+    def rotate(self, ref: Ref, value: str, token: str) -> tuple[str, str]:
+        """KV v2 has no rotation of its own: a new version with value in the field (the
+        other fields kept), check-and-set against the version read. `token` is unused: a
+        retry after a lost answer writes once more (at least once)."""
+        self.current_version(ref)  # not_found when the secret is gone: a rotation creates nothing
+        return self.write(ref, value), "KV v2 write"
+
     def _current(self, ref: Ref, where: str) -> tuple[dict, int]:
         """The current fields and version to check-and-set against: ({}, 0) for a new secret;
         ({}, N) when version N, the latest, was deleted (Vault answers 404 with its metadata)."""

@@ -1,6 +1,6 @@
 """The external-vault sync: every call cfgctl makes to AWS Secrets Manager or HashiCorp
 Vault (sync_service/vaults) happens here; the database decides what is due and
-records the outcome (functions/73_secrets_sync.sql). Three kinds of work:
+records the outcome (functions/73_secrets_sync.sql). Four kinds of work:
 
 - bindings due (cfg_private.claim_secret_bindings, a lease): a reference binding is
   checked for a new external version, and its value imported as a token (a version of
@@ -9,7 +9,12 @@ records the outcome (functions/73_secrets_sync.sql). Three kinds of work:
   when both sides moved. Failures are recorded per binding and retried with backoff;
 - backend tests an admin asked for (`cfgctl vault backend test`);
 - reveals of reference-bound secrets: fetched for the member who asked, who collects
-  the answer once.
+  the answer once;
+- scheduled rotations of reference-bound secrets the schedules tick dispatched
+  (cfg_private.claim_schedule_dispatches, a lease): the backend rotates the secret
+  (AWS: RotateSecret where the secret has rotation configured, else PutSecretValue of
+  a new random value; Vault KV v2: a new version), the new version is reported, and
+  the binding's usual sync imports it. The new value never reaches the database.
 
 Backend calls are blocking (boto3, hvac): each runs in a thread, the batch's items
 concurrently. Credentials and values are read per batch through service-only
@@ -50,7 +55,7 @@ class VaultSyncSettings(WorkerSettings):
 
 @dataclass
 class Job:
-    kind: str  # "binding" | "test" | "reveal"
+    kind: str  # "binding" | "test" | "reveal" | "rotation"
     row: dict[str, Any]
 
 
@@ -89,6 +94,11 @@ class VaultSync(Worker):
                 (n, self.settings.lease),
             )
             jobs += [Job("binding", r) for r in await cur.fetchall()]
+            await cur.execute(
+                "select * from cfg_private.claim_schedule_dispatches(%s, make_interval(secs => %s))",
+                (n, self.settings.lease),
+            )
+            jobs += [Job("rotation", r) for r in await cur.fetchall()]
         return jobs
 
     async def handle(self, conn: psycopg.AsyncConnection, batch: Sequence[Job]) -> int:
@@ -130,6 +140,11 @@ class VaultSync(Worker):
                 result = {"ok": True, "facts": facts}
                 return TEST_SQL, (row["backend_id"], row["requested_at"], json.dumps(result)), True
             ref = vaults.parse_ref(row["ref"])
+            if job.kind == "rotation":
+                value = vaults.random_value(row["format"], row["length"])
+                version, method = backend.rotate(ref, value, str(row["occurrence_id"]))
+                self.count("rotated")
+                return ROTATION_SQL, (row["occurrence_id"], version, None, None, method), True
             if job.kind == "reveal":
                 return REVEAL_SQL, (row["request_id"], backend.read(ref).value, None), True
             return self._sync(backend, ref, row, secrets)
@@ -142,6 +157,8 @@ class VaultSync(Worker):
                 return TEST_SQL, (row["backend_id"], row["requested_at"], json.dumps(result)), False
             if job.kind == "reveal":
                 return REVEAL_SQL, (row["request_id"], None, f"{kind}: {message}"), False
+            if job.kind == "rotation":
+                return ROTATION_SQL, (row["occurrence_id"], None, kind, message, None), False
             return REPORT_SQL, (row["binding_id"], "failed", None, None, None, kind, message, self._check_every), False
 
     def _sync(self, backend: vaults.Backend, ref: vaults.Ref, row: dict, secrets: dict) -> tuple[str, tuple, bool]:
@@ -197,3 +214,4 @@ class VaultSync(Worker):
 REPORT_SQL = "select cfg_private.report_secret_sync(%s, %s, %s, %s, %s, %s, %s, %s::interval)"
 TEST_SQL = "select cfg_private.report_vault_backend_test(%s, %s, %s::jsonb)"
 REVEAL_SQL = "select cfg_private.answer_external_reveal(%s, %s, %s)"
+ROTATION_SQL = "select cfg_private.report_schedule_dispatch(%s, %s, %s, %s, %s)"

@@ -385,12 +385,18 @@ GRANTS: dict[str, str] = {
     "cfg_private.in_scheduled_run()": "authenticated",
     "cfg_private.promote_scheduled(uuid,text,text,text)": "authenticated",
     "cfg_private.apply_occurrence(cfg.schedules,cfg.schedule_occurrences,jsonb)": "authenticated",
-    # The schedules worker's (service role).
+    "cfg_private.revert_scheduled_promotion(uuid,text,jsonb,boolean,text)": "authenticated",
+    "cfg_private.dispatch_rotation(cfg.schedules,cfg.schedule_occurrences)": "authenticated",
+    "cfg_private.deployed_content(uuid,text)": SIGNED_IN,
+    # The schedules worker's and the vaults worker's (service role).
     "cfg_private.schedules_to_materialise(timestamp with time zone,integer)": SERVICE,
     "cfg_private.record_occurrences(uuid,text,timestamp with time zone[],timestamp with time zone,text)": SERVICE,
+    "cfg_private.claim_schedule_dispatches(integer,interval)": SERVICE,
+    "cfg_private.report_schedule_dispatch(uuid,text,text,text,text)": SERVICE,
     # The tick (pg_cron, as the owner) and its own steps; the event trigger.
     "cfg_private.run_schedules(timestamp with time zone,integer)": NOBODY,
-    "cfg_private.finish_occurrence(cfg.schedule_occurrences,text,timestamp with time zone,jsonb,text)": NOBODY,
+    "cfg_private.finish_occurrence(cfg.schedules,cfg.schedule_occurrences,text,timestamp with time zone,jsonb,text)":
+    NOBODY,
     "cfg_private.add_occurrences(cfg.schedules,timestamp with time zone[])": NOBODY,
     "cfg_private.schedule_event()": NOBODY,
     # The dependency graph (functions/44_graph.sql, 98_graph_api.sql): the RPCs; invoker helpers

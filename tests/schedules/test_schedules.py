@@ -201,6 +201,100 @@ def test_approval_gates_a_schedule_deploying_where_approval_is_required(conn, wo
     refused(lambda: rpc(conn, editor, "select cfg_private.promote_scheduled(%s, 'staging', 'prod', '')", (a,)), "PT403")
 
 
+def deployed(conn, automation, env):
+    return conn.execute("select d.version from cfg.deployments d join cfg.environments e on e.id = d.environment_id "
+                        "where d.automation_id = %s and e.slug = %s", (automation, env)).fetchone()["version"]
+
+
+def staging_runs_1_and_dev_2(conn, world):
+    a, editor = world.automation_a, world["editor"]
+    rpc(conn, editor, "select cfg.promote(%s, 'dev', 'staging', dry_run => false)", (a,))
+    rpc(conn, editor, "select cfg.patch_config(%s, set => '{\"http\": {\"port\": {\"value\": 9090}}}')", (a,))
+    assert (deployed(conn, a, "staging"), deployed(conn, a, "dev")) == (1, 2)
+
+
+def test_a_promotion_window_deploys_then_restores_what_the_target_ran(conn, world):
+    a, editor = world.automation_a, world["editor"]
+    staging_runs_1_and_dev_2(conn, world)
+    s = add(conn, editor, a, {"action": "promote", "from": "dev", "to": "staging"}, revert_at=FAR + timedelta(hours=2))
+    # The timeline previews both ends: 8080 -> 9090 at the start, back at the end.
+    conn.commit()
+    with acting_as(conn, world["viewer"]) as cur:
+        rows = cur.execute("select phase, environment, preview from cfg.schedule_timeline(%s, %s, %s)",
+                           (world.org_a, FAR_UTC - timedelta(days=1), FAR_UTC + timedelta(days=1))).fetchall()
+    assert [(r["phase"], r["environment"]) for r in rows] == [("apply", "staging"), ("revert", "staging")]
+    ports = [[(c["old_value"], c["new_value"]) for c in r["preview"]["changes"] if c["key"] == "port"]
+             for r in rows]
+    assert ports == [[(8080, 9090)], [(9090, 8080)]], rows
+    tick(conn, FAR_UTC)
+    assert deployed(conn, a, "staging") == 2
+    tick(conn, FAR_UTC + timedelta(hours=2))
+    assert deployed(conn, a, "staging") == 1
+    apply, revert = occurrences(conn, s["id"])
+    assert (apply["status"], revert["status"]) == ("applied", "applied"), revert["error"]
+    assert (apply["version"], revert["version"]) == (2, 1)
+    history = conn.execute("select h.version, h.previous_version, h.source from cfg.deployment_history h "
+                           "join cfg.environments e on e.id = h.environment_id where e.slug = 'staging' "
+                           "and h.automation_id = %s order by h.created_at", (a,)).fetchall()
+    assert [(h["version"], h["source"]) for h in history][-2:] == [(2, "scheduled"), (1, "scheduled")]
+    events = [r["type"] for r in conn.execute("select type from cfg_private.events where type like 'schedule.%%' "
+                                               "order by id")]
+    assert events == ["schedule.created", "schedule.applied", "schedule.applied", "schedule.completed"]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_promotion_window_does_not_undo_a_deployment_made_during_it_unless_forced(conn, world, force):
+    a, editor = world.automation_a, world["editor"]
+    staging_runs_1_and_dev_2(conn, world)
+    s = add(conn, editor, a, {"action": "promote", "from": "dev", "to": "staging"}, revert_after="2 hours",
+            force=force)
+    tick(conn, FAR_UTC)
+    # Someone ships version 3 to staging during the window.
+    rpc(conn, editor, "select cfg.patch_config(%s, set => '{\"http\": {\"port\": {\"value\": 7}}}')", (a,))
+    rpc(conn, editor, "select cfg.promote(%s, 'dev', 'staging', dry_run => false)", (a,))
+    tick(conn, FAR_UTC + timedelta(hours=2))
+    revert = occurrences(conn, s["id"])[1]
+    if force:
+        assert revert["status"] == "applied" and deployed(conn, a, "staging") == 1
+    else:
+        assert revert["status"] == "failed" and revert["outcome"] == {"sqlstate": "PT409"}
+        assert "staging was deployed again during the window (now version 3)" in revert["error"]
+        assert deployed(conn, a, "staging") == 3
+
+
+def test_a_promotion_window_cannot_empty_a_target_that_ran_nothing(conn, world):
+    s = add(conn, world["editor"], world.automation_a, {"action": "promote", "from": "dev", "to": "staging"},
+            revert_after="1 hour", force=True)
+    tick(conn, FAR_UTC + timedelta(hours=1))
+    apply, revert = occurrences(conn, s["id"])
+    assert apply["status"] == "applied" and revert["status"] == "failed"
+    assert revert["error"] == "staging ran no version before the window: there is nothing to restore"
+    assert deployed(conn, world.automation_a, "staging") == 1
+
+
+def test_one_approval_arms_both_ends_of_a_promotion_window(conn, world):
+    a, editor, admin = world.automation_a, world["editor"], world["admin"]
+    staging_runs_1_and_dev_2(conn, world)
+    conn.execute("update cfg.environments set requires_approval = true where org_id = %s and slug = 'staging'",
+                 (world.org_a,))
+    s = add(conn, editor, a, {"action": "promote", "from": "dev", "to": "staging"}, revert_after="1 hour")
+    unapproved = add(conn, editor, a, {"action": "promote", "from": "dev", "to": "staging"}, revert_after="1 hour",
+                     at=FAR + timedelta(days=1))
+    assert s["needs_approval"] and not s["armed"]
+    rpc(conn, admin, "select cfg.approve_schedule(%s)", (s["id"],))
+    tick(conn, FAR_UTC)
+    assert deployed(conn, a, "staging") == 2
+    # The window's end needs no approval of its own: it is part of the approved change.
+    tick(conn, FAR_UTC + timedelta(hours=1))
+    assert [o["status"] for o in occurrences(conn, s["id"])] == ["applied", "applied"]
+    assert deployed(conn, a, "staging") == 1
+    # Not approved: the start fails, and the end has nothing to revert.
+    tick(conn, FAR_UTC + timedelta(days=1, hours=1))
+    assert [(o["status"], o["error"][:16]) for o in occurrences(conn, unapproved["id"])] == [
+        ("failed", "not approved: st"), ("skipped", "nothing to rever")]
+    assert deployed(conn, a, "staging") == 1
+
+
 def test_pause_resume_and_cancel(conn, world):
     s = add(conn, world["editor"], world.automation_a, patch(port=9090))
     later = add(conn, world["editor"], world.automation_a, patch(port=9191), at=FAR + timedelta(days=1))
@@ -286,8 +380,9 @@ def test_bad_changes_are_refused(conn, world):
                    {"action": "patch", "set": {"http": {"token": {"value": "x", "secret": True}}}}):
         refused(lambda change=change: add(conn, editor, a, change))
     refused(lambda: add(conn, editor, a, {"action": "promote", "from": "dev", "to": "moon"}), "PT404")
-    refused(lambda: add(conn, editor, a, {"action": "rotate", "section": "http", "key": "api_key"},
-                        revert_after="1 hour"))
+    window = refused(lambda: add(conn, editor, a, {"action": "rotate", "section": "http", "key": "api_key"},
+                                 revert_after="1 hour"))
+    assert "would bring back the retired credential" in str(window)
     refused(lambda: add(conn, world["viewer"], a, patch(port=1)), "PT403")
     refused(lambda: add(conn, world["other_admin"], a, patch(port=1)), "PT404")
 

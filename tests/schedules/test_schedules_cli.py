@@ -23,8 +23,8 @@ def test_schedules_from_the_cli(cfgctl, world, conn):
                        "--status", "paused", "--count", "5", *EDITOR, "--json")
     assert recurring.code == 0, recurring.output
     promote = cfgctl("schedule", "add", "org-a/billing", "--at", "2030-06-02T02:00+02:00", "--promote", "staging:prod",
-                     *EDITOR, "--json").json()
-    assert promote["needs_approval"] and not promote["armed"]
+                     "--window", "3 hours", *EDITOR, "--json").json()
+    assert promote["needs_approval"] and not promote["armed"] and promote["revert_after"] == "03:00:00"
 
     listed = cfgctl("schedule", "list", "org-a", *VIEWER, "--json").json()
     assert {s["action"] for s in listed} == {"patch", "status", "promote"}
@@ -35,7 +35,7 @@ def test_schedules_from_the_cli(cfgctl, world, conn):
     assert timeline.code == 0, timeline.output
     assert "2030-06-01" in timeline.out and "2030-06-02" in timeline.out  # a table per day
     rows = cfgctl("schedule", "timeline", "org-a", "--days", "3650", "--env", "prod", *VIEWER, "--json").json()
-    assert [r["action"] for r in rows] == ["promote"]
+    assert [(r["action"], r["phase"]) for r in rows] == [("promote", "apply"), ("promote", "revert")]
 
     assert cfgctl("schedule", "approve", promote["id"], *EDITOR).code == 4
     assert cfgctl("schedule", "approve", promote["id"], *ADMIN, "--json").json()["armed"]
@@ -56,5 +56,8 @@ def test_bad_schedules_exit_with_their_code(cfgctl, world):
     assert cfgctl("schedule", "add", "org-a/billing", "--at", "2030-01-01T00:00", "--tz", "Nowhere/Land",
                   "--status", "paused", *EDITOR).code == 6
     assert cfgctl("schedule", "add", "org-a/billing", "--at", "2030-01-01T00:00", *EDITOR).code == 2  # no change
+    rotation = cfgctl("schedule", "add", "org-a/billing", "--at", "2030-01-01T00:00", "--rotate", "http.api_key",
+                      "--window", "1 hour", *EDITOR)
+    assert rotation.code == 6 and "retired credential" in rotation.output
     assert cfgctl("schedule", "add", "org-a/billing", "--at", "2030-01-01T00:00", "--set", "nokey=1",
                   *EDITOR).code == 2
