@@ -3,10 +3,11 @@
 -- the sync service, which is woken by NOTIFY (delivered only on commit).
 -- =============================================================================
 
--- Appends one event (the notify trigger below wakes listeners). security definer: API roles cannot write
--- cfg_private. Not executable by authenticated: a user could otherwise forge events
--- (say a promotion.applied that a CI webhook acts on); only the security-definer
--- triggers and RPCs below and in the feature files call it, after their own checks.
+-- Appends one event (the notify trigger below wakes listeners). security definer: API
+-- roles cannot write cfg_private. Not executable by authenticated: a user could
+-- otherwise forge events (say a promotion.applied that a CI webhook acts on); only the
+-- security-definer triggers and RPCs below and in the feature files call it, after
+-- their own checks.
 create or replace function cfg_private.emit_event(
     org_id uuid,
     event_type text,
@@ -95,7 +96,9 @@ end
 $$;
 revoke execute on function cfg_private.automation_event() from public, anon, authenticated, service_role;
 
--- The row-level trigger these replaced.
+-- The row-level trigger these replaced. The update trigger names the old rows too, unread
+-- (the audit trigger captures them anyway), so that one trigger names both tables for
+-- plpgsql_check (tests/platform/test_static.py).
 drop trigger if exists emit_event on cfg.automations;
 create or replace trigger emit_event_insert after insert on cfg.automations
 referencing new table as new_rows
