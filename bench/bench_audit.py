@@ -71,8 +71,9 @@ def main() -> None:
         conn.execute(SETUP)
         results = {}
         for audited in (True, False, True, False):  # interleaved: both see the same cache state
+            switch = "enable" if audited else "disable"
             for event in ("insert", "update", "delete"):
-                conn.execute(f"alter table cfg.config_entries {'enable' if audited else 'disable'} trigger audit_{event}")
+                conn.execute(f"alter table cfg.config_entries {switch} trigger audit_{event}")
             results.setdefault(audited, []).append((client_updates(conn), server_updates(conn)))
         audit_rows = conn.execute("select count(*) from cfg.audit_log").fetchone()[0]
         best = {k: (min(c for c, _ in v), min(s for _, s in v)) for k, v in results.items()}
