@@ -1,5 +1,5 @@
 -- =============================================================================
--- Audit log: one row per changed row in cfg, written by cfg_private.audit_row().
+-- Audit log: one row per changed row in cfg, written by cfg_private.audit_changes().
 -- =============================================================================
 
 -- Who is acting: the JWT's user, the service key, or the database role (DBA work).
@@ -27,79 +27,76 @@ $$;
 revoke execute on function cfg_private.current_actor() from public, anon;
 grant execute on function cfg_private.current_actor() to authenticated, service_role;
 
--- Trigger arguments name columns whose values are always redacted (secrets), or,
--- written '-column', columns left out because the row itself keeps them. The argument
--- '@admin' registers a table only admins may read: its audit rows are readable by
--- admins only (cfg.audit_log.readable_by), like the table.
+-- Trigger arguments (register_table's audit_arguments): a column name is a column whose
+-- values are always redacted (secrets); '-column' a column left out because the row
+-- itself keeps it; '+column' a column whose change is what makes an update worth
+-- auditing (with any '+', an update that changes none of them is not audited: the
+-- other columns are bookkeeping); '@admin' registers a table only admins may read: its
+-- audit rows are readable by admins only (cfg.audit_log.readable_by), like the table.
 -- A config entry marked is_secret has its value redacted too (its value is null here).
+-- Statement-level (AFTER INSERT / UPDATE / DELETE, one trigger each: transition tables
+-- allow one event per trigger): one INSERT writes the rows of the whole statement, old
+-- and new rows paired by id (bench/bench_bulk.py, bench_audit.py).
 -- security definer: audit_log accepts no writes from API roles.
--- The actor is read inline, as in current_actor(): this runs for every audited row and
--- the function call doubled the trigger's cost (bench/bench_audit.py).
-create or replace function cfg_private.audit_row()
+create or replace function cfg_private.audit_changes()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
 declare
-    old_row jsonb := case when tg_op <> 'INSERT' then to_jsonb(old) end;
-    new_row jsonb := case when tg_op <> 'DELETE' then to_jsonb(new) end;
-    any_row jsonb := coalesce(new_row, old_row);
+    -- The same sources as current_actor(), read inline: one-row statements are the common
+    -- case, and the function call doubled the row-level trigger's cost (bench_audit.py).
     claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
-    old_values jsonb;
-    new_values jsonb;
-    column_arg text;
+    args text [] := coalesce(tg_argv, '{}'::text []);
+    omitted text [] := '{}';
+    watched text [] := '{}';
+    -- {column: "[redacted]"} for the redacted columns, null when there are none.
+    masks jsonb;
     readable_by cfg.org_role := 'editor';
+    old_list jsonb [];
+    new_list jsonb [];
 begin
-    if tg_op = 'UPDATE' then
-        -- Keep only what changed; updated_at changes on every write and says nothing.
-        select jsonb_object_agg(n.key, old_row -> n.key), jsonb_object_agg(n.key, n.value)
-        into old_values, new_values
-        from jsonb_each(new_row) as n
-        where n.value is distinct from old_row -> n.key and n.key <> 'updated_at';
-        if new_values is null then
-            return null;
-        end if;
-    else
-        old_values := old_row;
-        new_values := new_row;
+    if cardinality(args) > 0 then
+        select
+            coalesce(array_agg(substr(a, 2)) filter (where left(a, 1) = '-'), '{}'),
+            coalesce(array_agg(substr(a, 2)) filter (where left(a, 1) = '+'), '{}'),
+            jsonb_object_agg(a, '[redacted]') filter (where left(a, 1) not in ('-', '+', '@')),
+            case when bool_or(a = '@admin') then 'admin' else 'editor' end
+        into omitted, watched, masks, readable_by
+        from unnest(args) as a;
     end if;
-
-    foreach column_arg in array coalesce(tg_argv, '{}'::text []) loop
-        if column_arg = '@admin' then
-            readable_by := 'admin';
-            continue;
-        end if;
-        if left(column_arg, 1) = '-' then
-            old_values := old_values - substr(column_arg, 2);
-            new_values := new_values - substr(column_arg, 2);
-            continue;
-        end if;
-        if old_values ? column_arg then
-            old_values := old_values || jsonb_build_object(column_arg, '[redacted]');
-        end if;
-        if new_values ? column_arg then
-            new_values := new_values || jsonb_build_object(column_arg, '[redacted]');
-        end if;
-    end loop;
+    -- The statement's rows as (old, new) pairs, in the order it wrote them.
+    if tg_op = 'INSERT' then
+        select array_agg(to_jsonb(n)) into new_list from new_rows as n;
+    elsif tg_op = 'DELETE' then
+        select array_agg(to_jsonb(o)) into old_list from old_rows as o;
+    else
+        select array_agg(s.old_row), array_agg(s.new_row) into old_list, new_list
+        from (
+            select to_jsonb(o) as old_row, to_jsonb(n.w) as new_row
+            from (select w, row_number() over () as pos from new_rows as w) as n
+            join old_rows as o on o.id = (n.w).id
+            order by n.pos
+        ) as s;
+    end if;
 
     insert into cfg.audit_log (
         org_id, automation_id, actor_id, actor_email, actor_role,
         table_name, row_id, operation, old_values, new_values, readable_by
     )
-    values (
-        coalesce(any_row ->> 'org_id', any_row ->> 'id')::uuid,
+    select
+        coalesce(r.any_row ->> 'org_id', r.any_row ->> 'id')::uuid,
         case
-            when tg_table_name = 'automations' then (any_row ->> 'id')::uuid
+            when tg_table_name = 'automations' then (r.any_row ->> 'id')::uuid
             -- A secret value row has no automation_id of its own: its entry's. Entries
             -- deleted by a cascade are gone by now; their own audit rows name it.
             when tg_table_name = 'entry_secrets' then (
                 select e.automation_id from cfg.config_entries as e
-                where e.id = (any_row ->> 'id')::uuid
+                where e.id = (r.any_row ->> 'id')::uuid
             )
-            else (any_row ->> 'automation_id')::uuid
+            else (r.any_row ->> 'automation_id')::uuid
         end,
-        -- The same sources as auth.uid()/email()/role(), read once per row.
         coalesce(claims ->> 'sub', nullif(current_setting('request.jwt.claim.sub', true), ''))::uuid,
         coalesce(claims ->> 'email', nullif(current_setting('request.jwt.claim.email', true), '')),
         coalesce(
@@ -108,16 +105,37 @@ begin
             nullif(current_setting('role', true), 'none'),
             session_user::text
         ),
-        tg_table_name, (any_row ->> 'id')::uuid, tg_op, old_values, new_values, readable_by
-    );
+        tg_table_name, (r.any_row ->> 'id')::uuid, tg_op,
+        v.old_values || coalesce(
+            (select jsonb_object_agg(m.key, m.value) from jsonb_each(masks) as m where v.old_values ? m.key), '{}'
+        ),
+        v.new_values || coalesce(
+            (select jsonb_object_agg(m.key, m.value) from jsonb_each(masks) as m where v.new_values ? m.key), '{}'
+        ),
+        readable_by
+    from unnest(old_list, new_list) as p (old_row, new_row)
+    cross join lateral (select coalesce(p.new_row, p.old_row) as any_row) as r
+    -- An update keeps only what changed; updated_at changes on every write and says nothing.
+    cross join lateral (
+        select jsonb_object_agg(n.key, p.old_row -> n.key) as old_values, jsonb_object_agg(n.key, n.value) as new_values
+        from jsonb_each(p.new_row) as n
+        where tg_op = 'UPDATE' and n.value is distinct from p.old_row -> n.key and n.key <> 'updated_at'
+    ) as changed
+    cross join lateral (
+        select
+            case when tg_op = 'UPDATE' then changed.old_values else p.old_row end - omitted as old_values,
+            case when tg_op = 'UPDATE' then changed.new_values else p.new_row end - omitted as new_values
+    ) as v
+    where tg_op <> 'UPDATE'
+        or changed.new_values is not null and (cardinality(watched) = 0 or changed.new_values ?| watched);
     return null;
 end
 $$;
 
-revoke execute on function cfg_private.audit_row() from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.audit_changes() from public, anon, authenticated, service_role;
 
 -- Every table in cfg is audited: each registers with cfg_private.register_table
--- (functions/05_tables.sql), which attaches this trigger with the table's arguments.
+-- (functions/05_tables.sql), which attaches these triggers with the table's arguments.
 -- Rows that save_config/rollback write are recorded by the config_versions row they
 -- produce (functions/40_versioning_write.sql), so those writes are not audited row by
 -- row (cfg_private.versioned_write_condition()).

@@ -3,10 +3,11 @@
 -- the sync service, which is woken by NOTIFY (delivered only on commit).
 -- =============================================================================
 
--- Appends one event and wakes listeners. security definer: API roles cannot write
--- cfg_private. Not executable by authenticated: a user could otherwise forge events
--- (say a promotion.applied that a CI webhook acts on); only the security-definer
--- triggers and RPCs below and in the feature files call it, after their own checks.
+-- Appends one event (the notify trigger below wakes listeners). security definer: API
+-- roles cannot write cfg_private. Not executable by authenticated: a user could
+-- otherwise forge events (say a promotion.applied that a CI webhook acts on); only the
+-- security-definer triggers and RPCs below and in the feature files call it, after
+-- their own checks.
 create or replace function cfg_private.emit_event(
     org_id uuid,
     event_type text,
@@ -35,7 +36,6 @@ begin
         actor.actor_id, actor.actor_email
     )
     returning id into event_id;
-    perform pg_notify('cfgctl_events', event_id::text);
     return event_id;
 end
 $$;
@@ -43,9 +43,32 @@ revoke execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, 
 from public, anon, authenticated;
 grant execute on function cfg_private.emit_event(uuid, text, text, uuid, uuid, jsonb, uuid) to service_role;
 
--- security definer: it calls emit_event, which API roles may not call directly.
--- Executable by nobody (see the revoke below each trigger function): attached to a
--- temp table, it would forge events for any org.
+-- Every event wakes the listeners (the webhook dispatcher) with its id, on commit: one
+-- notification per event, whichever statement appended it.
+-- security definer: runs as the owner whoever appends. Executable by nobody.
+create or replace function cfg_private.notify_events()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    perform pg_notify('cfgctl_events', e.id::text) from new_events as e order by e.id;
+    return null;
+end
+$$;
+revoke execute on function cfg_private.notify_events() from public, anon, authenticated, service_role;
+
+create or replace trigger notify after insert on cfg_private.events
+referencing new table as new_events
+for each statement execute function cfg_private.notify_events();
+
+-- automation.created / updated / deleted, one per row written, as the same statement's
+-- one INSERT (statement-level: a bulk change of thousands of rows appends its events
+-- at once, bench/bench_bulk.py). The payload is the row ({"automation": row}).
+-- security definer: API roles cannot write the outbox. Executable by nobody (see the
+-- revoke below each trigger function): attached to a temp table, it would forge
+-- events for any org.
 create or replace function cfg_private.automation_event()
 returns trigger
 language plpgsql
@@ -53,21 +76,39 @@ security definer
 set search_path = ''
 as $$
 declare
-    row_data cfg.automations := case when tg_op = 'DELETE' then old else new end;
+    actor record := cfg_private.current_actor();
+    written jsonb [];
 begin
-    perform cfg_private.emit_event(
-        row_data.org_id,
+    if tg_op = 'DELETE' then
+        select array_agg(to_jsonb(o)) into written from old_rows as o;
+    else
+        select array_agg(to_jsonb(n)) into written from new_rows as n;
+    end if;
+    insert into cfg_private.events (org_id, type, subject_type, subject_id, automation_id, payload, actor_id, actor_email)
+    select
+        (a ->> 'org_id')::uuid,
         'automation.' || case tg_op when 'INSERT' then 'created' when 'UPDATE' then 'updated' else 'deleted' end,
-        'automation', row_data.id, row_data.id,
-        jsonb_build_object('automation', to_jsonb(row_data))
-    );
+        'automation', (a ->> 'id')::uuid, (a ->> 'id')::uuid, jsonb_build_object('automation', a),
+        actor.actor_id, actor.actor_email
+    from unnest(written) as a;
     return null;
 end
 $$;
 revoke execute on function cfg_private.automation_event() from public, anon, authenticated, service_role;
 
-create or replace trigger emit_event after insert or update or delete on cfg.automations
-for each row execute function cfg_private.automation_event();
+-- The row-level trigger these replaced. The update trigger names the old rows too, unread
+-- (the audit trigger captures them anyway), so that one trigger names both tables for
+-- plpgsql_check (tests/platform/test_static.py).
+drop trigger if exists emit_event on cfg.automations;
+create or replace trigger emit_event_insert after insert on cfg.automations
+referencing new table as new_rows
+for each statement execute function cfg_private.automation_event();
+create or replace trigger emit_event_update after update on cfg.automations
+referencing old table as old_rows new table as new_rows
+for each statement execute function cfg_private.automation_event();
+create or replace trigger emit_event_delete after delete on cfg.automations
+referencing old table as old_rows
+for each statement execute function cfg_private.automation_event();
 
 -- security definer: it calls emit_event, which API roles may not call directly.
 create or replace function cfg_private.member_event()

@@ -448,7 +448,8 @@ for each row execute function cfg_private.webhook_endpoint_changed();
 -- =============================================================================
 -- Fan-out: each outbox event becomes one delivery per matching enabled
 -- endpoint, in the event's own transaction (so a committed event always has
--- its deliveries, and NOTIFY on commit finds them).
+-- its deliveries, and NOTIFY on commit finds them). Statement-level: the events a
+-- statement appended (thousands in a bulk change) fan out in one INSERT.
 -- security definer: events are appended on behalf of API users, who cannot
 -- read endpoints of their org or write the queue. Executable by nobody: attached
 -- to a temp table it would forge another org's events into deliveries.
@@ -461,24 +462,24 @@ security definer
 set search_path = ''
 as $$
 begin
-    -- Test events go only to the endpoint they were sent to (cfg.send_test_webhook).
-    if new.type = 'webhook.test' then
-        return null;
-    end if;
     insert into cfg_private.webhook_deliveries (org_id, endpoint_id, event_id, event_type)
-    select new.org_id, e.id, new.id, new.type
-    from cfg.webhook_endpoints as e
-    where e.org_id = new.org_id
-        and e.enabled
-        and (cardinality(e.event_types) = 0 or new.type = any(e.event_types))
-        and (e.environment_id is null or e.environment_id = new.environment_id)
-        and (e.automation_id is null or e.automation_id = new.automation_id)
+    select n.org_id, e.id, n.id, n.type
+    from new_events as n
+    join cfg.webhook_endpoints as e on e.org_id = n.org_id
+    where e.enabled
+        -- Test events go only to the endpoint they were sent to (cfg.send_test_webhook).
+        and n.type <> 'webhook.test'
+        and (cardinality(e.event_types) = 0 or n.type = any(e.event_types))
+        and (e.environment_id is null or e.environment_id = n.environment_id)
+        and (e.automation_id is null or e.automation_id = n.automation_id)
         -- An endpoint never hears about its own failures (no feedback loop).
-        and not (new.type like 'webhook.%' and e.id::text = new.payload ->> 'endpoint_id');
+        and not (n.type like 'webhook.%' and e.id::text = n.payload ->> 'endpoint_id')
+    order by n.id, e.id;
     return null;
 end
 $$;
 revoke execute on function cfg_private.fan_out_event() from public, anon, authenticated, service_role;
 
 create or replace trigger fan_out after insert on cfg_private.events
-for each row execute function cfg_private.fan_out_event();
+referencing new table as new_events
+for each statement execute function cfg_private.fan_out_event();

@@ -460,10 +460,11 @@ revoke execute on function cfg.list_secret_bindings(uuid) from public, anon;
 grant execute on function cfg.list_secret_bindings(uuid) to authenticated, service_role;
 
 select cfg_private.register_table('cfg.vault_backends', audit_arguments => '{@admin}', stamp_author => true);
-select cfg_private.register_table('cfg.secret_bindings', stamp_author => true, audit => false);
--- Audited when a binding is made, changed or ended: not each time the sync service
--- records a check (status, versions, next_check_at), every few minutes per binding.
-create or replace trigger audit
-after insert or delete or update of entry_id, environment_id, backend_id, ref, mode on cfg.secret_bindings
-for each row execute function cfg_private.audit_row('@admin');
+-- Audited when a binding is made, changed or ended ('+': an update of these columns):
+-- not each time the sync service records a check (status, versions, next_check_at),
+-- every few minutes per binding.
+select cfg_private.register_table(
+    'cfg.secret_bindings', audit_arguments => '{@admin,+entry_id,+environment_id,+backend_id,+ref,+mode}',
+    stamp_author => true
+);
 select cfg_private.register_table('cfg.secret_conflicts', audit_arguments => '{@admin}');

@@ -17,16 +17,17 @@ as $$
 $$;
 revoke execute on function cfg_private.change_cursor(xid8, bigint) from public, anon, authenticated, service_role;
 
--- Logs one change and broadcasts it to the org's topic and, when it concerns one
--- automation, to that automation's topic. The message is the same in the log and on
--- both topics. `stable` is a cursor every change before which was committed before
--- this one (its transaction is older than this snapshot's xmin): a tab that received
--- this message while subscribed may resume from there (docs/realtime.md).
+-- Logs changes and broadcasts each to its org's topic and, when it concerns one
+-- automation, to that automation's topic: one realtime.send per message, in order. A
+-- change is {type, org_id, automation_id, actor: {id, email}, data}; its message is the
+-- change with its cursor (as `id` and `cursor`), `stable` and `at`, the same in the log
+-- and on both topics. `stable` is a cursor every change before which was committed
+-- before these (its transaction is older than this snapshot's xmin): a tab that
+-- received the message while subscribed may resume from there (docs/realtime.md).
+-- Set-based: a statement's changes are logged by one INSERT and sent by one SELECT.
 -- security definer: API roles cannot write cfg_private. Executable by nobody: only the
 -- triggers below (definer too) call it, so nobody can forge a change.
-create or replace function cfg_private.broadcast_change(
-    org_id uuid, automation_id uuid, change_type text, data jsonb, actor_id uuid, actor_email text
-)
+create or replace function cfg_private.broadcast_changes(changes jsonb [])
 returns void
 language plpgsql
 security definer
@@ -34,36 +35,37 @@ set search_path = ''
 as $$
 declare
     key_xid xid8 := pg_current_xact_id();
-    key_seq bigint := nextval('cfg_private.changes_seq');
-    cursor text := cfg_private.change_cursor(key_xid, key_seq);
-    message jsonb := jsonb_build_object(
-        'id', cursor,
-        'cursor', cursor,
-        'stable', cfg_private.change_cursor(pg_snapshot_xmin(pg_current_snapshot()), 0),
-        'type', change_type,
-        'org_id', org_id,
-        'automation_id', automation_id,
-        'actor', jsonb_build_object('id', actor_id, 'email', actor_email),
-        'at', now(),
-        'data', data
-    );
+    stable text := cfg_private.change_cursor(pg_snapshot_xmin(pg_current_snapshot()), 0);
+    sent bigint;
 begin
-    insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message)
-    values (key_seq, key_xid, broadcast_change.org_id, broadcast_change.automation_id, change_type, message);
-    perform realtime.send(message, change_type, 'org:' || org_id, true);
-    if automation_id is not null then
-        perform realtime.send(message, change_type, 'automation:' || automation_id, true);
-    end if;
+    with keyed as (
+        select c.change, nextval('cfg_private.changes_seq') as seq
+        from unnest(changes) as c (change)
+    ),
+    logged as (
+        insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message)
+        select
+            k.seq, key_xid, (k.change ->> 'org_id')::uuid, (k.change ->> 'automation_id')::uuid, k.change ->> 'type',
+            k.change || jsonb_build_object('id', m.cursor, 'cursor', m.cursor, 'stable', stable, 'at', now())
+        from keyed as k
+        cross join lateral (select cfg_private.change_cursor(key_xid, k.seq) as cursor) as m
+        order by k.seq
+        returning message, type, org_id, automation_id
+    )
+    select count(realtime.send(l.message, l.type, t.topic, true)) into sent
+    from logged as l
+    cross join lateral (values ('org:' || l.org_id), ('automation:' || l.automation_id)) as t (topic)
+    where t.topic is not null;
 end
 $$;
-revoke execute on function cfg_private.broadcast_change(uuid, uuid, text, jsonb, uuid, text)
-from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.broadcast_changes(jsonb []) from public, anon, authenticated, service_role;
 
 -- The outbox already records, once per change and with the right type, what a
 -- dashboard shows: automations, saves and rollbacks, promotion requests and their
 -- decisions, validation status. Each becomes a broadcast of its non-secret part: no
 -- content_hash (a digest over the content, secrets included); `changes` lists keys only.
--- security definer: it calls broadcast_change. Executable by nobody.
+-- Statement-level: the events one statement appended are broadcast together.
+-- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_event()
 returns trigger
 language plpgsql
@@ -71,31 +73,34 @@ security definer
 set search_path = ''
 as $$
 begin
-    perform cfg_private.broadcast_change(
-        new.org_id, new.automation_id, new.type,
-        case
-            when new.type like 'automation.%' then new.payload -> 'automation'
-            else (new.payload - 'content_hash') || jsonb_build_object('environment_id', new.environment_id)
-        end,
-        new.actor_id, new.actor_email
-    );
+    perform cfg_private.broadcast_changes(array(
+        select jsonb_build_object(
+            'type', e.type, 'org_id', e.org_id, 'automation_id', e.automation_id,
+            'actor', jsonb_build_object('id', e.actor_id, 'email', e.actor_email),
+            'data', case
+                when e.type like 'automation.%' then e.payload -> 'automation'
+                else (e.payload - 'content_hash') || jsonb_build_object('environment_id', e.environment_id)
+            end
+        )
+        from new_events as e
+        where e.type in (
+            'automation.created', 'automation.updated', 'automation.deleted', 'config.saved', 'config.rolled_back',
+            'promotion.requested', 'promotion.approved', 'promotion.rejected', 'validation.status_changed'
+        )
+        order by e.id
+    ));
     return null;
 end
 $$;
 revoke execute on function cfg_private.broadcast_event() from public, anon, authenticated, service_role;
 
 create or replace trigger broadcast after insert on cfg_private.events
-for each row when (
-    new.type in (
-        'automation.created', 'automation.updated', 'automation.deleted', 'config.saved', 'config.rolled_back',
-        'promotion.requested', 'promotion.approved', 'promotion.rejected', 'validation.status_changed'
-    )
-)
-execute function cfg_private.broadcast_event();
+referencing new table as new_events
+for each statement execute function cfg_private.broadcast_event();
 
 -- An environment now runs another version (a save lands in the first environment, a
 -- promotion moves the next): the outbox has no event of its own for this.
--- security definer: it calls broadcast_change. Executable by nobody.
+-- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_deployment()
 returns trigger
 language plpgsql
@@ -108,18 +113,18 @@ begin
     if tg_op = 'UPDATE' and old.version_id = new.version_id then
         return null;
     end if;
-    perform cfg_private.broadcast_change(
-        new.org_id, new.automation_id, 'deployment.moved',
-        jsonb_build_object(
+    perform cfg_private.broadcast_changes(array[jsonb_build_object(
+        'type', 'deployment.moved', 'org_id', new.org_id, 'automation_id', new.automation_id,
+        'actor', jsonb_build_object('id', actor.actor_id, 'email', actor.actor_email),
+        'data', jsonb_build_object(
             'environment_id', new.environment_id,
             'environment', (select e.slug from cfg.environments as e where e.id = new.environment_id),
             'version', new.version,
             'version_id', new.version_id,
             'previous_version', case when tg_op = 'UPDATE' then old.version end,
             'deployed_by', new.deployed_by_email
-        ),
-        actor.actor_id, actor.actor_email
-    );
+        )
+    )]);
     return null;
 end
 $$;

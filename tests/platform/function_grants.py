@@ -262,7 +262,7 @@ GRANTS: dict[str, str] = {
     # Trigger functions: fired by their tables, executable by nobody (a user could otherwise
     # attach them to a table of their own and write another org's audit log or events).
     "cfg_private.accept_invitations_on_sign_in()": NOBODY,
-    "cfg_private.audit_row()": NOBODY,
+    "cfg_private.audit_changes()": NOBODY,
     "cfg_private.automation_event()": NOBODY,
     "cfg_private.broadcast_event()": NOBODY,
     "cfg_private.broadcast_deployment()": NOBODY,
@@ -278,6 +278,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.record_template_change()": NOBODY,
     "cfg_private.seed_automation_types()": NOBODY,
     "cfg_private.fan_out_event()": NOBODY,
+    "cfg_private.notify_events()": NOBODY,
     "cfg_private.forbid_audit_change()": NOBODY,
     "cfg_private.forbid_version_change()": NOBODY,
     "cfg_private.guard_environment_change()": NOBODY,
@@ -296,7 +297,7 @@ GRANTS: dict[str, str] = {
 
     # Internals called only from the definer functions above: executable by nobody.
     "cfg_private.apply_content(uuid,uuid,jsonb)": NOBODY,
-    "cfg_private.broadcast_change(uuid,uuid,text,jsonb,uuid,text)": NOBODY,
+    "cfg_private.broadcast_changes(jsonb[])": NOBODY,
     "cfg_private.change_cursor(xid8,bigint)": NOBODY,
     "cfg_private.apply_environment_change(cfg.environment_change_requests)": NOBODY,
     "cfg_private.apply_request(cfg.promotion_requests)": NOBODY,

@@ -61,10 +61,10 @@ def trigger_functions(conn) -> list[str]:
 
 
 def test_a_user_cannot_attach_any_trigger_function_to_a_table_of_their_own(conn, world):
-    """The attack: with SQL access, attach audit_row, fan_out_event or keep_one_admin to
+    """The attack: with SQL access, attach audit_changes, fan_out_event or keep_one_admin to
     a temp table and write another org's audit log or events through it."""
     functions = trigger_functions(conn)
-    assert "cfg_private.audit_row()" in functions and "cfg_private.keep_one_admin()" in functions
+    assert "cfg_private.audit_changes()" in functions and "cfg_private.keep_one_admin()" in functions
     for fn in functions:
         with pytest.raises(CfgError) as info, acting_as(conn, world["admin"]) as cur:
             cur.execute("create temp table bait (id uuid, org_id uuid, automation_id uuid, role text)")

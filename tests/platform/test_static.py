@@ -23,8 +23,12 @@ def test_plpgsql_check_reports_no_errors(checked):
                p.prorettype = 'trigger'::regtype as is_trigger
         from pg_proc p
         join pg_language l on l.oid = p.prolang
-        -- One of its triggers, with the names of its transition tables if it has them.
-        left join lateral (select * from pg_trigger t where t.tgfoid = p.oid limit 1) as t on true
+        -- One of its triggers, with the names of its transition tables if it has them
+        -- (one with both, for a function serving inserts, updates and deletes).
+        left join lateral (
+            select * from pg_trigger t where t.tgfoid = p.oid
+            order by (t.tgoldtable is not null and t.tgnewtable is not null) desc limit 1
+        ) as t on true
         where l.lanname = 'plpgsql' and p.pronamespace::regnamespace::text = any(%s)
         """,
         (list(SCHEMAS),),
@@ -78,7 +82,7 @@ def test_every_cfg_table_is_audited_except_the_log(conn):
         where c.relnamespace = 'cfg'::regnamespace and c.relkind = 'r' and c.relname <> 'audit_log'
           and not exists (
               select 1 from pg_trigger t
-              where t.tgrelid = c.oid and t.tgfoid = 'cfg_private.audit_row'::regproc
+              where t.tgrelid = c.oid and t.tgfoid = 'cfg_private.audit_changes'::regproc
           )
         """
     ).fetchall()
