@@ -26,10 +26,14 @@ def _free_port() -> int:
 
 @contextmanager
 def throwaway_database() -> Iterator[str]:
-    """A fresh cluster (crash safety off, as in the tests), migrated, no seed."""
-    base = Path(tempfile.mkdtemp(prefix="cfgctl-bench-", dir="/var/tmp"))
+    """A fresh cluster (crash safety off, as in the tests), migrated, no seed. On a machine
+    shared with others, CFGCTL_BENCH_PORT and CFGCTL_BENCH_DIR pin its port and parent directory."""
+    parent = os.environ.get("CFGCTL_BENCH_DIR", "/var/tmp")
+    os.makedirs(parent, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="cfgctl-bench-", dir=parent))
     os.chmod(base, 0o755)
-    cluster = local.Cluster(data_dir=base / "pg" / "data", port=_free_port(), fast=True)
+    port = int(os.environ.get("CFGCTL_BENCH_PORT") or _free_port())
+    cluster = local.Cluster(data_dir=base / "pg" / "data", port=port, fast=True)
     cluster.init()
     cluster.start()
     try:
