@@ -20,7 +20,7 @@ revoke execute on function cfg_private.analytics_invalid(jsonb) from public, ano
 grant execute on function cfg_private.analytics_invalid(jsonb) to authenticated, service_role;
 
 -- Activity of one org and kind in [since, until), counted from the source tables by index
--- range, grouped by hour: the rows the rollup holds for closed hours. The one definition
+-- range, grouped by hour: the rows the rollup holds for closed hours (grain 'hour'). The one definition
 -- of each kind (see the migration): the job and the query-time tail both call it.
 create or replace function cfg_private.activity_from_sources(
     org_id uuid, kind text, since timestamptz, until timestamptz
@@ -33,7 +33,7 @@ begin
     if kind = 'version' then
         return query
         select v.org_id, date_trunc('hour', v.created_at, 'UTC'), activity_from_sources.kind, v.automation_id, null::uuid,
-               v.author_id, v.author_email, count(*)::integer
+               v.author_id, v.author_email, count(*)::integer, 'hour'
         from cfg.config_versions as v
         where v.org_id = activity_from_sources.org_id
           and v.created_at >= since and v.created_at < until
@@ -41,7 +41,7 @@ begin
     elsif kind = 'deployment' then
         return query
         select d.org_id, date_trunc('hour', d.created_at, 'UTC'), activity_from_sources.kind, d.automation_id, d.environment_id,
-               d.actor_id, d.actor_email, count(*)::integer
+               d.actor_id, d.actor_email, count(*)::integer, 'hour'
         from cfg.environments as e
         join cfg.deployment_history as d
             on d.org_id = e.org_id and d.environment_id = e.id and d.created_at >= since and d.created_at < until
@@ -51,7 +51,7 @@ begin
         -- Actions of people (a user id): the service key and database roles are not users.
         return query
         select l.org_id, date_trunc('hour', l.created_at, 'UTC'), activity_from_sources.kind, null::uuid, null::uuid,
-               l.actor_id, max(l.actor_email), count(*)::integer
+               l.actor_id, max(l.actor_email), count(*)::integer, 'hour'
         from cfg.audit_log as l
         where l.org_id = activity_from_sources.org_id
           and l.created_at >= since and l.created_at < until and l.actor_id is not null
@@ -61,7 +61,7 @@ begin
         -- version with warnings was deployed. Refused deployments leave no row anywhere.
         return query
         select ev.org_id, date_trunc('hour', ev.created_at, 'UTC'), activity_from_sources.kind, ev.automation_id, ev.environment_id,
-               null::uuid, null::text, count(*)::integer
+               null::uuid, null::text, count(*)::integer, 'hour'
         from cfg_private.events as ev
         where ev.created_at >= since and ev.created_at < until and ev.org_id = activity_from_sources.org_id
           and ev.type = 'validation.status_changed' and ev.payload ->> 'to' = substr(kind, 12)
@@ -93,7 +93,8 @@ revoke execute on function cfg_private.activity_horizon() from public, anon, aut
 
 -- The pg_cron job (every minute): rolls up the whole hours between the watermark and the
 -- horizon (at most 31 days per run, so a first run over a long history is gradual; the
--- tail covers the rest meanwhile) and moves the watermark, in one transaction. up_to
+-- tail covers the rest meanwhile), sums the days that closed, and moves the watermark, in
+-- one transaction. up_to
 -- (tests, operators) stops earlier. Returns the number of rollup rows written.
 create or replace function cfg_private.roll_up_activity(up_to timestamptz default null)
 returns integer
@@ -128,17 +129,30 @@ begin
     cross join unnest(array['version', 'deployment', 'action', 'validation_errors', 'validation_warnings']) as k (kind)
     cross join lateral cfg_private.activity_from_sources(o.id, k.kind, since, until) as r;
     get diagnostics written = row_count;
+    -- The days now wholly rolled up, summed from their hours.
+    insert into cfg_private.activity_rollup (
+        org_id, bucket, kind, automation_id, environment_id, actor_id, actor_email, n, grain
+    )
+    select r.org_id, date_trunc('day', r.bucket, 'UTC'), r.kind, r.automation_id, r.environment_id,
+           r.actor_id, r.actor_email, sum(r.n), 'day'
+    from cfg_private.activity_rollup as r
+    where r.grain = 'hour' and r.bucket >= date_trunc('day', since, 'UTC') and r.bucket < date_trunc('day', until, 'UTC')
+    group by r.org_id, 2, r.kind, r.automation_id, r.environment_id, r.actor_id, r.actor_email;
     update cfg_private.activity_watermark as w set rolled_up_to = until, updated_at = now() where w.id;
     return written;
 end
 $$;
 revoke execute on function cfg_private.roll_up_activity(timestamptz) from public, anon, authenticated, service_role;
 
--- One org's activity of one kind in [since, until) (whole hours), by hour: the rollup
--- before the watermark, the sources from it on. security definer: the rollup is private
--- and every member reads the same numbers (an activity count says nothing a row would);
--- so it checks the caller's membership itself, PT404 for another org.
-create or replace function cfg_private.activity(org_id uuid, kind text, since timestamptz, until timestamptz)
+-- One org's activity of one kind in [since, until) (whole hours; whole days for grain 'day'):
+-- with grain 'day', daily rows for the days wholly rolled up, then hourly rows up to the
+-- watermark, then the sources from it on; with grain 'hour', hourly rows then the sources.
+-- security definer: the rollup is private and every member reads the same numbers (an
+-- activity count says nothing a row would); so it checks the caller's membership itself,
+-- PT404 for another org.
+create or replace function cfg_private.activity(
+    org_id uuid, kind text, since timestamptz, until timestamptz, grain text default 'hour'
+)
 returns setof cfg_private.activity_rollup
 language plpgsql stable security definer
 set search_path = ''
@@ -147,24 +161,33 @@ declare
     mark timestamptz := coalesce(
         (select w.rolled_up_to from cfg_private.activity_watermark as w where w.id), '-infinity'
     );
+    -- Where hourly rows take over from daily ones.
+    hours_from timestamptz := case when grain = 'day' then date_trunc('day', mark, 'UTC') else since end;
 begin
     perform cfg_private.require_role(activity.org_id, 'viewer', 'reading analytics');
+    if grain = 'day' then
+        return query
+        select r.* from cfg_private.activity_rollup as r
+        where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = 'day'
+          and r.bucket >= since and r.bucket < least(until, hours_from);
+    end if;
     return query
     select r.* from cfg_private.activity_rollup as r
-    where r.org_id = activity.org_id and r.kind = activity.kind
-      and r.bucket >= since and r.bucket < least(until, mark);
+    where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = 'hour'
+      and r.bucket >= greatest(since, hours_from) and r.bucket < least(until, mark);
     return query
     select * from cfg_private.activity_from_sources(org_id, kind, greatest(since, mark), until);
 end
 $$;
-revoke execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz) from public, anon;
-grant execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz) to authenticated, service_role;
+revoke execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text) from public, anon;
+grant execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text)
+to authenticated, service_role;
 
 -- [since, until) checked and widened to whole buckets (UTC; weeks start on Monday):
 -- until defaults to now, since to a bucket-sized look back; at most 5,000 buckets.
 create or replace function cfg_private.analytics_range(
     since timestamptz, until timestamptz, bucket text,
-    out first_bucket timestamptz, out stop timestamptz, out step interval
+    out first_bucket timestamptz, out stop timestamptz, out step interval, out grain text
 )
 language plpgsql stable
 set search_path = ''
@@ -177,6 +200,7 @@ begin
         bucket := 'day';
     end if;
     step := ('1 ' || bucket)::interval;
+    grain := case when bucket = 'hour' then 'hour' else 'day' end;  -- the rollup rows it may read
     until := coalesce(until, now());
     since := coalesce(since, until - 30 * step);
     if not isfinite(since) or not isfinite(until) then

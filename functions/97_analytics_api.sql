@@ -42,7 +42,8 @@ begin
     with counted as (
         select date_trunc(analytics_changes.bucket, a.bucket, 'UTC') as at, sum(a.n) as n
         from cfg_private.activity(
-            analytics_changes.org_id, case when env.id is null then 'version' else 'deployment' end, r.first_bucket, r.stop
+            analytics_changes.org_id, case when env.id is null then 'version' else 'deployment' end,
+            r.first_bucket, r.stop, r.grain
         ) as a
         where (analytics_changes.automation_id is null or a.automation_id = analytics_changes.automation_id)
           and (env.id is null or a.environment_id = env.id)
@@ -89,7 +90,7 @@ begin
     r := cfg_private.analytics_range(since, until, 'day');
     with counted as (
         select a.automation_id, sum(a.n) as changes, count(distinct coalesce(a.actor_id::text, a.actor_email)) as authors
-        from cfg_private.activity(analytics_top_automations.org_id, 'version', r.first_bucket, r.stop) as a
+        from cfg_private.activity(analytics_top_automations.org_id, 'version', r.first_bucket, r.stop, 'day') as a
         group by 1
     ),
     top as (
@@ -216,7 +217,7 @@ grant execute on function cfg.analytics_promotions(uuid, timestamptz, timestampt
 
 -- People who changed something (an audit row with their user id) in [since, until) (whole
 -- days): how many per day and per week (weeks from Monday, UTC, those the period touches),
--- and who, with their number of actions, active days and last active hour.
+-- and who, with their number of actions, active days and last active day.
 create or replace function cfg.analytics_active_users(
     org_id uuid, since timestamptz default null, until timestamptz default null
 )
@@ -233,7 +234,9 @@ begin
     days := cfg_private.analytics_range(since, until, 'day');
     weeks := cfg_private.analytics_range(days.first_bucket, days.stop - interval '1 day', 'week');
     with acts as materialized (
-        select * from cfg_private.activity(analytics_active_users.org_id, 'action', weeks.first_bucket, weeks.stop)
+        select * from cfg_private.activity(
+            analytics_active_users.org_id, 'action', weeks.first_bucket, weeks.stop, 'day'
+        )
     ),
     per_day as (
         select date_trunc('day', a.bucket, 'UTC') as at, count(distinct a.actor_id) as users
@@ -245,7 +248,8 @@ begin
     ),
     people as (
         select a.actor_id, max(a.actor_email) as email, sum(a.n) as actions,
-               count(distinct date_trunc('day', a.bucket, 'UTC')) as active_days, max(a.bucket) as last_active
+               count(distinct date_trunc('day', a.bucket, 'UTC')) as active_days,
+               date_trunc('day', max(a.bucket), 'UTC') as last_active_day
         from acts as a
         where a.bucket >= days.first_bucket and a.bucket < days.stop
         group by a.actor_id
@@ -267,7 +271,7 @@ begin
         'users', (
             select coalesce(jsonb_agg(jsonb_build_object(
                 'user_id', u.actor_id, 'email', u.email, 'actions', u.actions,
-                'active_days', u.active_days, 'last_active', cfg_private.analytics_time(u.last_active)
+                'active_days', u.active_days, 'last_active_day', cfg_private.analytics_time(u.last_active_day)
             ) order by u.actions desc, u.email), '[]')
             from people as u
         )
@@ -304,11 +308,11 @@ begin
                coalesce(sum(a.n) filter (where a.kind = 'validation_warnings'), 0) as warnings
         from (
             select * from cfg_private.activity(
-                analytics_validation_failures.org_id, 'validation_errors', r.first_bucket, r.stop
+                analytics_validation_failures.org_id, 'validation_errors', r.first_bucket, r.stop, r.grain
             )
             union all
             select * from cfg_private.activity(
-                analytics_validation_failures.org_id, 'validation_warnings', r.first_bucket, r.stop
+                analytics_validation_failures.org_id, 'validation_warnings', r.first_bucket, r.stop, r.grain
             )
         ) as a
         where env.id is null or a.environment_id = env.id

@@ -4,7 +4,9 @@
 -- chart is current to the second without scanning history (docs/analytics.md).
 -- Functions: functions/96_analytics.sql (the job, ranges), 97_analytics_api.sql (RPCs).
 
--- One row per (org, hour, kind, automation, environment, actor) that saw something.
+-- One row per (org, hour, kind, automation, environment, actor) that saw something, and the
+-- same summed per day once a whole day is rolled up (grain 'day'): a month of daily rows is
+-- what a day or week chart reads, a tenth of its hours.
 -- kind: 'version' (cfg.config_versions, by author), 'deployment' (cfg.deployment_history,
 -- by environment and actor), 'action' (cfg.audit_log rows with a user, by actor),
 -- 'validation_errors' / 'validation_warnings' (validation.status_changed events into that
@@ -19,15 +21,19 @@ create table cfg_private.activity_rollup (
     actor_id uuid,
     actor_email text,
     n integer not null,
+    grain text not null default 'hour',
     constraint activity_rollup_kind_known check (
         kind in ('version', 'deployment', 'action', 'validation_errors', 'validation_warnings')
     ),
     -- Buckets are whole hours, so day and week buckets are exact sums of them.
     constraint activity_rollup_bucket_hour check (bucket = date_trunc('hour', bucket, 'UTC')),
+    constraint activity_rollup_grain_known check (
+        grain = 'hour' or (grain = 'day' and bucket = date_trunc('day', bucket, 'UTC'))
+    ),
     constraint activity_rollup_count_positive check (n > 0)
 );
 create index activity_rollup_org_kind_bucket_idx
-on cfg_private.activity_rollup (org_id, kind, bucket) include (automation_id, environment_id, actor_id, n);
+on cfg_private.activity_rollup (org_id, kind, grain, bucket) include (automation_id, environment_id, actor_id, n);
 
 alter table cfg_private.activity_rollup enable row level security;
 revoke all on cfg_private.activity_rollup from public, anon, authenticated, service_role;

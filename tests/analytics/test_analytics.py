@@ -135,9 +135,9 @@ def test_active_users_daily_weekly_and_who(hist):
                                             ("2026-03-05", 0), ("2026-03-06", 0), ("2026-03-07", 0),
                                             ("2026-03-08", 0), ("2026-03-09", 1)]
     assert days(users["weekly"], "users") == [("2026-03-02", 2), ("2026-03-09", 1)]
-    assert [(u["email"], u["actions"], u["active_days"], u["last_active"]) for u in users["users"]] == [
-        ("editor@example.test", 4, 2, "2026-03-04T08:00:00Z"),
-        ("admin@example.test", 3, 2, "2026-03-09T13:00:00Z"),
+    assert [(u["email"], u["actions"], u["active_days"], u["last_active_day"]) for u in users["users"]] == [
+        ("editor@example.test", 4, 2, "2026-03-04T00:00:00Z"),
+        ("admin@example.test", 3, 2, "2026-03-09T00:00:00Z"),
     ]
 
 
@@ -170,10 +170,12 @@ def test_rollup_gives_the_answers_of_the_sources_on_both_sides_of_the_watermark(
     mark = conn.execute("select rolled_up_to from cfg_private.activity_watermark").fetchone()["rolled_up_to"]
     assert mark > at(10, 0)
     assert everything(conn, world) == tail_only
-    # The answers really come from the rollup now: doubling its counts doubles them.
-    conn.execute("update cfg_private.activity_rollup set n = n * 2 where org_id = %s and kind = 'version'",
-                 (world.org_a,))
-    assert everything(conn, world)["changes_day"]["total"] == 14
+    # The answers really come from the rollup now: day charts from the daily rows, hour charts
+    # from the hourly ones (doubling the daily counts doubles the first only).
+    conn.execute("update cfg_private.activity_rollup set n = n * 2 where org_id = %s and kind = 'version' "
+                 "and grain = 'day'", (world.org_a,))
+    doubled = everything(conn, world)
+    assert doubled["changes_day"]["total"] == 14 and doubled["changes_hour"] == tail_only["changes_hour"]
 
 
 def test_a_save_counts_at_once_even_with_the_rollup_up_to_date(hist):

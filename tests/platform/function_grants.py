@@ -413,7 +413,7 @@ GRANTS: dict[str, str] = {
     "cfg.analytics_promotions(uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
     "cfg.analytics_active_users(uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
     "cfg.analytics_validation_failures(uuid,timestamp with time zone,timestamp with time zone,text,text)": SIGNED_IN,
-    "cfg_private.activity(uuid,text,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
+    "cfg_private.activity(uuid,text,timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
     "cfg_private.analytics_invalid(jsonb)": SIGNED_IN,
     "cfg_private.analytics_range(timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
     "cfg_private.analytics_buckets(timestamp with time zone,timestamp with time zone,interval)": SIGNED_IN,
