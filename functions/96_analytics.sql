@@ -94,8 +94,9 @@ revoke execute on function cfg_private.activity_horizon() from public, anon, aut
 -- The pg_cron job (every minute): rolls up the whole hours between the watermark and the
 -- horizon (at most 31 days per run, so a first run over a long history is gradual; the
 -- tail covers the rest meanwhile), sums the days that closed, and moves the watermark, in
--- one transaction. up_to
--- (tests, operators) stops earlier. Returns the number of rollup rows written.
+-- one transaction. up_to (tests, operators) stops earlier. Returns the hourly rows written.
+-- A transaction left open for hours holds the horizon back: answers stay exact, the tail
+-- grows.
 create or replace function cfg_private.roll_up_activity(up_to timestamptz default null)
 returns integer
 language plpgsql
