@@ -10,12 +10,18 @@ from typing import Annotated
 
 import typer
 
-from . import analytics_charts as charts
 from .common import AsOpt, JsonOpt, ServiceOpt, console, resolve_automation, resolve_org, session, to_json
 
 analytics_app = typer.Typer(help="Charts of what happens in an organisation (members).", no_args_is_help=True)
 
 RELATIVE = re.compile(r"^(\d+)([hdw])$")
+
+
+def _charts():
+    """matplotlib is imported on first use: every other cfgctl command (serve too) starts without it."""
+    from . import analytics_charts
+
+    return analytics_charts
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -55,7 +61,7 @@ def _show(answer: dict, as_json: bool, plot: str | None, figure, terminal) -> No
     elif path is None:
         terminal()
     if path is not None:
-        charts.save_figure(figure(), path)
+        _charts().save_figure(figure(), path)
         if not as_json:
             print(f"chart written to {path}")
 
@@ -74,8 +80,8 @@ def changes(org: Org, since: SinceOpt = None, until: UntilOpt = None, by: ByOpt 
         answer = cur.execute("select cfg.analytics_changes(%s, %s, %s, %s, %s, %s, %s) as r",
                              (found["id"], parse_time(since), parse_time(until), by, automation_id, env,
                               author)).fetchone()["r"]
-    _show(answer, as_json, plot, lambda: charts.changes_figure(answer, found["slug"]),
-          lambda: charts.print_series(console, f"changes per {answer['bucket']} ({answer['source']})",
+    _show(answer, as_json, plot, lambda: _charts().changes_figure(answer, found["slug"]),
+          lambda: _charts().print_series(console, f"changes per {answer['bucket']} ({answer['source']})",
                                       answer["series"], "changes", answer["bucket"]))
 
 
@@ -89,8 +95,8 @@ def top(org: Org, since: SinceOpt = None, until: UntilOpt = None,
         found = resolve_org(cur, org)
         answer = cur.execute("select cfg.analytics_top_automations(%s, %s, %s, %s) as r",
                              (found["id"], parse_time(since), parse_time(until), limit)).fetchone()["r"]
-    _show(answer, as_json, plot, lambda: charts.top_figure(answer, found["slug"]),
-          lambda: charts.bars(console, [(a["slug"] or "(deleted)", a["changes"]) for a in answer["automations"]]))
+    _show(answer, as_json, plot, lambda: _charts().top_figure(answer, found["slug"]),
+          lambda: _charts().bars(console, [(a["slug"] or "(deleted)", a["changes"]) for a in answer["automations"]]))
 
 
 @analytics_app.command("promotions")
@@ -102,8 +108,8 @@ def promotions(org: Org, since: SinceOpt = None, until: UntilOpt = None, plot: P
         found = resolve_org(cur, org)
         answer = cur.execute("select cfg.analytics_promotions(%s, %s, %s) as r",
                              (found["id"], parse_time(since), parse_time(until))).fetchone()["r"]
-    _show(answer, as_json, plot, lambda: charts.promotions_figure(answer, found["slug"]),
-          lambda: charts.print_promotions(console, answer))
+    _show(answer, as_json, plot, lambda: _charts().promotions_figure(answer, found["slug"]),
+          lambda: _charts().print_promotions(console, answer))
 
 
 @analytics_app.command("users")
@@ -121,10 +127,10 @@ def users(org: Org, since: SinceOpt = None, until: UntilOpt = None,
 
     def terminal():
         series = answer["daily"] if by == "day" else answer["weekly"]
-        charts.print_series(console, f"active users per {by}", series, "users", by)
-        charts.bars(console, [(u["email"] or str(u["user_id"]), u["actions"]) for u in answer["users"]])
+        _charts().print_series(console, f"active users per {by}", series, "users", by)
+        _charts().bars(console, [(u["email"] or str(u["user_id"]), u["actions"]) for u in answer["users"]])
 
-    _show(answer, as_json, plot, lambda: charts.users_figure(answer, found["slug"]), terminal)
+    _show(answer, as_json, plot, lambda: _charts().users_figure(answer, found["slug"]), terminal)
 
 
 @analytics_app.command("validation")
@@ -139,10 +145,10 @@ def validation(org: Org, since: SinceOpt = None, until: UntilOpt = None, by: ByO
                              (found["id"], parse_time(since), parse_time(until), by, env)).fetchone()["r"]
 
     def terminal():
-        charts.print_series(console, "into errors", answer["series"], "errors", answer["bucket"])
-        charts.print_series(console, "into warnings", answer["series"], "warnings", answer["bucket"])
+        _charts().print_series(console, "into errors", answer["series"], "errors", answer["bucket"])
+        _charts().print_series(console, "into warnings", answer["series"], "warnings", answer["bucket"])
 
-    _show(answer, as_json, plot, lambda: charts.validation_figure(answer, found["slug"]), terminal)
+    _show(answer, as_json, plot, lambda: _charts().validation_figure(answer, found["slug"]), terminal)
 
 
 @analytics_app.command("report")
@@ -161,11 +167,11 @@ def report(org: Org, html: Annotated[str, typer.Option("--html", help="Write the
         promoted = cur.execute("select cfg.analytics_promotions(%s, %s, %s) as r", period).fetchone()["r"]
         active = cur.execute("select cfg.analytics_active_users(%s, %s, %s) as r", period).fetchone()["r"]
     slug = found["slug"]
-    page = charts.report_html(slug, [
-        ("changes", "Config changes", charts.changes_figure(changed, slug)),
-        ("top", "Most edited automations", charts.top_figure(most, slug)),
-        ("promotions", "Promotion outcomes", charts.promotions_figure(promoted, slug)),
-        ("users", "Active users", charts.users_figure(active, slug)),
+    page = _charts().report_html(slug, [
+        ("changes", "Config changes", _charts().changes_figure(changed, slug)),
+        ("top", "Most edited automations", _charts().top_figure(most, slug)),
+        ("promotions", "Promotion outcomes", _charts().promotions_figure(promoted, slug)),
+        ("users", "Active users", _charts().users_figure(active, slug)),
     ])
     Path(html).write_text(page, encoding="utf-8")
     print(f"report written to {html}")
