@@ -7,6 +7,7 @@ import typer
 
 from sync_service.db import CfgError
 
+from .analytics_cmd import analytics_app
 from .audit import audit_app
 from .bulk_cmd import bulk_app
 from .common import fail
@@ -59,6 +60,7 @@ app.command("export")(export)
 app.command("import")(import_)
 app.command("graph")(graph)
 app.command("impact")(impact)
+app.add_typer(analytics_app, name="analytics")
 
 
 def main() -> None:

@@ -2114,6 +2114,45 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      analytics_active_users: {
+        Args: { org_id: string; since?: string; until?: string }
+        Returns: Json
+      }
+      analytics_changes: {
+        Args: {
+          author?: string
+          automation_id?: string
+          bucket?: string
+          environment?: string
+          org_id: string
+          since?: string
+          until?: string
+        }
+        Returns: Json
+      }
+      analytics_promotions: {
+        Args: { org_id: string; since?: string; until?: string }
+        Returns: Json
+      }
+      analytics_top_automations: {
+        Args: {
+          max_rows?: number
+          org_id: string
+          since?: string
+          until?: string
+        }
+        Returns: Json
+      }
+      analytics_validation_failures: {
+        Args: {
+          bucket?: string
+          environment?: string
+          org_id: string
+          since?: string
+          until?: string
+        }
+        Returns: Json
+      }
       apply_promotion: {
         Args: { request_id: string }
         Returns: {

@@ -417,4 +417,21 @@ GRANTS: dict[str, str] = {
     "cfg_private.extract_references()": NOBODY,
     "cfg_private.directly_affected(uuid,jsonb)": NOBODY,
     "cfg_private.event_affected()": NOBODY,
+    # Analytics (functions/96_analytics.sql, 97_analytics_api.sql): the RPCs; the definer reader of
+    # the rollup plus the tail (checks membership itself) and pure helpers; the pg_cron job (as the
+    # owner) and what only it and the reader (as definer) call.
+    "cfg.analytics_changes(uuid,timestamp with time zone,timestamp with time zone,text,uuid,text,text)": SIGNED_IN,
+    "cfg.analytics_top_automations(uuid,timestamp with time zone,timestamp with time zone,integer)": SIGNED_IN,
+    "cfg.analytics_promotions(uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
+    "cfg.analytics_active_users(uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
+    "cfg.analytics_validation_failures(uuid,timestamp with time zone,timestamp with time zone,text,text)": SIGNED_IN,
+    "cfg_private.activity(uuid,text,timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
+    "cfg_private.analytics_invalid(jsonb)": SIGNED_IN,
+    "cfg_private.analytics_range(timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
+    "cfg_private.analytics_buckets(timestamp with time zone,timestamp with time zone,interval)": SIGNED_IN,
+    "cfg_private.analytics_time(timestamp with time zone)": SIGNED_IN,
+    "cfg_private.analytics_durations(interval[])": SIGNED_IN,
+    "cfg_private.activity_from_sources(uuid,text,timestamp with time zone,timestamp with time zone)": NOBODY,
+    "cfg_private.activity_horizon()": NOBODY,
+    "cfg_private.roll_up_activity(timestamp with time zone)": NOBODY,
 }

@@ -232,6 +232,12 @@ CALLS = {
     # Export and import (tests/export/).
     "export_automations": ("select cfg.export_automations(%s, '{\"ids\": []}')", ["org"]),
     "import_automations": ("select cfg.import_automations(%s, '{}')", ["org"]),
+    # Analytics (tests/analytics/).
+    "analytics_changes": ("select cfg.analytics_changes(%s, automation_id => %s)", ["org", "automation"]),
+    "analytics_top_automations": ("select cfg.analytics_top_automations(%s)", ["org"]),
+    "analytics_promotions": ("select cfg.analytics_promotions(%s)", ["org"]),
+    "analytics_active_users": ("select cfg.analytics_active_users(%s)", ["org"]),
+    "analytics_validation_failures": ("select cfg.analytics_validation_failures(%s)", ["org"]),
     # No id argument (its rows carry org_id): the caller's own invitations, none of org B's.
     "my_invitations": ("select * from cfg.my_invitations()", []),
 }

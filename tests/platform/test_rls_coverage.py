@@ -4,6 +4,7 @@ function in cfg. A new area adds its module to AREAS."""
 
 from __future__ import annotations
 
+from tests.analytics import test_analytics_rls
 from tests.audit import test_audit_rls
 from tests.bulk import test_bulk_rls
 from tests.export import test_export_rls
@@ -21,7 +22,7 @@ from tests.webhooks import test_webhooks_rls
 
 AREAS = (test_tenancy_rls, test_audit_rls, test_versioning_rls, test_promotion_rls, test_webhooks_rls,
          test_secrets_rls, test_validation_rls, test_templates_rls, test_realtime_rls, test_search_rls,
-         test_bulk_rls, test_schedules_rls, test_export_rls, test_graph_rls)
+         test_bulk_rls, test_schedules_rls, test_export_rls, test_graph_rls, test_analytics_rls)
 
 
 def _lines(attribute: str) -> list[str]:

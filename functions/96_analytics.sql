@@ -1,0 +1,250 @@
+-- =============================================================================
+-- Analytics, the model (issue 13; docs/analytics.md): what counts as activity, read from
+-- the source tables in one place; the hourly rollup the pg_cron job keeps behind a
+-- watermark; and the reader the RPCs share: rollup before the watermark, sources after it.
+-- The RPCs are in 97_analytics_api.sql.
+-- =============================================================================
+
+-- PT422 with detail.errors = [{path, message}], the shape every analytics input error has.
+create or replace function cfg_private.analytics_invalid(errors jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+    raise exception '%', errors -> 0 ->> 'message'
+        using errcode = 'PT422', detail = jsonb_build_object('errors', errors)::text;
+end
+$$;
+revoke execute on function cfg_private.analytics_invalid(jsonb) from public, anon;
+grant execute on function cfg_private.analytics_invalid(jsonb) to authenticated, service_role;
+
+-- Activity of one org and kind in [since, until), counted from the source tables by index
+-- range, grouped by hour: the rows the rollup holds for closed hours (grain 'hour'). The one definition
+-- of each kind (see the migration): the job and the query-time tail both call it.
+create or replace function cfg_private.activity_from_sources(
+    org_id uuid, kind text, since timestamptz, until timestamptz
+)
+returns setof cfg_private.activity_rollup
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    if kind = 'version' then
+        return query
+        select v.org_id, date_trunc('hour', v.created_at, 'UTC'), activity_from_sources.kind, v.automation_id, null::uuid,
+               v.author_id, v.author_email, count(*)::integer, 'hour'
+        from cfg.config_versions as v
+        where v.org_id = activity_from_sources.org_id
+          and v.created_at >= since and v.created_at < until
+        group by 1, 2, 4, 6, 7;
+    elsif kind = 'deployment' then
+        return query
+        select d.org_id, date_trunc('hour', d.created_at, 'UTC'), activity_from_sources.kind, d.automation_id, d.environment_id,
+               d.actor_id, d.actor_email, count(*)::integer, 'hour'
+        from cfg.environments as e
+        join cfg.deployment_history as d
+            on d.org_id = e.org_id and d.environment_id = e.id and d.created_at >= since and d.created_at < until
+        where e.org_id = activity_from_sources.org_id
+        group by 1, 2, 4, 5, 6, 7;
+    elsif kind = 'action' then
+        -- Actions of people (a user id): the service key and database roles are not users.
+        return query
+        select l.org_id, date_trunc('hour', l.created_at, 'UTC'), activity_from_sources.kind, null::uuid, null::uuid,
+               l.actor_id, max(l.actor_email), count(*)::integer, 'hour'
+        from cfg.audit_log as l
+        where l.org_id = activity_from_sources.org_id
+          and l.created_at >= since and l.created_at < until and l.actor_id is not null
+        group by 1, 2, 6;
+    elsif kind in ('validation_errors', 'validation_warnings') then
+        -- What an environment runs went into errors (or warnings): a rule changed, or a
+        -- version with warnings was deployed. Refused deployments leave no row anywhere.
+        return query
+        select ev.org_id, date_trunc('hour', ev.created_at, 'UTC'), activity_from_sources.kind, ev.automation_id, ev.environment_id,
+               null::uuid, null::text, count(*)::integer, 'hour'
+        from cfg_private.events as ev
+        where ev.created_at >= since and ev.created_at < until and ev.org_id = activity_from_sources.org_id
+          and ev.type = 'validation.status_changed' and ev.payload ->> 'to' = substr(kind, 12)
+        group by 1, 2, 4, 5;
+    else
+        raise exception 'unknown activity kind %', activity_from_sources.kind using errcode = 'PT422';
+    end if;
+end
+$$;
+revoke execute on function cfg_private.activity_from_sources(uuid, text, timestamptz, timestamptz)
+from public, anon, authenticated, service_role;
+
+-- The hour before which every source row is committed: rows take their transaction's
+-- start time (now()), so nothing still running in this database can add one earlier than
+-- the oldest running transaction's start.
+create or replace function cfg_private.activity_horizon()
+returns timestamptz
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+    return date_trunc('hour', least(now(), (
+        select min(a.xact_start) from pg_catalog.pg_stat_activity as a
+        where a.datname = current_database() and a.xact_start is not null
+    )), 'UTC');
+end
+$$;
+revoke execute on function cfg_private.activity_horizon() from public, anon, authenticated, service_role;
+
+-- The pg_cron job (every minute): rolls up the whole hours between the watermark and the
+-- horizon (at most 31 days per run, so a first run over a long history is gradual; the
+-- tail covers the rest meanwhile), sums the days that closed, and moves the watermark, in
+-- one transaction. up_to (tests, operators) stops earlier. Returns the hourly rows written.
+-- A transaction left open for hours holds the horizon back: answers stay exact, the tail
+-- grows.
+create or replace function cfg_private.roll_up_activity(up_to timestamptz default null)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    mark cfg_private.activity_watermark;
+    since timestamptz;
+    until timestamptz;
+    written integer;
+begin
+    select * into mark from cfg_private.activity_watermark as w where w.id for update;
+    since := coalesce(mark.rolled_up_to, date_trunc('hour', (
+        select min(x.at) from (
+            select min(v.created_at) as at from cfg.config_versions as v
+            union all select min(d.created_at) from cfg.deployment_history as d
+            union all select min(l.created_at) from cfg.audit_log as l
+            union all select min(ev.created_at) from cfg_private.events as ev
+        ) as x
+    ), 'UTC'), cfg_private.activity_horizon());
+    until := least(cfg_private.activity_horizon(), since + interval '31 days',
+                   coalesce(date_trunc('hour', up_to, 'UTC'), 'infinity'));
+    if until <= since then
+        update cfg_private.activity_watermark as w set rolled_up_to = since, updated_at = now()
+        where w.id and w.rolled_up_to is null;
+        return 0;
+    end if;
+    insert into cfg_private.activity_rollup
+    select r.*
+    from cfg.orgs as o
+    cross join unnest(array['version', 'deployment', 'action', 'validation_errors', 'validation_warnings']) as k (kind)
+    cross join lateral cfg_private.activity_from_sources(o.id, k.kind, since, until) as r;
+    get diagnostics written = row_count;
+    -- The days now wholly rolled up, summed from their hours.
+    insert into cfg_private.activity_rollup (
+        org_id, bucket, kind, automation_id, environment_id, actor_id, actor_email, n, grain
+    )
+    select r.org_id, date_trunc('day', r.bucket, 'UTC'), r.kind, r.automation_id, r.environment_id,
+           r.actor_id, r.actor_email, sum(r.n), 'day'
+    from cfg_private.activity_rollup as r
+    where r.grain = 'hour' and r.bucket >= date_trunc('day', since, 'UTC') and r.bucket < date_trunc('day', until, 'UTC')
+    group by r.org_id, 2, r.kind, r.automation_id, r.environment_id, r.actor_id, r.actor_email;
+    update cfg_private.activity_watermark as w set rolled_up_to = until, updated_at = now() where w.id;
+    return written;
+end
+$$;
+revoke execute on function cfg_private.roll_up_activity(timestamptz) from public, anon, authenticated, service_role;
+
+-- One org's activity of one kind in [since, until) (whole hours; whole days for grain 'day'):
+-- with grain 'day', daily rows for the days wholly rolled up, then hourly rows up to the
+-- watermark, then the sources from it on; with grain 'hour', hourly rows then the sources.
+-- security definer: the rollup is private and every member reads the same numbers (an
+-- activity count says nothing a row would); so it checks the caller's membership itself,
+-- PT404 for another org.
+create or replace function cfg_private.activity(
+    org_id uuid, kind text, since timestamptz, until timestamptz, grain text default 'hour'
+)
+returns setof cfg_private.activity_rollup
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    mark timestamptz := coalesce(
+        (select w.rolled_up_to from cfg_private.activity_watermark as w where w.id), '-infinity'
+    );
+    -- Where hourly rows take over from daily ones.
+    hours_from timestamptz := case when grain = 'day' then date_trunc('day', mark, 'UTC') else since end;
+begin
+    perform cfg_private.require_role(activity.org_id, 'viewer', 'reading analytics');
+    if grain = 'day' then
+        return query
+        select r.* from cfg_private.activity_rollup as r
+        where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = 'day'
+          and r.bucket >= since and r.bucket < least(until, hours_from);
+    end if;
+    return query
+    select r.* from cfg_private.activity_rollup as r
+    where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = 'hour'
+      and r.bucket >= greatest(since, hours_from) and r.bucket < least(until, mark);
+    return query
+    select * from cfg_private.activity_from_sources(org_id, kind, greatest(since, mark), until);
+end
+$$;
+revoke execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text) from public, anon;
+grant execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text)
+to authenticated, service_role;
+
+-- [since, until) checked and widened to whole buckets (UTC; weeks start on Monday):
+-- until defaults to now, since to a bucket-sized look back; at most 5,000 buckets.
+create or replace function cfg_private.analytics_range(
+    since timestamptz, until timestamptz, bucket text,
+    out first_bucket timestamptz, out stop timestamptz, out step interval, out grain text
+)
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    errors jsonb := '[]';
+begin
+    if bucket is null or bucket not in ('hour', 'day', 'week') then
+        errors := errors || jsonb_build_object('path', 'bucket', 'message', 'bucket must be hour, day or week');
+        bucket := 'day';
+    end if;
+    step := ('1 ' || bucket)::interval;
+    grain := case when bucket = 'hour' then 'hour' else 'day' end;  -- the rollup rows it may read
+    until := coalesce(until, now());
+    since := coalesce(since, until - 30 * step);
+    if not isfinite(since) or not isfinite(until) then
+        errors := errors || jsonb_build_object('path', 'since', 'message', 'since and until must be finite times');
+    elsif since > until then
+        errors := errors || jsonb_build_object('path', 'since', 'message', 'since must not be after until');
+    else
+        first_bucket := date_trunc(bucket, since, 'UTC');
+        stop := date_trunc(bucket, until, 'UTC') + step;
+        if extract(epoch from stop - first_bucket) / extract(epoch from step) > 5000 then
+            errors := errors || jsonb_build_object(
+                'path', 'until', 'message', format('at most 5000 %ss per chart: shorten the period or use a longer bucket', bucket)
+            );
+        end if;
+    end if;
+    if jsonb_array_length(errors) > 0 then
+        perform cfg_private.analytics_invalid(errors);
+    end if;
+end
+$$;
+revoke execute on function cfg_private.analytics_range(timestamptz, timestamptz, text) from public, anon;
+grant execute on function cfg_private.analytics_range(timestamptz, timestamptz, text) to authenticated, service_role;
+
+-- The buckets of a range (UTC: stepped without time zone, so days are 24 hours).
+create or replace function cfg_private.analytics_buckets(first_bucket timestamptz, stop timestamptz, step interval)
+returns setof timestamptz
+language sql stable
+set search_path = ''
+as $$
+    select g at time zone 'UTC'
+    from generate_series(first_bucket at time zone 'UTC', (stop at time zone 'UTC') - step, step) as g
+$$;
+revoke execute on function cfg_private.analytics_buckets(timestamptz, timestamptz, interval) from public, anon;
+grant execute on function cfg_private.analytics_buckets(timestamptz, timestamptz, interval)
+to authenticated, service_role;
+
+-- A time as the API prints it: ISO 8601 in UTC, whatever the session's time zone.
+create or replace function cfg_private.analytics_time(at timestamptz)
+returns text
+language sql stable
+set search_path = ''
+as $$
+    select to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;
+revoke execute on function cfg_private.analytics_time(timestamptz) from public, anon;
+grant execute on function cfg_private.analytics_time(timestamptz) to authenticated, service_role;
