@@ -198,9 +198,24 @@ $$;
 revoke execute on function cfg.reindex_search(uuid) from public, anon;
 grant execute on function cfg.reindex_search(uuid) to authenticated, service_role;
 
--- Whether an entry's key, description or value matches: the words of q, or (needle of 3
--- characters or more, a LIKE pattern) an exact substring. For values of deployed versions;
--- searches of the live tables spell the same test out so that it uses the indexes.
+-- Whether a query also matches as an exact substring: when it looks like an identifier
+-- or a URL (3 characters or more, no space, some punctuation). Plain words are the word
+-- index's.
+create or replace function cfg_private.searches_substrings(needle text)
+returns boolean
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+    return length(needle) >= 3 and needle !~ '\s' and needle ~ '[^[:alnum:]]';
+end
+$$;
+revoke execute on function cfg_private.searches_substrings(text) from public, anon;
+grant execute on function cfg_private.searches_substrings(text) to authenticated, service_role;
+
+-- Whether an entry's key, description or value matches: the words of q, or (a LIKE
+-- pattern of 3 characters or more; '' for none) an exact substring. For values of
+-- deployed versions; cfg_private.search_hits spells the same test out for the indexes.
 create or replace function cfg_private.entry_matches(
     key text, description text, value jsonb, q tsquery, needle_like text
 )
@@ -250,8 +265,8 @@ grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, s
 -- and as later environments run them (environment_id), each with its rank. A live hit
 -- names its section by id (section_id), a deployed one by name too: names are read for
 -- the page only. q: the words (null: none). needle: the lower-case query; when it looks
--- like an identifier or a URL (3 characters or more, no space, some punctuation) it
--- also matches as an exact substring, through the substring index probed with its last
+-- like an identifier or a URL (cfg_private.searches_substrings) it also matches as an
+-- exact substring, through the substring index probed with its last
 -- 10 characters (a GIN scan costs per trigram; a URL's tail is the telling part) and
 -- checked whole on the rows found. Plain words are the word index's.
 -- security definer: under RLS PostgreSQL uses no index for an operator that is not
@@ -271,7 +286,7 @@ declare
     readable uuid [] := cfg_private.readable_orgs(orgs);
     -- Ranks add 0.5 (names) or 0.05 (values) for the needle as an exact substring.
     bonus boolean := length(needle) >= 3;
-    substring boolean := length(needle) >= 3 and needle !~ '\s' and needle ~ '[^[:alnum:]]';
+    substring boolean := cfg_private.searches_substrings(needle);
     probe text := '%' || cfg_private.like_literal(right(needle, 10)) || '%';
 begin
     return query
@@ -378,7 +393,8 @@ begin
     if numnode(q) = 0 then
         q := null;  -- no words (punctuation only): substrings alone
     end if;
-    needle_like := cfg_private.like_literal(needle);
+    -- For the environments of a result: the same substring test as the search's.
+    needle_like := case when cfg_private.searches_substrings(needle) then cfg_private.like_literal(needle) else '' end;
 
     if f - 'tags_match' <> '{}' then
         scope := array(select cfg_private.search_scope(orgs, f, ignored));

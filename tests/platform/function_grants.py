@@ -343,6 +343,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.readable_orgs(uuid[])": SIGNED_IN,
     "cfg_private.search_hits(uuid[],uuid[],tsquery,text)": SIGNED_IN,
     "cfg_private.like_literal(text)": SIGNED_IN,
+    "cfg_private.searches_substrings(text)": SIGNED_IN,
     "cfg_private.find_keys(uuid[],text)": SIGNED_IN,
     "cfg_private.entry_search_text(text,jsonb)": SIGNED_IN,
     "cfg_private.automation_search_vector(text,text,text[],text)": SIGNED_IN,
