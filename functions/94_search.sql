@@ -402,15 +402,13 @@ begin
 
     -- Candidates carry only what ranks and identifies them; what a result shows (its
     -- document, value and environments) is read for the page alone.
-    with matches as (
-        select * from cfg_private.search_hits(orgs, scope, q, needle)
-    ),
-    keyed as (
+    with keyed as (
         -- One row per thing found, the best of its matches (live or deployed).
-        select distinct on (m.kind_order, m.automation_id, m.section_ref, m.key)
-            m.*, concat_ws('|', m.kind_order, m.automation_id, m.section_ref, m.key) as sort_key
-        from (select h.*, coalesce(h.section_id::text, h.section) as section_ref from matches as h) as m
-        order by m.kind_order, m.automation_id, m.section_ref, m.key, m.rank desc
+        select distinct on (m.kind_order, m.automation_id, r.section_ref, m.key)
+            m.*, concat_ws('|', m.kind_order, m.automation_id, r.section_ref, m.key) as sort_key
+        from cfg_private.search_hits(orgs, scope, q, needle) as m
+        cross join lateral (select coalesce(m.section_id::text, m.section) as section_ref) as r
+        order by m.kind_order, m.automation_id, r.section_ref, m.key, m.rank desc
     ),
     page as (
         select k.* from keyed as k
