@@ -2,9 +2,11 @@
 -- Secret storage: every secret value lives in Vault (vault.create_secret, read back
 -- through vault.decrypted_secrets); cfgctl's tables keep Vault ids and tokens.
 -- Hosted projects use Supabase Vault; the embedded stack supabase/local/30_vault.sql.
--- A Vault secret written here holds one value and is never changed: a new value is a
--- new secret, so the versions that captured an id keep their value without a copy,
--- and a secret nothing refers to any more is deleted (forget_unused_secrets).
+-- A Vault secret written here is never changed: a new value is a new secret, so the
+-- versions that captured an id keep their value without a copy, and a secret nothing
+-- refers to any more is deleted (forget_unused_secrets). A save puts all the values it
+-- writes into one Vault secret, a JSON object {member: value} (one encryption, not one
+-- per value); the rows name the Vault id and the member (secret_member_value).
 -- Tables: migrations/20261130010000_secrets_vault.sql. The API: 70_secrets_api.sql.
 -- =============================================================================
 
@@ -57,14 +59,14 @@ revoke execute on function cfg_private.secret_token(uuid, jsonb) from public, an
 -- definer functions as the owner).
 create or replace function cfg_private.secret_entries(of_automation uuid)
 returns table (
-    entry_id uuid, org_id uuid, section text, key text, secret_id uuid, value_set_at timestamptz,
+    entry_id uuid, org_id uuid, section text, key text, secret_id uuid, member text, value_set_at timestamptz,
     rotate_every interval, expires_at timestamptz, rotation_due_at timestamptz
 )
 language sql stable
 set search_path = ''
 as $$
     select
-        ce.id, ce.org_id, cs.name, ce.key, es.secret_id, es.value_set_at, es.rotate_every, es.expires_at,
+        ce.id, ce.org_id, cs.name, ce.key, es.secret_id, es.member, es.value_set_at, es.rotate_every, es.expires_at,
         least(es.expires_at, es.value_set_at + es.rotate_every)
     from cfg.config_entries as ce
     join cfg.config_sections as cs on cs.id = ce.section_id
@@ -102,7 +104,8 @@ begin
         vault.create_secret(value::text, null, 'cfgctl: a config secret of automation ' || automation_id),
         new_token
     )
-    on conflict (id) do update set secret_id = excluded.secret_id, token = excluded.token, value_set_at = now();
+    on conflict (id) do update
+        set secret_id = excluded.secret_id, member = null, token = excluded.token, value_set_at = now();
 end
 $$;
 revoke execute on function cfg_private.put_entry_secret(uuid, uuid, uuid, jsonb)
@@ -121,9 +124,22 @@ as $$
 $$;
 revoke execute on function cfg_private.secret_values(uuid []) from public, anon, authenticated, service_role;
 
+-- One value of a Vault secret's plaintext: the member of a save's bundle, or the whole
+-- plaintext when member is null.
+create or replace function cfg_private.secret_member_value(plaintext text, member text)
+returns text
+language sql immutable
+set search_path = ''
+as $$
+    select case when member is null then plaintext else (plaintext::jsonb -> member)::text end
+$$;
+revoke execute on function cfg_private.secret_member_value(text, text) from public, anon, authenticated, service_role;
+
 -- Deletes the Vault secrets an update or delete let go of, unless a row still refers
--- to them (an entry and the versions that captured its value share one).
--- One statement-level call per write, one statement per call.
+-- to them (an entry and the versions that captured its value share one). A save's
+-- Vault secret that other rows still hold loses just the values let go of: it is
+-- rewritten without them, so a removed value is gone as if it had its own.
+-- One statement-level call per write.
 -- security definer: Vault takes no writes from API roles.
 create or replace function cfg_private.forget_unused_secrets()
 returns trigger
@@ -134,6 +150,8 @@ security definer
 set enable_seqscan = off
 set search_path = ''
 as $$
+declare
+    thinned record;
 begin
     -- The checks stay correlated subqueries (OFFSET 0 keeps the planner from turning
     -- them into joins): an index lookup per released id, whatever it would guess about
@@ -145,6 +163,28 @@ begin
         and not exists (select 1 from cfg_private.version_secrets as vs where vs.secret_id = v.id offset 0)
         and not exists (select 1 from cfg.entry_secrets as s where s.secret_id = v.id offset 0)
         and not exists (select 1 from cfg_private.webhook_secrets as w where w.secret_id = v.id offset 0);
+    -- Members no row holds any more, of Vault secrets still held (webhook_secrets has
+    -- no members: read the column generically).
+    for thinned in
+        select r.secret_id, array_agg(r.member) as members
+        from (select distinct x.secret_id, to_jsonb(x) ->> 'member' as member from released as x) as r
+        where r.member is not null
+            and exists (select 1 from vault.secrets as v where v.id = r.secret_id offset 0)
+            and not exists (
+                select 1 from cfg_private.version_secrets as vs
+                where vs.secret_id = r.secret_id and vs.member = r.member offset 0
+            )
+            and not exists (
+                select 1 from cfg.entry_secrets as s where s.secret_id = r.secret_id and s.member = r.member offset 0
+            )
+        group by r.secret_id
+    loop
+        perform vault.update_secret(thinned.secret_id, (
+            select (d.decrypted_secret::jsonb - thinned.members)::text
+            from vault.decrypted_secrets as d
+            where d.id = thinned.secret_id
+        ));
+    end loop;
     return null;
 end
 $$;

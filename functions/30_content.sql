@@ -432,7 +432,7 @@ $$;
 revoke execute on function cfg_private.changed_keys(jsonb, jsonb) from public, anon;
 grant execute on function cfg_private.changed_keys(jsonb, jsonb) to authenticated, service_role;
 
--- A version's content ready for apply_content: each secret with the Vault id and the
+-- A version's content ready for apply_content: each secret with the Vault id, member and
 -- token the version captured (restored as they are: nothing is decrypted), except
 -- secrets bound by reference, which keep what the external vault holds.
 -- security definer: reads cfg_private.version_secrets; never granted to API roles.
@@ -450,7 +450,7 @@ as $$
                 e.key,
                 case
                     when (e.value -> 'secret') = 'true'::jsonb then e.value || coalesce((
-                        select jsonb_build_object('secret_id', vs.secret_id)
+                        select jsonb_build_object('secret_id', vs.secret_id, 'member', vs.member)
                         from cfg_private.version_secrets as vs
                         where vs.version_id = restorable_content.version_id
                             and vs.section = s.key and vs.key = e.key

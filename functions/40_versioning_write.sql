@@ -182,30 +182,43 @@ begin
     ) as c (rank, section, key, change, secret);
 
     -- Secret values, in one statement after the entries exist, when a secret was added or
-    -- changed: a new value becomes a Vault secret, a restored one (rollback) gets its
-    -- captured Vault id back; one the entry already holds (same token) writes nothing.
+    -- changed: the new values become one Vault secret together, {entry id: value}; a
+    -- restored one (rollback) gets its captured Vault id and member back; one the entry
+    -- already holds (same token) writes nothing.
     if jsonb_path_exists(changes, '$[*] ? (@.secret == true && @.change != "removed")') then
         with incoming as (
             select
                 ce.id, ce.org_id, content #> array['sections', cs.name, 'entries', ce.key, 'value'] as value,
-                (e.value ->> 'secret_id')::uuid as secret_id, e.value ->> 'digest' as token
+                (e.value ->> 'secret_id')::uuid as secret_id, e.value ->> 'member' as member,
+                e.value ->> 'digest' as token
             from cfg.config_sections as cs
             join jsonb_each(applied -> 'sections') as ws on ws.key = cs.name
             cross join jsonb_each(coalesce(ws.value -> 'entries', '{}'::jsonb)) as e
             join cfg.config_entries as ce on ce.section_id = cs.id and ce.key = e.key
             where cs.automation_id = apply_content.automation_id and ce.is_secret
                 and (e.value ? 'digest' or e.value ? 'secret_id')
+                and not exists (
+                    select 1 from cfg.entry_secrets as s where s.id = ce.id and s.token = e.value ->> 'digest'
+                )
+        ),
+        bundle as (
+            select vault.create_secret(
+                jsonb_object_agg(i.id, i.value)::text, null,
+                'cfgctl: config secrets of automation ' || apply_content.automation_id
+            ) as secret_id
+            from incoming as i
+            where i.secret_id is null
+            having count(*) > 0
         )
-        insert into cfg.entry_secrets as es (id, org_id, secret_id, token)
+        insert into cfg.entry_secrets as es (id, org_id, secret_id, member, token)
         select
-            i.id, i.org_id,
-            coalesce(i.secret_id, vault.create_secret(
-                i.value::text, null, 'cfgctl: a config secret of automation ' || apply_content.automation_id
-            )),
-            i.token
+            i.id, i.org_id, coalesce(i.secret_id, b.secret_id),
+            case when i.secret_id is null then i.id::text else i.member end, i.token
         from incoming as i
-        where not exists (select 1 from cfg.entry_secrets as s where s.id = i.id and s.token = i.token)
-        on conflict (id) do update set secret_id = excluded.secret_id, token = excluded.token, value_set_at = now();
+        left join bundle as b on i.secret_id is null
+        on conflict (id) do update
+            set secret_id = excluded.secret_id, member = excluded.member, token = excluded.token,
+                value_set_at = now();
     end if;
 
     -- Now empty: their entries went above.
@@ -360,8 +373,8 @@ begin
     -- The version keeps the Vault secrets the entries hold now (the content just
     -- applied, or the live rows): their ids, not copies of the values. (A secret bound
     -- by reference has none: its value is the external vault's.)
-    insert into cfg_private.version_secrets (version_id, org_id, section, key, secret_id)
-    select created.id, created.org_id, e.section, e.key, e.secret_id
+    insert into cfg_private.version_secrets (version_id, org_id, section, key, secret_id, member)
+    select created.id, created.org_id, e.section, e.key, e.secret_id, e.member
     from cfg_private.secret_entries(record_version.automation_id) as e
     where e.secret_id is not null;
 

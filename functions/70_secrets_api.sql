@@ -21,6 +21,7 @@ declare
     actor record := cfg_private.current_actor();
     subject_id uuid;
     found_secret uuid;
+    found_member text;
     version_id uuid;
     revealed jsonb;
     by_reference cfg.secret_bindings;
@@ -34,11 +35,11 @@ begin
         );
     end if;
     if reveal_secret.version is null then
-        select e.entry_id, e.secret_id into subject_id, found_secret
+        select e.entry_id, e.secret_id, e.member into subject_id, found_secret, found_member
         from cfg_private.secret_entries(target.id) as e
         where e.section = reveal_secret.section and e.key = reveal_secret.key;
     else
-        select v.id, vs.secret_id into subject_id, found_secret
+        select v.id, vs.secret_id, vs.member into subject_id, found_secret, found_member
         from cfg.config_versions as v
         join cfg_private.version_secrets as vs on vs.version_id = v.id
         where v.automation_id = target.id and v.version = reveal_secret.version
@@ -66,7 +67,8 @@ begin
         returning id into request_id;
         perform pg_notify('cfgctl_vault_sync', '');
     else
-        select sv.value::jsonb into revealed from cfg_private.secret_values(array[found_secret]) as sv;
+        select cfg_private.secret_member_value(sv.value, found_member)::jsonb into revealed
+        from cfg_private.secret_values(array[found_secret]) as sv;
     end if;
 
     insert into cfg.audit_log (

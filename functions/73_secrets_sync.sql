@@ -19,25 +19,27 @@ $$;
 revoke execute on function cfg_private.require_service(text) from public, anon;
 grant execute on function cfg_private.require_service(text) to authenticated, service_role;
 
--- The Vault secret a push binding should have written out now: the entry's value for
--- a binding without environment, else the value the version deployed there captured.
+-- The Vault secret (id and member) a push binding should have written out now: the
+-- entry's value for a binding without environment, else the value the version deployed
+-- there captured. An entry's Vault id changes with every new value (each save writes a
+-- new Vault secret), so the id alone tells whether what was pushed is still current.
 create or replace function cfg_private.binding_wanted_secret(binding cfg.secret_bindings)
-returns uuid
+returns table (secret_id uuid, member text)
 language sql stable
 set search_path = ''
 as $$
-    select case
-        when binding.environment_id is null then (select es.secret_id from cfg.entry_secrets as es where es.id = binding.entry_id)
-        else (
-            select vs.secret_id
-            from cfg.deployments as d
-            join cfg_private.version_secrets as vs on vs.version_id = d.version_id
-            join cfg.config_entries as ce on ce.id = binding.entry_id
-            join cfg.config_sections as cs on cs.id = ce.section_id
-            where d.automation_id = binding.automation_id and d.environment_id = binding.environment_id
-                and vs.section = cs.name and vs.key = ce.key
-        )
-    end
+    select es.secret_id, es.member
+    from cfg.entry_secrets as es
+    where binding.environment_id is null and es.id = binding.entry_id
+    union all
+    select vs.secret_id, vs.member
+    from cfg.deployments as d
+    join cfg_private.version_secrets as vs on vs.version_id = d.version_id
+    join cfg.config_entries as ce on ce.id = binding.entry_id
+    join cfg.config_sections as cs on cs.id = ce.section_id
+    where binding.environment_id is not null
+        and d.automation_id = binding.automation_id and d.environment_id = binding.environment_id
+        and vs.section = cs.name and vs.key = ce.key
 $$;
 revoke execute on function cfg_private.binding_wanted_secret(cfg.secret_bindings) from public, anon, authenticated, service_role;
 
@@ -48,7 +50,7 @@ create or replace function cfg_private.claim_secret_bindings(batch integer, leas
 returns table (
     binding_id uuid, org_id uuid, automation_id uuid, mode text, ref text, environment text,
     backend_kind text, backend_config jsonb, credentials_secret_id uuid, external_version text,
-    wanted_secret_id uuid, push_pending boolean, import_next boolean
+    wanted_secret_id uuid, wanted_member text, push_pending boolean, import_next boolean
 )
 language plpgsql
 security definer
@@ -74,23 +76,25 @@ begin
     )
     select
         l.id, l.org_id, l.automation_id, l.mode, l.ref, env.slug, b.kind, b.config, b.credentials_secret_id,
-        l.external_version, w.secret_id,
+        l.external_version, w.secret_id, w.member,
         l.mode = 'push' and w.secret_id is not null and w.secret_id is distinct from l.pushed_secret_id,
         l.import_next
     from leased as l
     join cfg.vault_backends as b on b.id = l.backend_id
     left join cfg.environments as env on env.id = l.environment_id
-    cross join lateral (select cfg_private.binding_wanted_secret(l::cfg.secret_bindings) as secret_id) as w;
+    left join lateral cfg_private.binding_wanted_secret(l::cfg.secret_bindings) as w on true;
 end
 $$;
 revoke execute on function cfg_private.claim_secret_bindings(integer, interval) from public, anon, authenticated;
 grant execute on function cfg_private.claim_secret_bindings(integer, interval) to service_role;
 
 -- The plaintext the sync service needs: backend credentials, and the values of secret
--- entries that have a push binding (now or as a deployed version captured them).
+-- entries that have a push binding (now or as a deployed version captured them), each
+-- by Vault id and member (null for a Vault secret that is one value). Only those
+-- members: the other values a save wrote into the same Vault secret stay in it.
 -- security definer: it reads Vault.
 create or replace function cfg_private.vault_sync_secrets(secret_ids uuid [])
-returns table (secret_id uuid, value text)
+returns table (secret_id uuid, member text, value text)
 language plpgsql stable
 security definer
 set search_path = ''
@@ -98,16 +102,17 @@ as $$
 begin
     perform cfg_private.require_service('read vault sync secrets');
     return query
-    select sv.secret_id, sv.value
-    from cfg_private.secret_values(array(
-        select b.credentials_secret_id from cfg.vault_backends as b where b.credentials_secret_id = any(secret_ids)
-        union all
-        select es.secret_id
+    with wanted as (
+        select b.credentials_secret_id as secret_id, null::text as member
+        from cfg.vault_backends as b
+        where b.credentials_secret_id = any(secret_ids)
+        union
+        select es.secret_id, es.member
         from cfg.entry_secrets as es
         where es.secret_id = any(secret_ids)
             and exists (select 1 from cfg.secret_bindings as sb where sb.entry_id = es.id and sb.mode = 'push')
-        union all
-        select vs.secret_id
+        union
+        select vs.secret_id, vs.member
         from cfg_private.version_secrets as vs
         join cfg.config_versions as v on v.id = vs.version_id
         where vs.secret_id = any(secret_ids)
@@ -115,7 +120,10 @@ begin
                 select 1 from cfg.secret_bindings as sb
                 where sb.automation_id = v.automation_id and sb.mode = 'push' and sb.environment_id is not null
             )
-    )) as sv;
+    )
+    select w.secret_id, w.member, cfg_private.secret_member_value(sv.value, w.member)
+    from wanted as w
+    join cfg_private.secret_values(array(select x.secret_id from wanted as x)) as sv on sv.secret_id = w.secret_id;
 end
 $$;
 revoke execute on function cfg_private.vault_sync_secrets(uuid []) from public, anon, authenticated;
@@ -143,6 +151,7 @@ begin
     set secret_id = case when binding.mode = 'push' then vault.create_secret(
             json_value::text, null, 'cfgctl: a config secret of automation ' || binding.automation_id
         ) end,
+        member = null,
         token = new_token,
         value_set_at = case when held.token = new_token then es.value_set_at else now() end
     where es.id = binding.entry_id

@@ -38,7 +38,7 @@ begin
             using errcode = 'PT404', detail = jsonb_build_object('automation_id', source.id, 'version', version)::text;
     end if;
     for s in
-        select vs.section, vs.key, sv.value::jsonb as value
+        select vs.section, vs.key, cfg_private.secret_member_value(sv.value, vs.member)::jsonb as value
         from cfg_private.version_secrets as vs
         join cfg_private.secret_values(array(
             select x.secret_id from cfg_private.version_secrets as x where x.version_id = found.id

@@ -37,7 +37,7 @@ begin
         );
     end if;
     for s in
-        select v.automation_id, v.id as version_id, v.version, vs.section, vs.key, sv.value::jsonb as value
+        select v.automation_id, v.id as version_id, v.version, vs.section, vs.key, cfg_private.secret_member_value(sv.value, vs.member)::jsonb as value
         from cfg.config_versions as v
         join cfg_private.version_secrets as vs on vs.version_id = v.id
         join cfg_private.secret_values(array(

@@ -659,6 +659,7 @@ export type Database = {
           created_at: string
           expires_at: string | null
           id: string
+          member: string | null
           org_id: string
           rotate_every: string | null
           secret_id: string | null
@@ -670,6 +671,7 @@ export type Database = {
           created_at?: string
           expires_at?: string | null
           id: string
+          member?: string | null
           org_id: string
           rotate_every?: string | null
           secret_id?: string | null
@@ -681,6 +683,7 @@ export type Database = {
           created_at?: string
           expires_at?: string | null
           id?: string
+          member?: string | null
           org_id?: string
           rotate_every?: string | null
           secret_id?: string | null

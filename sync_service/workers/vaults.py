@@ -105,9 +105,10 @@ class VaultSync(Worker):
         wanted = {j.row["credentials_secret_id"] for j in batch}
         wanted |= {j.row["wanted_secret_id"] for j in batch if j.row.get("push_pending")}
         async with conn.cursor() as cur:
-            await cur.execute("select secret_id, value from cfg_private.vault_sync_secrets(%s::uuid[])",
+            await cur.execute("select secret_id, member, value from cfg_private.vault_sync_secrets(%s::uuid[])",
                               (list(wanted),))
-            secrets = dict(await cur.fetchall())
+            # By Vault id and member: a save's values share one Vault secret.
+            secrets = {(secret_id, member): value for secret_id, member, value in await cur.fetchall()}
         loop = asyncio.get_running_loop()
         reports = await asyncio.gather(*(loop.run_in_executor(self._pool, self._work, job, secrets) for job in batch))
         failed = 0
@@ -123,7 +124,7 @@ class VaultSync(Worker):
         key = (row["backend_kind"], json.dumps(row["backend_config"], sort_keys=True), row["credentials_secret_id"])
         with self._backends_lock:
             if key not in self._backends:
-                credentials = secrets.get(row["credentials_secret_id"])
+                credentials = secrets.get((row["credentials_secret_id"], None))
                 if credentials is None:
                     raise vaults.BackendError("invalid", "the backend's credentials are gone")
                 self._backends[key] = vaults.open_backend(row["backend_kind"], row["backend_config"],
@@ -189,7 +190,7 @@ class VaultSync(Worker):
             if moved:
                 return report("conflict", current)
             # Secret entry values are JSON; the external secret holds the string itself.
-            value = json.loads(secrets[row["wanted_secret_id"]])
+            value = json.loads(secrets[row["wanted_secret_id"], row["wanted_member"]])
             text = value if isinstance(value, str) else json.dumps(value)
             try:
                 written = backend.write(ref, text)

@@ -63,11 +63,11 @@ def test_a_saved_secret_is_a_vault_id_and_a_token_in_cfg_and_ciphertext_in_vault
     save(conn, world["editor"], world.automation_a, "sk_rest_1")
     row = conn.execute(
         "select s.* from cfg.entry_secrets s where s.id = %s", (world.secret_entry_a,)).fetchone()
-    assert set(row) == {"id", "org_id", "secret_id", "token", "value_set_at", "rotate_every", "expires_at",
-                        "created_at", "updated_at"}
+    assert set(row) == {"id", "org_id", "secret_id", "member", "token", "value_set_at", "rotate_every",
+                        "expires_at", "created_at", "updated_at"}
     stored = conn.execute("select secret, decrypted_secret from vault.decrypted_secrets where id = %s",
                           (row["secret_id"],)).fetchone()
-    assert stored["decrypted_secret"] == '"sk_rest_1"'
+    assert json.loads(stored["decrypted_secret"]) == {row["member"]: "sk_rest_1"}
     assert "sk_rest_1" not in stored["secret"]
     for table in ("cfg.config_entries", "cfg.entry_secrets", "cfg_private.version_secrets",
                   "cfg.config_versions", "cfg.audit_log", "cfg_private.events", "cfg_private.digest_keys",
@@ -94,6 +94,55 @@ def test_an_unchanged_secret_writes_no_vault_secret_and_a_changed_one_writes_one
     assert vault_ids(conn) == before
     save(conn, world["editor"], a, "sk_two", port=9090)
     assert len(vault_ids(conn) - before) == 1
+
+
+def three_secrets(values: tuple[str, ...]) -> str:
+    return json.dumps({"sections": {"http": {"entries": {
+        f"key{i}": {"value": v, "secret": True} for i, v in enumerate(values)}}}})
+
+
+def test_a_save_writes_its_new_secret_values_into_one_vault_secret(conn, world):
+    a = world.automation_a
+    before = vault_ids(conn)
+    call(conn, world["editor"], "select cfg.save_config(%s, %s, %s::jsonb)",
+         (a, head(conn, a), three_secrets(("sk_k0", "sk_k1", "sk_k2"))))
+    assert len(vault_ids(conn) - before) == 1
+    new = list(vault_ids(conn) - before)
+    held = conn.execute("select count(distinct secret_id) as ids, count(distinct member) as members "
+                        "from cfg.entry_secrets where secret_id = any(%s)", (new,)).fetchone()
+    assert (held["ids"], held["members"]) == (1, 3)
+    # Each reveals its own value, now and as the version captured it.
+    version = head(conn, a)
+    call(conn, world["editor"], "select cfg.save_config(%s, %s, %s::jsonb)",
+         (a, version, three_secrets(("sk_k0", "sk_k1b", "sk_k2"))))
+    assert [reveal(conn, world["editor"], a, key=f"key{i}")["value"] for i in range(3)] == ["sk_k0", "sk_k1b", "sk_k2"]
+    assert reveal(conn, world["editor"], a, version, key="key1")["value"] == "sk_k1"
+    # A rollback restores the captured Vault id and member without writing to Vault.
+    before = vault_ids(conn)
+    call(conn, world["editor"], "select cfg.rollback(%s, %s)", (a, version))
+    assert vault_ids(conn) == before
+    assert reveal(conn, world["editor"], a, key="key1")["value"] == "sk_k1"
+
+
+def test_a_value_no_row_holds_any_more_is_taken_out_of_its_saves_vault_secret(conn, world):
+    """Versions are kept today; when rows that held one value of a save's Vault secret go
+    (here deleted directly, as a retention job would), that value leaves Vault, and the
+    values other rows still hold stay."""
+    a = world.automation_a
+    call(conn, world["editor"], "select cfg.save_config(%s, %s, %s::jsonb)",
+         (a, head(conn, a), three_secrets(("sk_keep0", "sk_drop1", "sk_keep2"))))
+    call(conn, world["editor"], "select cfg.save_config(%s, %s, %s::jsonb)",
+         (a, head(conn, a), json.dumps({"sections": {"http": {"entries": {
+             "key0": {"secret": True}, "key2": {"secret": True}}}}})))
+    bundle = conn.execute("select distinct secret_id from cfg.entry_secrets where member is not null and "
+                          "id in (select id from cfg.config_entries where automation_id = %s)", (a,)).fetchone()
+    conn.execute("delete from cfg_private.version_secrets where key = 'key1' and secret_id = %s",
+                 (bundle["secret_id"],))
+    left = conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
+                        (bundle["secret_id"],)).fetchone()["decrypted_secret"]
+    conn.commit()
+    assert sorted(json.loads(left).values()) == ["sk_keep0", "sk_keep2"]
+    assert reveal(conn, world["editor"], a, key="key2")["value"] == "sk_keep2"
 
 
 def test_a_save_that_leaves_the_value_out_keeps_it_without_reading_it(conn, world):

@@ -60,7 +60,8 @@ def live(conn, automation_id) -> dict:
     """{section: {key: value-or-('secret', value)}} straight from the tables (and Vault), as superuser."""
     rows = conn.execute(
         """
-        select s.name, e.key, e.value, e.is_secret, v.decrypted_secret::jsonb as secret_value
+        select s.name, e.key, e.value, e.is_secret,
+            cfg_private.secret_member_value(v.decrypted_secret, es.member)::jsonb as secret_value
         from cfg.config_sections s
         left join cfg.config_entries e on e.section_id = s.id
         left join cfg.entry_secrets es on es.id = e.id

@@ -283,8 +283,9 @@ def test_notify_is_delivered_on_commit_only(conn, world, db_url):
 
 
 def secret_value(conn, entry_id):
-    row = conn.execute("select v.decrypted_secret::jsonb as value from cfg.entry_secrets s "
-                       "join vault.decrypted_secrets v on v.id = s.secret_id where s.id = %s", (entry_id,)).fetchone()
+    row = conn.execute("select cfg_private.secret_member_value(v.decrypted_secret, s.member)::jsonb as value "
+                       "from cfg.entry_secrets s join vault.decrypted_secrets v on v.id = s.secret_id "
+                       "where s.id = %s", (entry_id,)).fetchone()
     return None if row is None else row["value"]
 
 
