@@ -239,6 +239,8 @@ returns jsonb
 language plpgsql stable
 -- JIT compiling these queries costs far more than running them.
 set jit = off
+-- Planning the query for each call's values costs more than its generic plan does.
+set plan_cache_mode = force_generic_plan
 set search_path = ''
 as $$
 declare
