@@ -91,7 +91,7 @@ returns table (from_automation_id uuid, to_automation_id uuid, to_section text, 
 language plpgsql stable
 -- JIT compiling these queries costs far more than running them.
 set jit = off
--- One plan for every call: an index range per target, whatever the arrays.
+-- One plan for every call (the plan does not depend on the arrays).
 set plan_cache_mode = force_generic_plan
 set search_path = ''
 as $$
