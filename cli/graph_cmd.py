@@ -147,19 +147,25 @@ def impact(automation: Annotated[str, typer.Argument(help="The automation, ORG/S
            keys: Annotated[list[str] | None, typer.Argument(help="Only what references these (section.key)")] = None,
            env: Annotated[str | None, typer.Option("--env", help="In what this environment runs")] = None,
            max_depth: Annotated[int | None, typer.Option("--max-depth", help="Levels to follow")] = None,
+           max_rows: Annotated[int, typer.Option("--max-rows", help="Automations per page (1-1000)")] = 100,
+           cursor: Annotated[str | None, typer.Option("--cursor", help="The page after this (a next cursor)")] = None,
            as_user: AsOpt = None, service: ServiceOpt = False, as_json: JsonOpt = False):
-    """Print the impact radius of changing an automation (or some of its keys) as a tree."""
+    """Print the impact radius of changing an automation (or some of its keys) as a tree, a page at a time."""
     with session(as_user, service) as (cur, _):
         target = resolve_automation(cur, None, automation)
-        report = cur.execute("select cfg.impact(%s, %s, %s, %s) as r",
-                             (target["id"], keys or None, env, max_depth)).fetchone()["r"]
+        report = cur.execute("select cfg.impact(%s, %s, %s, %s, %s, %s) as r",
+                             (target["id"], keys or None, env, max_depth, max_rows, cursor)).fetchone()["r"]
     if as_json:
         print(to_json(report))
         return
     tree = Tree(f"[bold]{target['slug']}[/bold] — {report['summary']}")
     branches = {str(target["id"]): tree}
     for a in report["automations"]:  # by depth: every via is placed before those reached through it
-        parent = branches.get(str(a["via"]), tree)
+        if str(a["via"]) not in branches:  # listed on an earlier page: shown by its path
+            branches[str(a["via"])] = tree.add(" → ".join(a["path"][:-1]) or "…")
+        parent = branches[str(a["via"])]
         keys_text = f" [dim]({', '.join(a['keys'])})[/dim]" if a["keys"] else " [dim](declared)[/dim]"
         branches[str(a["automation_id"])] = parent.add(f"{a['name']}{keys_text}")
     console.print(tree)
+    if report["next_cursor"]:
+        console.print(f"more: --cursor '{report['next_cursor']}'", markup=False)

@@ -81,32 +81,71 @@ $$;
 revoke execute on function cfg_private.references_in(jsonb, text) from public, anon;
 grant execute on function cfg_private.references_in(jsonb, text) to authenticated, service_role;
 
+-- The edges into targets that count: those of each referencing automation's newest
+-- version (cfg.version_references.newest), or (environment_id) of the version it runs
+-- there. What the walk follows, and what the impact report reads the keys of.
+-- security invoker: under RLS a caller sees only the edges between orgs they are a
+-- member of (a definer caller sees them all).
+create or replace function cfg_private.edges_into(targets uuid [], environment_id uuid)
+returns table (from_automation_id uuid, to_automation_id uuid, to_section text, to_key text, kind text)
+language plpgsql stable
+-- JIT compiling these queries costs far more than running them.
+set jit = off
+-- One plan for every call (the plan does not depend on the arrays).
+set plan_cache_mode = force_generic_plan
+set search_path = ''
+as $$
+begin
+    return query
+    select e.*
+    from unnest(targets) as t (id)
+    -- An index range per target, whatever the planner thinks of the table's size:
+    -- lateral, and offset 0 so that it is not flattened into a join that may scan the
+    -- whole table.
+    cross join lateral (
+        select e.from_automation_id, e.to_automation_id, e.to_section, e.to_key, e.kind
+        from cfg.version_references as e
+        where edges_into.environment_id is null and e.newest and e.to_automation_id = t.id
+        union all
+        select e.from_automation_id, e.to_automation_id, e.to_section, e.to_key, e.kind
+        from cfg.version_references as e
+        join cfg.deployments as d on d.version_id = e.version_id and d.environment_id = edges_into.environment_id
+        where edges_into.environment_id is not null and e.to_automation_id = t.id
+        offset 0
+    ) as e;
+end
+$$;
+revoke execute on function cfg_private.edges_into(uuid [], uuid) from public, anon;
+grant execute on function cfg_private.edges_into(uuid [], uuid) to authenticated, service_role;
+
 -- The automations that reference start, transitively (its dependents: the impact
 -- radius): the one walk behind impact, the dry runs' and the promote preview's impact,
 -- the delete check and an event's affected list. Breadth first, one query per level
--- over the index of who references an automation, each automation once, at its least
--- depth (no recursion, so no stack to blow; a level costs its edges plus a pass over
--- the automations visited so far: a chain of 10,000 is seconds). Edges are those of each
--- automation's newest version (cfg.version_references.newest), or of the version it
--- runs in environment_id. keys (["section.key"]) filter the first level (declared:
--- a declared dependency counts too); max_depth bounds the levels. via = the automation
--- it was reached through, the first by id of those at the level above (one path per
--- automation, as breadth first finds it); via_keys = the keys of via it references.
--- security invoker: under RLS a caller sees only the edges between orgs they are a
--- member of (a definer caller sees them all).
+-- over the edges into the level above (cfg_private.edges_into, in environment_id or
+-- now), each automation once, at its least depth (no recursion, so no stack to blow;
+-- a level costs its edges plus a pass over the automations visited so far). keys
+-- (["section.key"]) filter the first level (declared: a declared dependency counts
+-- too); max_depth bounds the levels. via = the automation it was reached through, the
+-- first by id of those at the level above (one path per automation, as breadth first
+-- finds it). enough: stop after the first level at which more than that many have
+-- been found deeper than past_depth (a page of the radius in order of depth: the
+-- levels walked are complete); null: the whole radius.
+-- security invoker: the caller walks the edges RLS shows them.
 create or replace function cfg_private.reach(
     start uuid,
     environment_id uuid default null,
     keys text [] default null,
     max_depth integer default null,
-    declared boolean default false
+    declared boolean default false,
+    enough integer default null,
+    past_depth integer default 0
 )
-returns table (automation_id uuid, depth integer, via uuid, via_keys text [])
+returns table (automation_id uuid, depth integer, via uuid)
 language plpgsql stable
 -- JIT compiling these queries costs far more than running them.
 set jit = off
 -- One plan for every level: a plan made for each level's arrays would cost more than
--- running it (and the plan does not depend on them: an index range per automation).
+-- running it (and the plan does not depend on them).
 set plan_cache_mode = force_generic_plan
 set search_path = ''
 as $$
@@ -115,35 +154,17 @@ declare
     visited uuid [] := array[start];
     level integer := 0;
     vias uuid [];
-    via_keys jsonb [];
+    beyond integer := 0;
 begin
-    while cardinality(frontier) > 0 and level < coalesce(max_depth, 2147483647) loop
+    while cardinality(frontier) > 0 and level < coalesce(max_depth, 2147483647)
+        and beyond <= coalesce(enough, 2147483647) loop
         level := level + 1;
-        with edges as (
-            -- The edges that count: of the newest versions, or of what runs in the
-            -- environment. An index range per automation of the frontier, whatever the
-            -- planner thinks of the table's size: lateral, and offset 0 so that it is
-            -- not flattened into a join that may scan the whole table at every level.
-            select e.*
-            from unnest(frontier) as f (id)
-            cross join lateral (
-                select e.from_automation_id, e.to_automation_id, e.to_section, e.to_key, e.kind
-                from cfg.version_references as e
-                where reach.environment_id is null and e.newest and e.to_automation_id = f.id
-                union all
-                select e.from_automation_id, e.to_automation_id, e.to_section, e.to_key, e.kind
-                from cfg.version_references as e
-                join cfg.deployments as d on d.version_id = e.version_id and d.environment_id = reach.environment_id
-                where reach.environment_id is not null and e.to_automation_id = f.id
-                offset 0
-            ) as e
-        ),
-        found as (
-            -- Each new automation once, through the first (by id) it references at this level.
-            select distinct on (e.from_automation_id) e.from_automation_id as next, e.to_automation_id as via,
-                coalesce(jsonb_agg(distinct e.to_section || '.' || e.to_key) filter (where e.to_key is not null), '[]')
-                    as keys
-            from edges as e
+        -- Each new automation once, through the first (by id) it references at this level.
+        select coalesce(array_agg(f.next), '{}'), array_agg(f.via)
+        into frontier, vias
+        from (
+            select distinct on (e.from_automation_id) e.from_automation_id as next, e.to_automation_id as via
+            from cfg_private.edges_into(frontier, reach.environment_id) as e
             where (level > 1 or reach.keys is null or e.to_section || '.' || e.to_key = any(reach.keys)
                     or (reach.declared and e.kind = 'declared'))
                 -- Not visited yet: compared one by one while the frontier is small (a
@@ -153,21 +174,19 @@ begin
                 and e.from_automation_id not in (
                     select v.id from unnest(case when cardinality(frontier) > 8 then visited end) as v (id)
                 )
-            group by 1, 2
-            order by 1, 2
-        )
-        select coalesce(array_agg(f.next), '{}'), array_agg(f.via), array_agg(f.keys)
-        into frontier, vias, via_keys
-        from found as f;
-        return query
-        select n.id, level, n.via, array(select jsonb_array_elements_text(n.keys))
-        from unnest(frontier, vias, via_keys) as n (id, via, keys);
+            order by e.from_automation_id, e.to_automation_id
+        ) as f;
+        return query select n.id, level, n.via from unnest(frontier, vias) as n (id, via);
         visited := visited || frontier;
+        if level > past_depth then
+            beyond := beyond + cardinality(frontier);
+        end if;
     end loop;
 end
 $$;
-revoke execute on function cfg_private.reach(uuid, uuid, text [], integer, boolean) from public, anon;
-grant execute on function cfg_private.reach(uuid, uuid, text [], integer, boolean) to authenticated, service_role;
+revoke execute on function cfg_private.reach(uuid, uuid, text [], integer, boolean, integer, integer) from public, anon;
+grant execute on function cfg_private.reach(uuid, uuid, text [], integer, boolean, integer, integer)
+to authenticated, service_role;
 
 -- Changed keys ([{section, key, ...}], as changed_keys gives them) as ["section.key"].
 create or replace function cfg_private.key_paths(changes jsonb)
@@ -201,69 +220,113 @@ revoke execute on function cfg_private.automation_names(uuid [], uuid) from publ
 grant execute on function cfg_private.automation_names(uuid [], uuid) to authenticated, service_role;
 
 -- The impact radius of changing keys (["section.key"]; null: anything) of
--- automation_id, as the caller sees it: the automations that reference it,
--- transitively, in environment_id (null: newest versions), each with its depth, the
--- automation it is reached through (via, and the keys of via it references) and the
--- path of names from automation_id along via (paths up to depth 100), and a sentence
--- for people. Names are read once per automation, paths built once per level.
+-- automation_id, as the caller sees it, one page at a time: the automations that
+-- reference it, transitively, in environment_id (null: newest versions), in order of
+-- depth then name, max_rows of them after the cursor (after_depth, after_name), each
+-- with its depth, the automation it is reached through (via, and the keys of via it
+-- references) and the path of names from automation_id along via (up to depth 100);
+-- how many were found, and a sentence for people. The walk stops at the level that
+-- fills the page (cfg_private.reach's enough), so a huge radius costs a page, not its
+-- size: count is then a lower bound (truncated). Names are read once for the
+-- automations found, keys and paths only for the page.
 -- security invoker: RLS leaves out what the caller cannot see.
 create or replace function cfg_private.impact_report(
-    automation_id uuid, keys text [], environment_id uuid, max_depth integer default null
+    automation_id uuid, keys text [], environment_id uuid, max_depth integer default null,
+    -- cfg.impact's page by default.
+    max_rows integer default 100, after_depth integer default 0, after_name text default null
 )
 returns jsonb
 language plpgsql stable
 -- JIT compiling these queries costs far more than running them.
 set jit = off
+-- Planning the query for each call's values costs more than its generic plan does.
+set plan_cache_mode = force_generic_plan
 set search_path = ''
 as $$
 declare
     origin cfg.automations;
     env_slug text;
-    affected jsonb;
     total integer;
     direct integer;
-    names text [];
+    beyond integer;
+    after_cursor integer;
+    deepest integer;
+    first_names text [];
+    listed jsonb;
+    last_listed jsonb;
+    truncated boolean;
 begin
     select * into origin from cfg.automations as a where a.id = impact_report.automation_id;
     select e.slug into env_slug from cfg.environments as e where e.id = impact_report.environment_id;
     with recursive reached as materialized (
-        select * from cfg_private.reach(impact_report.automation_id, impact_report.environment_id, keys, max_depth)
+        select * from cfg_private.reach(
+            impact_report.automation_id, impact_report.environment_id, keys, max_depth,
+            enough => max_rows, past_depth => after_depth
+        )
     ),
-    r as materialized (
-        select x.automation_id, x.depth, x.via, x.via_keys, a.org_id, a.slug, a.name
+    named as materialized (
+        select x.automation_id, x.depth, x.via, a.org_id, a.slug, a.name
         from reached as x
         join cfg_private.automation_names(array(select y.automation_id from reached as y), origin.org_id) as a
             on a.automation_id = x.automation_id
     ),
-    -- via is always one level up, so this follows a tree: each automation once.
-    p (id, path) as (
-        select origin.id, array[origin.slug]
+    page as materialized (
+        select n.* from named as n
+        where (n.depth, n.name) > (after_depth, coalesce(after_name, ''))
+        order by n.depth, n.name
+        limit max_rows
+    ),
+    -- Each listed automation's path, followed back along via (one level up a step).
+    up (automation_id, at, path) as (
+        select p.automation_id, p.via, array[p.name] from page as p where p.depth <= 100
         union all
-        select r.automation_id, p.path || r.name
-        from p join r on r.via = p.id
-        where r.depth <= 100
+        select u.automation_id, n.via, n.name || u.path
+        from up as u join named as n on n.automation_id = u.at
+    ),
+    -- The keys of its via each listed automation references (at the first level, of keys).
+    used as (
+        select e.from_automation_id as automation_id, jsonb_agg(distinct e.to_section || '.' || e.to_key) as keys
+        from cfg_private.edges_into(array(select distinct p.via from page as p), impact_report.environment_id) as e
+        join page as p on p.automation_id = e.from_automation_id and p.via = e.to_automation_id
+        where e.to_key is not null
+            and (p.depth > 1 or impact_report.keys is null or e.to_section || '.' || e.to_key = any(impact_report.keys))
+        group by 1
     )
-    select jsonb_agg(jsonb_build_object(
-            'automation_id', r.automation_id, 'org_id', r.org_id, 'slug', r.slug, 'name', r.name,
-            'depth', r.depth, 'via', r.via, 'keys', to_jsonb(r.via_keys), 'path', coalesce(to_jsonb(p.path), '[]')
-        ) order by r.depth, r.name),
-        count(*), count(*) filter (where r.depth = 1), (array_agg(r.name order by r.depth, r.name))[1:10]
-    into affected, total, direct, names
-    from r
-    left join p on p.id = r.automation_id;
+    select
+        (select count(*) from named),
+        (select count(*) from named as n where n.depth = 1),
+        (select count(*) from named as n where n.depth > after_depth),
+        (select count(*) from named as n where (n.depth, n.name) > (after_depth, coalesce(after_name, ''))),
+        (select max(n.depth) from named as n),
+        array(select n.name from named as n order by n.depth, n.name limit 10),
+        (select jsonb_agg(jsonb_build_object(
+            'automation_id', p.automation_id, 'org_id', p.org_id, 'slug', p.slug, 'name', p.name,
+            'depth', p.depth, 'via', p.via, 'keys', coalesce(k.keys, '[]'),
+            'path', coalesce(to_jsonb(origin.slug || u.path), '[]')
+        ) order by p.depth, p.name)
+        from page as p
+        left join up as u on u.automation_id = p.automation_id and u.at = origin.id
+        left join used as k on k.automation_id = p.automation_id)
+    into total, direct, beyond, after_cursor, deepest, first_names, listed;
+    -- Stopped by the page, not by max_depth nor by the end of the radius: there may be more.
+    truncated := beyond > max_rows and deepest < coalesce(max_depth, 2147483647);
+    last_listed := listed -> -1;
     return jsonb_build_object(
         'automation_id', origin.id, 'environment', env_slug, 'keys', to_jsonb(keys),
-        'count', total, 'direct', direct, 'automations', coalesce(affected, '[]'),
+        'count', total, 'direct', direct, 'truncated', truncated, 'automations', coalesce(listed, '[]'),
+        'next_cursor', case when after_cursor > max_rows then (last_listed ->> 'depth') || ':' || (last_listed ->> 'name') end,
         'summary', 'changing ' || coalesce(array_to_string(keys, ', '), origin.slug) || ' affects '
+            || case when truncated then 'at least ' else '' end
             || total || ' automation' || case when total = 1 then '' else 's' end
             || coalesce(' in ' || env_slug, '')
-            || case when total > 0 then ': ' || array_to_string(names, ', ')
-                || case when total > 10 then ', …' else '' end else '' end
+            || case when total > 0 then ': ' || array_to_string(first_names, ', ')
+                || case when total > 10 or truncated then ', …' else '' end else '' end
     );
 end
 $$;
-revoke execute on function cfg_private.impact_report(uuid, text [], uuid, integer) from public, anon;
-grant execute on function cfg_private.impact_report(uuid, text [], uuid, integer) to authenticated, service_role;
+revoke execute on function cfg_private.impact_report(uuid, text [], uuid, integer, integer, integer, text) from public, anon;
+grant execute on function cfg_private.impact_report(uuid, text [], uuid, integer, integer, integer, text)
+to authenticated, service_role;
 
 -- AFTER INSERT on cfg.config_versions: the new version's references, checked and
 -- stored, and the previous version's edges no longer newest. Every write of a version

@@ -5,11 +5,14 @@
 -- =============================================================================
 
 -- The impact radius of changing keys (["section.key"]; null: any) of automation_id in
--- env (null: the newest versions): cfg_private.impact_report's answer.
+-- env (null: the newest versions), one page at a time: max_rows (1 to 1000) in order
+-- of depth then name, after cursor (the next_cursor of the previous page,
+-- "<depth>:<name>"); cfg_private.impact_report's answer.
 -- security invoker: the caller sees what RLS shows them (a member of only one of two
 -- orgs does not see the references between them).
 create or replace function cfg.impact(
-    automation_id uuid, keys text [] default null, env text default null, max_depth integer default null
+    automation_id uuid, keys text [] default null, env text default null, max_depth integer default null,
+    max_rows integer default 100, cursor text default null
 )
 returns jsonb
 language plpgsql
@@ -19,27 +22,31 @@ set search_path = ''
 as $$
 declare
     target cfg.automations := cfg_private.automation_for(automation_id, 'viewer', 'reading the impact radius');
+    after text [] := case when length(cursor) <= 300 then regexp_match(cursor, '^([1-9][0-9]{0,8}):(.+)$') end;
     problems jsonb;
 begin
     select jsonb_agg(jsonb_build_object('path', 'keys[' || (k.n - 1) || ']', 'message', 'a key is "section.key"'))
     into problems
     from unnest(keys) with ordinality as k (key, n)
     where k.key is null or k.key !~ '^[A-Za-z0-9_.-]+\.[A-Za-z0-9_.-]+$' or length(k.key) > 301;
-    if max_depth is not null and max_depth < 1 then
-        problems := coalesce(problems, '[]') || jsonb_build_object('path', 'max_depth', 'message', 'max_depth is at least 1');
-    end if;
-    if problems is not null then
+    problems := coalesce(problems, '[]') || case when max_depth < 1 then
+        jsonb_build_object('path', 'max_depth', 'message', 'max_depth is at least 1') else '[]' end
+        || case when max_rows is null or max_rows not between 1 and 1000 then
+        jsonb_build_object('path', 'max_rows', 'message', 'max_rows is between 1 and 1000') else '[]' end
+        || case when cursor is not null and after is null then
+        jsonb_build_object('path', 'cursor', 'message', 'a cursor is the next_cursor of a previous answer') else '[]' end;
+    if problems <> '[]' then
         raise exception 'invalid impact query: % %', problems -> 0 ->> 'path', problems -> 0 ->> 'message'
             using errcode = 'PT422', detail = jsonb_build_object('errors', problems)::text;
     end if;
     return cfg_private.impact_report(
         target.id, keys, case when env is not null then (cfg_private.environment_by_slug(target.org_id, env)).id end,
-        max_depth
+        max_depth, max_rows, coalesce(after[1]::integer, 0), after[2]
     );
 end
 $$;
-revoke execute on function cfg.impact(uuid, text [], text, integer) from public, anon;
-grant execute on function cfg.impact(uuid, text [], text, integer) to authenticated, service_role;
+revoke execute on function cfg.impact(uuid, text [], text, integer, integer, text) from public, anon;
+grant execute on function cfg.impact(uuid, text [], text, integer, integer, text) to authenticated, service_role;
 
 -- value with its references replaced from lookup ({ref: {"value": v}}; a reference
 -- without a value there stays as written).
@@ -48,11 +55,6 @@ returns jsonb
 language plpgsql immutable
 set search_path = ''
 as $$
-declare
-    pieces text [];
-    tokens text [];
-    out text;
-    found jsonb;
 begin
     case jsonb_typeof(value)
     when 'object' then
@@ -69,20 +71,17 @@ begin
         if position('{ref:' in value #>> '{}') = 0 then
             return value;
         end if;
-        -- The text between references, and the references ($ = escaped, ref) in order.
-        pieces := regexp_split_to_array(value #>> '{}', '\$\$?\{ref:[^}]*\}');
-        tokens := array(select m[1] || chr(31) || m[2] from regexp_matches(value #>> '{}', '\$(\$?)\{ref:([^}]*)\}', 'g') as m);
-        out := pieces[1];
-        for i in 1 .. coalesce(cardinality(tokens), 0) loop
-            found := lookup -> split_part(tokens[i], chr(31), 2) -> 'value';
-            out := out || case
-                when split_part(tokens[i], chr(31), 1) = '$' then '${ref:' || split_part(tokens[i], chr(31), 2) || '}'
-                when found is null then '${ref:' || split_part(tokens[i], chr(31), 2) || '}'
-                when jsonb_typeof(found) = 'string' then found #>> '{}'
-                else found::text
-            end || pieces[i + 1];
-        end loop;
-        return to_jsonb(out);
+        -- Each piece of text between references, followed by the reference after it
+        -- ($ = escaped: written without one $), in one query.
+        return to_jsonb((
+            select string_agg(p.piece || coalesce(case
+                when t.m[1] = '$' or lookup -> t.m[2] -> 'value' is null then '${ref:' || t.m[2] || '}'
+                when jsonb_typeof(lookup -> t.m[2] -> 'value') = 'string' then lookup -> t.m[2] ->> 'value'
+                else (lookup -> t.m[2] -> 'value')::text
+            end, ''), '' order by p.n)
+            from regexp_split_to_table(value #>> '{}', '\$\$?\{ref:[^}]*\}') with ordinality as p (piece, n)
+            left join regexp_matches(value #>> '{}', '\$(\$?)\{ref:([^}]*)\}', 'g') with ordinality as t (m, n) on t.n = p.n
+        ));
     else
         return value;
     end case;
@@ -110,8 +109,8 @@ set search_path = ''
 as $$
 declare
     target cfg.automations := cfg_private.automation_for(automation_id, 'viewer', 'resolving config');
-    environment cfg.environments;
-    running cfg.config_versions;
+    -- What it runs in env: env_id, id, version, content.
+    running record;
     edges_seen integer;
     secrets jsonb;
     secret jsonb;
@@ -120,7 +119,6 @@ declare
     masked jsonb := '[]';
     content jsonb;
     revealed jsonb;
-    entry record;
 begin
     if env is null then
         raise exception 'name the environment to resolve in'
@@ -128,14 +126,16 @@ begin
                 jsonb_build_object('path', 'env', 'message', 'required'))
             )::text;
     end if;
-    environment := cfg_private.environment_by_slug(target.org_id, env);
-    select v.* into running
-    from cfg.deployments as d join cfg.config_versions as v on v.id = d.version_id
-    where d.automation_id = target.id and d.environment_id = environment.id;
+    select e.id as env_id, v.id, v.version, v.content into running
+    from cfg.environments as e
+    join cfg.deployments as d on d.environment_id = e.id and d.automation_id = target.id
+    join cfg.config_versions as v on v.id = d.version_id
+    where e.org_id = target.org_id and e.slug = env;
     if running.id is null then
-        raise exception '% runs nothing in %', target.slug, environment.slug
-            using errcode = 'PT404',
-                  detail = jsonb_build_object('automation_id', target.id, 'environment', environment.slug)::text;
+        -- PT404 for an environment that does not exist, as everywhere.
+        perform cfg_private.environment_by_slug(target.org_id, env);
+        raise exception '% runs nothing in %', target.slug, env
+            using errcode = 'PT404', detail = jsonb_build_object('automation_id', target.id, 'environment', env)::text;
     end if;
 
     -- What each reference of the running version names, in what its target runs in
@@ -148,8 +148,11 @@ begin
     targets as materialized (
         select t.to_automation_id, tv.version, tv.content -> 'sections' as sections
         from (select distinct refs.to_automation_id, refs.to_org_id from refs where refs.kind <> 'declared') as t
-        left join cfg.environments as te on te.org_id = t.to_org_id and te.slug = environment.slug
-        left join cfg.deployments as td on td.automation_id = t.to_automation_id and td.environment_id = te.id
+        -- The environment is looked up only for a target in another org.
+        left join cfg.deployments as td on td.automation_id = t.to_automation_id and td.environment_id = case
+            when t.to_org_id = target.org_id then running.env_id
+            else (select te.id from cfg.environments as te where te.org_id = t.to_org_id and te.slug = env)
+        end
         left join cfg.config_versions as tv on tv.id = td.version_id
     ),
     named as (
@@ -162,8 +165,8 @@ begin
         coalesce(jsonb_object_agg(n.ref, jsonb_build_object('value', n.entry -> 'value'))
             filter (where n.entry is not null and n.kind <> 'secret'), '{}'),
         coalesce(jsonb_agg(jsonb_build_object('path', n.path, 'ref', n.ref, 'message',
-            case when n.version is null then 'the referenced automation runs nothing in ' || environment.slug
-                else 'the referenced entry is not in the version running in ' || environment.slug end
+            case when n.version is null then 'the referenced automation runs nothing in ' || env
+                else 'the referenced entry is not in the version running in ' || env end
         ) order by n.path) filter (where n.entry is null), '[]'),
         coalesce(jsonb_agg(jsonb_build_object('path', n.path, 'ref', n.ref, 'automation_id', n.to_automation_id,
             'section', n.to_section, 'key', n.to_key, 'version', n.version
@@ -204,22 +207,22 @@ begin
         ), '[]');
     end if;
 
-    -- The content as get_config gives it, with the values of the entries holding
-    -- references resolved.
-    content := cfg_private.snapshot_as_content(running.content);
-    if lookup <> '{}' then
-        for entry in
-            select s.key as section, e.key, e.value -> 'value' as value
-            from jsonb_each(running.content -> 'sections') as s
-            cross join jsonb_each(s.value -> 'entries') as e
-            where (e.value -> 'secret') is distinct from 'true'::jsonb and cfg_private.reference_marks(e.value -> 'value') > 0
-        loop
-            content := jsonb_set(content, array['sections', entry.section, 'entries', entry.key, 'value'],
-                cfg_private.resolve_value(entry.value, lookup));
-        end loop;
-    end if;
+    -- The content as get_config gives it (cfg_private.snapshot_as_content: entries
+    -- without their digest), built in one pass with the values holding references
+    -- resolved (a value whose text has no "ref" holds none).
+    content := jsonb_build_object('sections', coalesce((
+        select jsonb_object_agg(s.key, (s.value - 'entries') || jsonb_build_object('entries', coalesce((
+            select jsonb_object_agg(e.key, case
+                when lookup <> '{}' and (e.value -> 'secret') is distinct from 'true'::jsonb
+                    and strpos((e.value -> 'value')::text, 'ref') > 0
+                then jsonb_set(e.value - 'digest', '{value}', cfg_private.resolve_value(e.value -> 'value', lookup))
+                else e.value - 'digest' end)
+            from jsonb_each(s.value -> 'entries') as e
+        ), '{}')))
+        from jsonb_each(running.content -> 'sections') as s
+    ), '{}'));
     return jsonb_build_object(
-        'automation_id', target.id, 'environment', environment.slug, 'version', running.version,
+        'automation_id', target.id, 'environment', env, 'version', running.version,
         'content', content, 'unresolved', unresolved, 'masked', masked
     );
 end

@@ -10,5 +10,6 @@ create policy "members of both orgs read references" on cfg.version_references
 for select to authenticated
 using (
     org_id in (select cfg_private.orgs_with_role('viewer'))
-    and to_org_id in (select cfg_private.orgs_with_role('viewer'))
+    -- Within one org (nearly every reference) the second list is never read.
+    and (to_org_id = org_id or to_org_id in (select cfg_private.orgs_with_role('viewer')))
 );

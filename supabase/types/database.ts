@@ -2717,9 +2717,11 @@ export type Database = {
       impact: {
         Args: {
           automation_id: string
+          cursor?: string
           env?: string
           keys?: string[]
           max_depth?: number
+          max_rows?: number
         }
         Returns: Json
       }

@@ -185,7 +185,12 @@ def test_a_chain_of_10000_neither_blows_the_stack_nor_takes_seconds(conn, world)
     # The radius of the end of the chain, bounded by depth (one query per level).
     near = one(conn, world["viewer"], "select cfg.impact(%s, max_depth => 50)", (last,))
     assert near["count"] == 50 and near["automations"][-1]["slug"] == "n9949"
-    assert near["automations"][-1]["path"][:2] == ["n9999", "n9998"]
+    assert near["automations"][-1]["path"][:2] == ["n9999", "n9998"] and not near["truncated"]
+    # Without a bound, the walk stops at the level that fills the page (a level more, to
+    # know there is more): a page, not 9,999 levels.
+    page = one(conn, world["viewer"], "select cfg.impact(%s)", (last,))
+    assert (page["count"], len(page["automations"]), page["truncated"]) == (101, 100, True)
+    assert page["next_cursor"] == "100:n9899" and page["summary"].startswith("changing n9999 affects at least 101 ")
 
 
 @pytest.fixture
@@ -264,6 +269,10 @@ def test_resolution_and_impact_per_environment_after_a_promotion(conn, world, bi
     # deep resolves web's base, which it runs in dev, but web's own reference is not followed.
     deep = one(conn, world["viewer"], "select cfg.resolve_config(%s, 'dev')", (radius["deep"],))
     assert deep["content"]["sections"]["api"]["entries"]["upstream"]["value"] == "${ref:billing/http.base_url}/v1"
+    # Apart from the resolved values, the content is get_config's, secrets masked alike.
+    resolved = one(conn, world["viewer"], "select cfg.resolve_config(%s, 'dev')", (billing,))["content"]
+    assert resolved == one(conn, world["viewer"], "select cfg.get_config(%s)", (billing,))["content"]
+    assert "sk_live_graph" not in json.dumps(resolved)
 
 
 def test_the_graph_now_in_an_environment_and_of_a_past_version(conn, world, billing, radius):

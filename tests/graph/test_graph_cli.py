@@ -76,6 +76,12 @@ def test_impact_prints_the_radius_as_a_tree(cfgctl, graph_world):
     assert cfgctl("impact", "org-a/billing", "nodot", *VIEWER).code == 6
     assert cfgctl("impact", "org-b/other", *VIEWER).code == 3
     assert json.loads(cfgctl("impact", "org-a/billing", "--env", "prod", "--json", *VIEWER).out)["count"] == 0
+    # A page at a time: the next starts below an automation of the previous, shown by its path.
+    first = cfgctl("impact", "org-a/billing", "--max-rows", "2", *VIEWER).out
+    assert "affects at least 3 automations" in first and "deep (" not in first and "more: --cursor '1:web'" in first
+    rest = cfgctl("impact", "org-a/billing", "--max-rows", "2", "--cursor", "1:web", *VIEWER).out
+    assert "billing → web" in rest and "deep (api.base)" in rest and "more:" not in rest
+    assert cfgctl("impact", "org-a/billing", "--cursor", "web", *VIEWER).code == 6
 
 
 # =============================================================================

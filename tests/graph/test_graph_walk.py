@@ -12,6 +12,7 @@ import random
 import networkx as nx
 import pytest
 
+from sync_service.db import CfgError
 from tests.graph.test_graph import BILLING, automation, one, put
 
 
@@ -138,3 +139,41 @@ def test_the_walk_matches_networkx_on_a_random_graph(conn, world, random_graph):
             radius = one(conn, world["viewer"], "select cfg.impact(%s, keys => %s, env => %s)", (ids[start], keys, env))
             got = [(a["slug"], a["depth"], a["via"], a["path"], a["keys"]) for a in radius["automations"]]
             assert got == expected_radius(triples[version], names, ids, start, keys), (start, env, keys)
+
+
+def test_pages_follow_the_cursor_through_the_whole_radius(conn, world, random_graph):
+    """Pages of 4 in order of depth then name: the first walks only the levels that fill
+    it (count: at least), and following next_cursor lists the radius networkx finds,
+    each row with its path and keys."""
+    names, ids, triples = random_graph
+    for env, version, keys in ((None, 2, None), ("dev", 1, ["main.k0"])):
+        start = max(range(len(names)), key=lambda s: len(expected_radius(triples[version], names, ids, s, keys)))
+        expected = expected_radius(triples[version], names, ids, start, keys)
+        depths = [row[1] for row in expected]
+        filled = next(d for d in sorted(set(depths)) if sum(x <= d for x in depths) > 4)
+        got, cursor, pages = [], None, []
+        while len(pages) <= len(expected):
+            page = one(conn, world["viewer"], "select cfg.impact(%s, keys => %s, env => %s, max_rows => 4, "
+                       "cursor => %s)", (ids[start], keys, env, cursor))
+            pages.append(page)
+            got += [(a["slug"], a["depth"], a["via"], a["path"], a["keys"]) for a in page["automations"]]
+            if (cursor := page["next_cursor"]) is None:
+                break
+        assert got == expected, (env, keys)
+        first, last = pages[0], pages[-1]
+        assert first["count"] == sum(x <= filled for x in depths) < len(expected) and first["truncated"]
+        assert first["direct"] == depths.count(1) and " affects at least " in first["summary"]
+        assert first["next_cursor"] == f"{expected[3][1]}:{expected[3][0]}"
+        assert len(pages) == -(-len(expected) // 4) and not last["truncated"] and last["count"] == len(expected)
+
+
+def test_bad_pages_are_refused(conn, world, billing):
+    for max_rows, cursor, paths in ((0, None, ["max_rows"]), (-1, "1:x", ["max_rows"]), (1001, None, ["max_rows"]),
+                                    (None, "abc", ["max_rows", "cursor"]), (10, "0:web", ["cursor"]),
+                                    (10, "1:", ["cursor"]), (10, "1:" + "x" * 299, ["cursor"])):
+        with pytest.raises(CfgError) as caught:
+            one(conn, world["viewer"], "select cfg.impact(%s, max_rows => %s, cursor => %s)",
+                (billing, max_rows, cursor))
+        assert caught.value.code == "PT422" and [e["path"] for e in caught.value.detail["errors"]] == paths
+    # A cursor past the end is an empty page.
+    assert one(conn, world["viewer"], "select cfg.impact(%s, cursor => '9:zz')", (billing,))["automations"] == []

@@ -404,14 +404,15 @@ GRANTS: dict[str, str] = {
     # The dependency graph (functions/44_graph.sql, 98_graph_api.sql): the RPCs; invoker helpers
     # that read under the caller's RLS; a definer list of dependents (names only of visible
     # ones); the extraction trigger and the event's affected list, fired by their tables.
-    "cfg.impact(uuid,text[],text,integer)": SIGNED_IN,
+    "cfg.impact(uuid,text[],text,integer,integer,text)": SIGNED_IN,
     "cfg.resolve_config(uuid,text,boolean)": SIGNED_IN,
     "cfg.dependency_graph(uuid,text,integer,uuid)": SIGNED_IN,
-    "cfg_private.reach(uuid,uuid,text[],integer,boolean)": SIGNED_IN,
+    "cfg_private.reach(uuid,uuid,text[],integer,boolean,integer,integer)": SIGNED_IN,
+    "cfg_private.edges_into(uuid[],uuid)": SIGNED_IN,
     "cfg_private.automation_names(uuid[],uuid)": SIGNED_IN,
     "cfg_private.reference_marks(jsonb)": SIGNED_IN,
     "cfg_private.key_paths(jsonb)": SIGNED_IN,
-    "cfg_private.impact_report(uuid,text[],uuid,integer)": SIGNED_IN,
+    "cfg_private.impact_report(uuid,text[],uuid,integer,integer,integer,text)": SIGNED_IN,
     "cfg_private.resolve_value(jsonb,jsonb)": SIGNED_IN,
     "cfg_private.dependents_of(uuid)": SIGNED_IN,
     "cfg_private.references_in(jsonb,text)": SIGNED_IN,
