@@ -49,7 +49,8 @@ declare
     xid_half text := split_part(cfg_private.change_cursor(key_xid, 0), '-', 1);
     logged cfg_private.changes [];
 begin
-    -- In the order given (ordinality: no sort of the messages themselves).
+    -- In the order given, seq ascending with it (both ORDER BYs follow the ordinality:
+    -- no sort).
     logged := array(
         select row(
             k.seq, key_xid, (k.change ->> 'org_id')::uuid, (k.change ->> 'automation_id')::uuid, k.change ->> 'type',
@@ -58,6 +59,7 @@ begin
         from (
             select c.change, c.n, nextval('cfg_private.changes_seq') as seq
             from unnest(changes) with ordinality as c (change, n)
+            order by c.n
         ) as s
         cross join lateral (select s.change, s.seq, xid_half || '-' || lpad(to_hex(s.seq), 16, '0') as cursor) as k
         order by s.n
