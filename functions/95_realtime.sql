@@ -18,13 +18,20 @@ $$;
 revoke execute on function cfg_private.change_cursor(xid8, bigint) from public, anon, authenticated, service_role;
 
 -- Logs changes and broadcasts each to its org's topic and, when it concerns one
--- automation, to that automation's topic: one realtime.send per message, in order. A
--- change is {type, org_id, automation_id, actor: {id, email}, data}; its message is the
--- change with its cursor (as `id` and `cursor`), `stable` and `at`, the same in the log
--- and on both topics. `stable` is a cursor every change before which was committed
--- before these (its transaction is older than this snapshot's xmin): a tab that
--- received the message while subscribed may resume from there (docs/realtime.md).
--- Set-based: a statement's changes are logged by one INSERT and sent by one SELECT.
+-- automation, to that automation's topic, in order. A change is {type, org_id,
+-- automation_id, actor: {id, email}, data}; its message is the change with its cursor
+-- (as `id` and `cursor`), `stable` and `at`, the same in the log and on both topics.
+-- `stable` is a cursor every change before which was committed before these (its
+-- transaction is older than this snapshot's xmin): a tab that received the message while
+-- subscribed may resume from there (docs/realtime.md).
+-- Set-based: a statement's changes are logged by one INSERT and broadcast by one INSERT
+-- into realtime.messages, the row realtime.send would write for each (Realtime streams
+-- every inserted row to its topic). realtime.send wraps each message in a subtransaction
+-- of its own; one for all of them keeps its promise (a broadcast that fails, e.g. for a
+-- missing partition, is dropped with a warning and never fails the write: the log keeps
+-- the change for changes_since) at the cost of one step per statement, not per message.
+-- realtime.send is SECURITY INVOKER, so the insert needs no privilege it did not need:
+-- the owner's (postgres on a hosted project: INSERT on realtime.messages, BYPASSRLS).
 -- security definer: API roles cannot write cfg_private. Executable by nobody: only the
 -- triggers below (definer too) call it, so nobody can forge a change.
 create or replace function cfg_private.broadcast_changes(changes jsonb [])
@@ -36,26 +43,39 @@ as $$
 declare
     key_xid xid8 := pg_current_xact_id();
     stable text := cfg_private.change_cursor(pg_snapshot_xmin(pg_current_snapshot()), 0);
-    sent bigint;
+    -- Every cursor here is change_cursor(key_xid, seq): the xid half is computed once, the
+    -- seq half inline (a per-row call of a function with its own search_path costs more
+    -- than the rest of the row). tests/realtime pins that the two agree.
+    xid_half text := split_part(cfg_private.change_cursor(key_xid, 0), '-', 1);
+    logged cfg_private.changes [];
 begin
-    with keyed as (
-        select c.change, nextval('cfg_private.changes_seq') as seq
-        from unnest(changes) as c (change)
-    ),
-    logged as (
-        insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message)
-        select
+    -- In the order given, seq ascending with it (both ORDER BYs follow the ordinality:
+    -- no sort).
+    logged := array(
+        select row(
             k.seq, key_xid, (k.change ->> 'org_id')::uuid, (k.change ->> 'automation_id')::uuid, k.change ->> 'type',
-            k.change || jsonb_build_object('id', m.cursor, 'cursor', m.cursor, 'stable', stable, 'at', now())
-        from keyed as k
-        cross join lateral (select cfg_private.change_cursor(key_xid, k.seq) as cursor) as m
-        order by k.seq
-        returning message, type, org_id, automation_id
-    )
-    select count(realtime.send(l.message, l.type, t.topic, true)) into sent
-    from logged as l
-    cross join lateral (values ('org:' || l.org_id), ('automation:' || l.automation_id)) as t (topic)
-    where t.topic is not null;
+            k.change || jsonb_build_object('id', k.cursor, 'cursor', k.cursor, 'stable', stable, 'at', now()), now()
+        )::cfg_private.changes
+        from (
+            select c.change, c.n, nextval('cfg_private.changes_seq') as seq
+            from unnest(changes) with ordinality as c (change, n)
+            order by c.n
+        ) as s
+        cross join lateral (select s.change, s.seq, xid_half || '-' || lpad(to_hex(s.seq), 16, '0') as cursor) as k
+        order by s.n
+    );
+    insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message, created_at)
+    select l.seq, l.xid, l.org_id, l.automation_id, l.type, l.message, l.created_at from unnest(logged) as l;
+    begin
+        insert into realtime.messages (payload, event, topic, private, extension)
+        select l.message, l.type, t.topic, true, 'broadcast'
+        from unnest(logged) with ordinality as l
+        cross join lateral (values (1, 'org:' || l.org_id), (2, 'automation:' || l.automation_id)) as t (place, topic)
+        where t.topic is not null
+        order by l.ordinality, t.place;
+    exception when others then
+        raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+    end;
 end
 $$;
 revoke execute on function cfg_private.broadcast_changes(jsonb []) from public, anon, authenticated, service_role;

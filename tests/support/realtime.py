@@ -81,3 +81,22 @@ def head_cursor(conn: psycopg.Connection, org_id) -> str:
     ).fetchone()
     conn.commit()
     return row["c"]
+
+
+def wal_messages(conn: psycopg.Connection, slot: str) -> list[dict]:
+    """The rows inserted into realtime.messages since the last call, in the order Realtime
+    streams them (commit order, from a wal2json slot), each {topic, event, extension,
+    private, payload}."""
+    rows = conn.execute(
+        "select data from pg_logical_slot_get_changes(%s, null, null, "
+        "'format-version', '2', 'add-tables', 'realtime.*')", (slot,),
+    ).fetchall()
+    conn.commit()
+    found = []
+    for row in rows:
+        change = json.loads(row["data"])
+        if change["action"] == "I":
+            columns = {c["name"]: c["value"] for c in change["columns"]}
+            found.append({k: columns[k] for k in ("topic", "event", "extension", "private")}
+                         | {"payload": json.loads(columns["payload"])})
+    return found
