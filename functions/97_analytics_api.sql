@@ -1,9 +1,9 @@
 -- =============================================================================
 -- Analytics RPCs (issue 13; docs/analytics.md): any member of the org, viewer and up;
 -- PT404 for an org the caller is not in, before anything else is said. Every series has
--- a row for every bucket, zeros included. Activity comes from cfg_private.activity (the
--- rollup plus the tail, 96_analytics.sql); promotions straight from the requests and the
--- deployment history by index range (their volume is that of promotions, not of saves).
+-- a row for every bucket, zeros included. Activity and lead times come from the rollup
+-- plus the tail (cfg_private.activity, cfg_private.lead_times: 96_analytics.sql);
+-- promotion requests by index only (their volume is that of promotions, not of saves).
 -- =============================================================================
 
 -- Changes per bucket: versions saved (any kind), or with `environment` the versions that
@@ -43,12 +43,9 @@ begin
         select date_trunc(analytics_changes.bucket, a.bucket, 'UTC') as at, sum(a.n) as n
         from cfg_private.activity(
             analytics_changes.org_id, case when env.id is null then 'version' else 'deployment' end,
-            r.first_bucket, r.stop, r.grain
+            r.first_bucket, r.stop, r.grain, automation_id => analytics_changes.automation_id,
+            environment_id => env.id, author => analytics_changes.author, totals => true
         ) as a
-        where (analytics_changes.automation_id is null or a.automation_id = analytics_changes.automation_id)
-          and (env.id is null or a.environment_id = env.id)
-          and (analytics_changes.author is null or a.actor_id::text = analytics_changes.author
-               or lower(a.actor_email) = lower(analytics_changes.author))
         group by 1
     )
     select jsonb_build_object(
@@ -90,7 +87,7 @@ begin
     r := cfg_private.analytics_range(since, until, 'day');
     with counted as (
         select a.automation_id, sum(a.n) as changes, count(distinct coalesce(a.actor_id::text, a.actor_email)) as authors
-        from cfg_private.activity(analytics_top_automations.org_id, 'version', r.first_bucket, r.stop, 'day') as a
+        from cfg_private.activity(analytics_top_automations.org_id, 'version', r.first_bucket, r.stop, 'week') as a
         group by 1
     ),
     top as (
@@ -148,7 +145,6 @@ declare
     first_env cfg.environments;
     last_env cfg.environments;
     per_environment jsonb;
-    lead_times interval [];
 begin
     perform cfg_private.require_role(org_id, 'viewer', 'reading analytics');
     r := cfg_private.analytics_range(since, until, 'day');
@@ -164,7 +160,7 @@ begin
         'applied_rate', round(q.applied::numeric / nullif(q.closed, 0), 4),
         'rejected_rate', round(q.rejected::numeric / nullif(q.closed, 0), 4),
         'superseded_rate', round(q.superseded::numeric / nullif(q.closed, 0), 4),
-        'direct', dp.direct,
+        'direct', coalesce(dp.direct, 0),
         'approval_wait', q.wait
     ) order by e.position), '[]') into per_environment
     from cfg.environments as e
@@ -183,32 +179,22 @@ begin
         where p.org_id = e.org_id and p.to_environment_id = e.id
           and p.created_at >= r.first_bucket and p.created_at < r.stop
     ) as q
-    cross join lateral (
-        select count(*) as direct from cfg.deployment_history as d
-        where d.org_id = e.org_id and d.environment_id = e.id
-          and d.created_at >= r.first_bucket and d.created_at < r.stop
-          and d.source = 'promotion' and d.request_id is null
-    ) as dp
+    left join (
+        select a.environment_id, sum(a.n) as direct
+        from cfg_private.activity(
+            analytics_promotions.org_id, 'direct_promotion', r.first_bucket, r.stop, 'week', totals => true
+        ) as a
+        group by 1
+    ) as dp on dp.environment_id = e.id
     where e.org_id = analytics_promotions.org_id and e.id <> first_env.id;
-
-    -- Each version that reached the last environment in the period, from the first time
-    -- it landed in the first one.
-    select array_agg(d.created_at - arrived.at) into lead_times
-    from cfg.deployment_history as d
-    cross join lateral (
-        select min(f.created_at) as at from cfg.deployment_history as f
-        where f.version_id = d.version_id and f.automation_id = d.automation_id and f.org_id = d.org_id
-          and f.environment_id = first_env.id
-    ) as arrived
-    where d.org_id = analytics_promotions.org_id and d.environment_id = last_env.id
-      and d.created_at >= r.first_bucket and d.created_at < r.stop
-      and d.source = 'promotion' and arrived.at is not null;
 
     return jsonb_build_object(
         'since', cfg_private.analytics_time(r.first_bucket), 'until', cfg_private.analytics_time(r.stop),
         'environments', per_environment,
         'lead_time', jsonb_build_object('from', first_env.slug, 'to', last_env.slug)
-        || cfg_private.analytics_durations(coalesce(lead_times, '{}'))
+        || cfg_private.analytics_durations(cfg_private.lead_times(
+            analytics_promotions.org_id, first_env.id, last_env.id, r.first_bucket, r.stop
+        ))
     );
 end
 $$;
@@ -233,10 +219,9 @@ begin
     perform cfg_private.require_role(org_id, 'viewer', 'reading analytics');
     days := cfg_private.analytics_range(since, until, 'day');
     weeks := cfg_private.analytics_range(days.first_bucket, days.stop - interval '1 day', 'week');
+    -- Per person and day (or week): distinct people add up over those rows, exactly.
     with acts as materialized (
-        select * from cfg_private.activity(
-            analytics_active_users.org_id, 'action', weeks.first_bucket, weeks.stop, 'day'
-        )
+        select * from cfg_private.activity(analytics_active_users.org_id, 'action', days.first_bucket, days.stop, 'day')
     ),
     per_day as (
         select date_trunc('day', a.bucket, 'UTC') as at, count(distinct a.actor_id) as users
@@ -244,14 +229,14 @@ begin
     ),
     per_week as (
         select date_trunc('week', a.bucket, 'UTC') as at, count(distinct a.actor_id) as users
-        from acts as a group by 1
+        from cfg_private.activity(analytics_active_users.org_id, 'action', weeks.first_bucket, weeks.stop, 'week') as a
+        group by 1
     ),
     people as (
         select a.actor_id, max(a.actor_email) as email, sum(a.n) as actions,
                count(distinct date_trunc('day', a.bucket, 'UTC')) as active_days,
                date_trunc('day', max(a.bucket), 'UTC') as last_active_day
         from acts as a
-        where a.bucket >= days.first_bucket and a.bucket < days.stop
         group by a.actor_id
     )
     select jsonb_build_object(
@@ -308,14 +293,15 @@ begin
                coalesce(sum(a.n) filter (where a.kind = 'validation_warnings'), 0) as warnings
         from (
             select * from cfg_private.activity(
-                analytics_validation_failures.org_id, 'validation_errors', r.first_bucket, r.stop, r.grain
+                analytics_validation_failures.org_id, 'validation_errors', r.first_bucket, r.stop, r.grain,
+                environment_id => env.id, totals => true
             )
             union all
             select * from cfg_private.activity(
-                analytics_validation_failures.org_id, 'validation_warnings', r.first_bucket, r.stop, r.grain
+                analytics_validation_failures.org_id, 'validation_warnings', r.first_bucket, r.stop, r.grain,
+                environment_id => env.id, totals => true
             )
         ) as a
-        where env.id is null or a.environment_id = env.id
         group by 1
     )
     select jsonb_build_object(

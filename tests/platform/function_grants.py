@@ -426,7 +426,9 @@ GRANTS: dict[str, str] = {
     "cfg.analytics_promotions(uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
     "cfg.analytics_active_users(uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
     "cfg.analytics_validation_failures(uuid,timestamp with time zone,timestamp with time zone,text,text)": SIGNED_IN,
-    "cfg_private.activity(uuid,text,timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
+    "cfg_private.activity(uuid,text,timestamp with time zone,timestamp with time zone,text,uuid,uuid,text,boolean)": SIGNED_IN,
+    "cfg_private.activity_pieces(timestamp with time zone,timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
+    "cfg_private.lead_times(uuid,uuid,uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
     "cfg_private.analytics_invalid(jsonb)": SIGNED_IN,
     "cfg_private.analytics_range(timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
     "cfg_private.analytics_buckets(timestamp with time zone,timestamp with time zone,interval)": SIGNED_IN,
@@ -435,4 +437,5 @@ GRANTS: dict[str, str] = {
     "cfg_private.activity_from_sources(uuid,text,timestamp with time zone,timestamp with time zone)": NOBODY,
     "cfg_private.activity_horizon()": NOBODY,
     "cfg_private.roll_up_activity(timestamp with time zone)": NOBODY,
+    "cfg_private.promotion_arrivals(uuid,uuid,uuid,timestamp with time zone,timestamp with time zone)": NOBODY,
 }
