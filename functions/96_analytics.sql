@@ -306,16 +306,31 @@ from public, anon;
 grant execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text, uuid, uuid, text, boolean)
 to authenticated, service_role;
 
--- Lead times (deployed - arrived) of the promotions into to_environment_id in [since,
--- until) whose version was in from_environment_id before: the stored ones up to the
--- watermark, the sources after it. Stored ones were measured from the pipeline's first
--- environment of their time: if that is not from_environment_id any more (the pipeline
--- was reordered), the whole period is counted from the sources. security definer like
--- activity(): the rollup is private; it checks the caller's membership itself.
+-- {count, median_seconds, p90_seconds} of n durations whose 50th and 90th percentiles
+-- (seconds, interpolated: percentile_cont(array[0.5, 0.9])) are given, rounded to 0.1 s.
+create or replace function cfg_private.analytics_durations(n bigint, percentiles double precision [])
+returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+    select jsonb_build_object(
+        'count', n, 'median_seconds', round(percentiles[1]::numeric, 1), 'p90_seconds', round(percentiles[2]::numeric, 1)
+    )
+$$;
+revoke execute on function cfg_private.analytics_durations(bigint, double precision []) from public, anon;
+grant execute on function cfg_private.analytics_durations(bigint, double precision []) to authenticated, service_role;
+
+-- Lead times (deployed - arrived; count, median, p90) of the promotions into
+-- to_environment_id in [since, until) whose version was in from_environment_id before: the
+-- stored ones up to the watermark, the sources after it. Stored ones were measured from
+-- the pipeline's first environment of their time: if that is not from_environment_id any
+-- more (the pipeline was reordered), the whole period is counted from the sources.
+-- security definer like activity(): the rollup is private; it checks the caller's
+-- membership itself.
 create or replace function cfg_private.lead_times(
     org_id uuid, from_environment_id uuid, to_environment_id uuid, since timestamptz, until timestamptz
 )
-returns interval []
+returns jsonb
 language plpgsql stable security definer
 set search_path = ''
 as $$
@@ -323,7 +338,7 @@ declare
     rolled timestamptz := greatest(since, least(until, coalesce(
         (select w.rolled_up_to from cfg_private.activity_watermark as w where w.id), '-infinity'
     )));
-    leads interval [];
+    result jsonb;
 begin
     perform cfg_private.require_role(lead_times.org_id, 'viewer', 'reading analytics');
     if exists (
@@ -334,7 +349,9 @@ begin
     ) then
         rolled := since;
     end if;
-    select array_agg(x.lead) into leads
+    select cfg_private.analytics_durations(
+        count(*), percentile_cont(array[0.5, 0.9]) within group (order by date_part('epoch', x.lead))
+    ) into result
     from (
         select p.deployed_at - p.arrived_at as lead from cfg_private.promotion_rollup as p
         where p.org_id = lead_times.org_id and p.environment_id = lead_times.to_environment_id
@@ -344,7 +361,7 @@ begin
         from cfg_private.promotion_arrivals(org_id, to_environment_id, from_environment_id, rolled, until) as a
         where a.arrived_at is not null
     ) as x;
-    return coalesce(leads, '{}');
+    return result;
 end
 $$;
 revoke execute on function cfg_private.lead_times(uuid, uuid, uuid, timestamptz, timestamptz) from public, anon;

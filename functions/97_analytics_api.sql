@@ -87,7 +87,11 @@ begin
     r := cfg_private.analytics_range(since, until, 'day');
     with counted as (
         select a.automation_id, sum(a.n) as changes, count(distinct coalesce(a.actor_id::text, a.actor_email)) as authors
-        from cfg_private.activity(analytics_top_automations.org_id, 'version', r.first_bucket, r.stop, 'week') as a
+        from (
+            select a.automation_id, a.actor_id, a.actor_email, sum(a.n) as n
+            from cfg_private.activity(analytics_top_automations.org_id, 'version', r.first_bucket, r.stop, 'week') as a
+            group by 1, 2, 3
+        ) as a
         group by 1
     ),
     top as (
@@ -111,22 +115,6 @@ $$;
 revoke execute on function cfg.analytics_top_automations(uuid, timestamptz, timestamptz, integer) from public, anon;
 grant execute on function cfg.analytics_top_automations(uuid, timestamptz, timestamptz, integer)
 to authenticated, service_role;
-
--- Median and 90th percentile (seconds) and count of a set of durations.
-create or replace function cfg_private.analytics_durations(durations interval [])
-returns jsonb
-language sql immutable
-set search_path = ''
-as $$
-    select jsonb_build_object(
-        'count', count(d),
-        'median_seconds', round(percentile_cont(0.5) within group (order by extract(epoch from d))::numeric, 1),
-        'p90_seconds', round(percentile_cont(0.9) within group (order by extract(epoch from d))::numeric, 1)
-    )
-    from unnest(durations) as d
-$$;
-revoke execute on function cfg_private.analytics_durations(interval []) from public, anon;
-grant execute on function cfg_private.analytics_durations(interval []) to authenticated, service_role;
 
 -- Promotions into each environment after the first, over [since, until) (whole days):
 -- requests made in the period by outcome, with each outcome's share of those closed
@@ -172,9 +160,9 @@ begin
                count(*) filter (where p.status = 'rejected') as rejected,
                count(*) filter (where p.status = 'superseded') as superseded,
                count(*) filter (where p.status in ('applied', 'rejected', 'superseded')) as closed,
-               cfg_private.analytics_durations(
-                   array_agg(p.decided_at - p.created_at) filter (where p.decided_at is not null)
-               ) as wait
+               cfg_private.analytics_durations(count(p.decided_at), percentile_cont(array[0.5, 0.9]) within group (
+                   order by date_part('epoch', p.decided_at - p.created_at)
+               ) filter (where p.decided_at is not null)) as wait
         from cfg.promotion_requests as p
         where p.org_id = e.org_id and p.to_environment_id = e.id
           and p.created_at >= r.first_bucket and p.created_at < r.stop
@@ -192,9 +180,7 @@ begin
         'since', cfg_private.analytics_time(r.first_bucket), 'until', cfg_private.analytics_time(r.stop),
         'environments', per_environment,
         'lead_time', jsonb_build_object('from', first_env.slug, 'to', last_env.slug)
-        || cfg_private.analytics_durations(cfg_private.lead_times(
-            analytics_promotions.org_id, first_env.id, last_env.id, r.first_bucket, r.stop
-        ))
+        || cfg_private.lead_times(analytics_promotions.org_id, first_env.id, last_env.id, r.first_bucket, r.stop)
     );
 end
 $$;
@@ -221,11 +207,12 @@ begin
     weeks := cfg_private.analytics_range(days.first_bucket, days.stop - interval '1 day', 'week');
     -- Per person and day (or week): distinct people add up over those rows, exactly.
     with acts as materialized (
-        select * from cfg_private.activity(analytics_active_users.org_id, 'action', days.first_bucket, days.stop, 'day')
+        select date_trunc('day', a.bucket, 'UTC') as at, a.actor_id, max(a.actor_email) as email, sum(a.n) as n
+        from cfg_private.activity(analytics_active_users.org_id, 'action', days.first_bucket, days.stop, 'day') as a
+        group by 1, 2
     ),
     per_day as (
-        select date_trunc('day', a.bucket, 'UTC') as at, count(distinct a.actor_id) as users
-        from acts as a group by 1
+        select a.at, count(*) as users from acts as a group by 1
     ),
     per_week as (
         select date_trunc('week', a.bucket, 'UTC') as at, count(distinct a.actor_id) as users
@@ -233,9 +220,8 @@ begin
         group by 1
     ),
     people as (
-        select a.actor_id, max(a.actor_email) as email, sum(a.n) as actions,
-               count(distinct date_trunc('day', a.bucket, 'UTC')) as active_days,
-               date_trunc('day', max(a.bucket), 'UTC') as last_active_day
+        select a.actor_id, max(a.email) as email, sum(a.n) as actions, count(*) as active_days,
+               max(a.at) as last_active_day
         from acts as a
         group by a.actor_id
     )

@@ -75,5 +75,7 @@ revoke all on cfg_private.promotion_rollup from public, anon, authenticated, ser
 create index promotion_requests_org_to_environment_created_idx
 on cfg.promotion_requests (org_id, to_environment_id, created_at) include (status, decided_at);
 
--- Replaced by the version with filters (functions/96_analytics.sql).
+-- Replaced (functions/96_analytics.sql): the reader gains filters; durations come with
+-- their percentiles computed by the caller, in one sort.
 drop function if exists cfg_private.activity(uuid, text, timestamptz, timestamptz, text);
+drop function if exists cfg_private.analytics_durations(interval []);

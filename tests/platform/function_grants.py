@@ -433,7 +433,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.analytics_range(timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
     "cfg_private.analytics_buckets(timestamp with time zone,timestamp with time zone,interval)": SIGNED_IN,
     "cfg_private.analytics_time(timestamp with time zone)": SIGNED_IN,
-    "cfg_private.analytics_durations(interval[])": SIGNED_IN,
+    "cfg_private.analytics_durations(bigint,double precision[])": SIGNED_IN,
     "cfg_private.activity_from_sources(uuid,text,timestamp with time zone,timestamp with time zone)": NOBODY,
     "cfg_private.activity_horizon()": NOBODY,
     "cfg_private.roll_up_activity(timestamp with time zone)": NOBODY,
