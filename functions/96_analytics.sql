@@ -40,7 +40,8 @@ begin
         where v.org_id = activity_from_sources.org_id
           and v.created_at >= since and v.created_at < until
         group by 1, 2, 4, 6, 7;
-    elsif kind = 'deployment' then
+    elsif kind in ('deployment', 'direct_promotion') then
+        -- Direct promotions: deployments by promotion with no request (no approval needed).
         return query
         select d.org_id, date_trunc('hour', d.created_at, 'UTC'), activity_from_sources.kind, d.automation_id, d.environment_id,
                d.actor_id, d.actor_email, count(*)::integer, 'hour'
@@ -48,16 +49,7 @@ begin
         join cfg.deployment_history as d
             on d.org_id = e.org_id and d.environment_id = e.id and d.created_at >= since and d.created_at < until
         where e.org_id = activity_from_sources.org_id
-        group by 1, 2, 4, 5, 6, 7;
-    elsif kind = 'direct_promotion' then
-        -- Promotions that needed no approval: no request behind them.
-        return query
-        select d.org_id, date_trunc('hour', d.created_at, 'UTC'), activity_from_sources.kind, d.automation_id, d.environment_id,
-               d.actor_id, d.actor_email, count(*)::integer, 'hour'
-        from cfg.environments as e
-        join cfg.deployment_history as d
-            on d.org_id = e.org_id and d.environment_id = e.id and d.created_at >= since and d.created_at < until
-        where e.org_id = activity_from_sources.org_id and d.source = 'promotion' and d.request_id is null
+          and (activity_from_sources.kind = 'deployment' or (d.source = 'promotion' and d.request_id is null))
         group by 1, 2, 4, 5, 6, 7;
     elsif kind = 'action' then
         -- Actions of people (a user id): the service key and database roles are not users.

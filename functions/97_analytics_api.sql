@@ -160,9 +160,11 @@ begin
                count(*) filter (where p.status = 'rejected') as rejected,
                count(*) filter (where p.status = 'superseded') as superseded,
                count(*) filter (where p.status in ('applied', 'rejected', 'superseded')) as closed,
-               cfg_private.analytics_durations(count(p.decided_at), percentile_cont(array[0.5, 0.9]) within group (
-                   order by date_part('epoch', p.decided_at - p.created_at)
-               ) filter (where p.decided_at is not null)) as wait
+               -- Undecided requests have no wait: null, which count and percentile_cont skip.
+               cfg_private.analytics_durations(
+                   count(p.decided_at),
+                   percentile_cont(array[0.5, 0.9]) within group (order by date_part('epoch', p.decided_at - p.created_at))
+               ) as wait
         from cfg.promotion_requests as p
         where p.org_id = e.org_id and p.to_environment_id = e.id
           and p.created_at >= r.first_bucket and p.created_at < r.stop
@@ -205,7 +207,8 @@ begin
     perform cfg_private.require_role(org_id, 'viewer', 'reading analytics');
     days := cfg_private.analytics_range(since, until, 'day');
     weeks := cfg_private.analytics_range(days.first_bucket, days.stop - interval '1 day', 'week');
-    -- Per person and day (or week): distinct people add up over those rows, exactly.
+    -- Distinct people do not add up across buckets: they are counted over rows that keep the
+    -- person, one per person and day (per week for the weekly series).
     with acts as materialized (
         select date_trunc('day', a.bucket, 'UTC') as at, a.actor_id, max(a.actor_email) as email, sum(a.n) as n
         from cfg_private.activity(analytics_active_users.org_id, 'action', days.first_bucket, days.stop, 'day') as a
