@@ -213,8 +213,9 @@ YEAR_SINCE, YEAR_UNTIL, YEAR_MARK = "2025-01-08 10:00Z", "2025-12-18 09:00Z", "2
 
 def _write_year(conn, world) -> None:
     """Every 13 hours of 2025 in org A: a version (billing or web, editor or admin) saved into dev;
-    every 4th promoted straight to staging, every 5th requested into prod and applied 2 hours
-    later; audit rows of both people and the service key; validation events every 9th."""
+    every 4th promoted straight to staging; every 5th requested into prod an hour later and
+    decided 1 hour + s minutes after that (every 10th rejected, the rest applied then); audit
+    rows of both people and the service key; validation events every 9th."""
     envs = world.history["envs"]
     params = {"org": world.org_a, "billing": world.history["billing"], "web": world.history["web"],
               "editor": world["editor"].user_id, "admin": world["admin"].user_id, **envs}
