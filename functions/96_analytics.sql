@@ -1,7 +1,9 @@
 -- =============================================================================
 -- Analytics, the model (issue 13; docs/analytics.md): what counts as activity, read from
--- the source tables in one place; the hourly rollup the pg_cron job keeps behind a
--- watermark; and the reader the RPCs share: rollup before the watermark, sources after it.
+-- the source tables in one place; the rollup the pg_cron job keeps behind a watermark
+-- (hourly, daily and weekly rows, with and without automation and person; lead times);
+-- and the reader the RPCs share: the coarsest rows that fit before the watermark, the
+-- sources after it.
 -- The RPCs are in 97_analytics_api.sql.
 -- =============================================================================
 
@@ -38,7 +40,8 @@ begin
         where v.org_id = activity_from_sources.org_id
           and v.created_at >= since and v.created_at < until
         group by 1, 2, 4, 6, 7;
-    elsif kind = 'deployment' then
+    elsif kind in ('deployment', 'direct_promotion') then
+        -- Direct promotions: deployments by promotion with no request (no approval needed).
         return query
         select d.org_id, date_trunc('hour', d.created_at, 'UTC'), activity_from_sources.kind, d.automation_id, d.environment_id,
                d.actor_id, d.actor_email, count(*)::integer, 'hour'
@@ -46,6 +49,7 @@ begin
         join cfg.deployment_history as d
             on d.org_id = e.org_id and d.environment_id = e.id and d.created_at >= since and d.created_at < until
         where e.org_id = activity_from_sources.org_id
+          and (activity_from_sources.kind = 'deployment' or (d.source = 'promotion' and d.request_id is null))
         group by 1, 2, 4, 5, 6, 7;
     elsif kind = 'action' then
         -- Actions of people (a user id): the service key and database roles are not users.
@@ -91,12 +95,35 @@ end
 $$;
 revoke execute on function cfg_private.activity_horizon() from public, anon, authenticated, service_role;
 
+-- Deployments by promotion into environment_id in [since, until), each with when its
+-- version first landed in from_environment_id before it (null if it had not): the one
+-- definition of a lead time's ends, for the job and for the query-time tail.
+create or replace function cfg_private.promotion_arrivals(
+    org_id uuid, environment_id uuid, from_environment_id uuid, since timestamptz, until timestamptz
+)
+returns table (deployed_at timestamptz, arrived_at timestamptz)
+language sql stable
+set search_path = ''
+as $$
+    select d.created_at, (
+        select min(f.created_at) from cfg.deployment_history as f
+        where f.version_id = d.version_id and f.automation_id = d.automation_id and f.org_id = d.org_id
+          and f.environment_id = promotion_arrivals.from_environment_id and f.created_at <= d.created_at
+    )
+    from cfg.deployment_history as d
+    where d.org_id = promotion_arrivals.org_id and d.environment_id = promotion_arrivals.environment_id
+      and d.created_at >= since and d.created_at < until and d.source = 'promotion'
+$$;
+revoke execute on function cfg_private.promotion_arrivals(uuid, uuid, uuid, timestamptz, timestamptz)
+from public, anon, authenticated, service_role;
+
 -- The pg_cron job (every minute): rolls up the whole hours between the watermark and the
 -- horizon (at most 31 days per run, so a first run over a long history is gradual; the
--- tail covers the rest meanwhile), sums the days that closed, and moves the watermark, in
--- one transaction. up_to (tests, operators) stops earlier. Returns the hourly rows written.
--- A transaction left open for hours holds the horizon back: answers stay exact, the tail
--- grows.
+-- tail covers the rest meanwhile): hourly rows and their totals, then the days and weeks
+-- that closed summed from them, and the lead times of the promotions; then moves the
+-- watermark, in one transaction. up_to (tests, operators) stops earlier. Returns the
+-- hourly rows written. A transaction left open for hours holds the horizon back: answers
+-- stay exact, the tail grows.
 create or replace function cfg_private.roll_up_activity(up_to timestamptz default null)
 returns integer
 language plpgsql
@@ -107,6 +134,8 @@ declare
     since timestamptz;
     until timestamptz;
     written integer;
+    coarser text;
+    finer text := 'hour';
 begin
     select * into mark from cfg_private.activity_watermark as w where w.id for update;
     since := coalesce(mark.rolled_up_to, date_trunc('hour', (
@@ -127,32 +156,102 @@ begin
     insert into cfg_private.activity_rollup
     select r.*
     from cfg.orgs as o
-    cross join unnest(array['version', 'deployment', 'action', 'validation_errors', 'validation_warnings']) as k (kind)
+    cross join unnest(array[
+        'version', 'deployment', 'direct_promotion', 'action', 'validation_errors', 'validation_warnings'
+    ]) as k (kind)
     cross join lateral cfg_private.activity_from_sources(o.id, k.kind, since, until) as r;
     get diagnostics written = row_count;
-    -- The days now wholly rolled up, summed from their hours.
-    insert into cfg_private.activity_rollup (
-        org_id, bucket, kind, automation_id, environment_id, actor_id, actor_email, n, grain
-    )
-    select r.org_id, date_trunc('day', r.bucket, 'UTC'), r.kind, r.automation_id, r.environment_id,
-           r.actor_id, r.actor_email, sum(r.n), 'day'
+    insert into cfg_private.activity_totals (org_id, bucket, kind, environment_id, n, grain)
+    select r.org_id, r.bucket, r.kind, r.environment_id, sum(r.n), 'hour'
     from cfg_private.activity_rollup as r
-    where r.grain = 'hour' and r.bucket >= date_trunc('day', since, 'UTC') and r.bucket < date_trunc('day', until, 'UTC')
-    group by r.org_id, 2, r.kind, r.automation_id, r.environment_id, r.actor_id, r.actor_email;
+    where r.grain = 'hour' and r.bucket >= since and r.bucket < until
+    group by r.org_id, r.bucket, r.kind, r.environment_id;
+    -- The days, then the weeks, now wholly rolled up: sums of the grain below.
+    foreach coarser in array array['day', 'week'] loop
+        insert into cfg_private.activity_rollup (
+            org_id, bucket, kind, automation_id, environment_id, actor_id, actor_email, n, grain
+        )
+        select r.org_id, date_trunc(coarser, r.bucket, 'UTC'), r.kind, r.automation_id, r.environment_id,
+               r.actor_id, r.actor_email, sum(r.n), coarser
+        from cfg_private.activity_rollup as r
+        where r.grain = finer
+          and r.bucket >= date_trunc(coarser, since, 'UTC') and r.bucket < date_trunc(coarser, until, 'UTC')
+        group by r.org_id, 2, r.kind, r.automation_id, r.environment_id, r.actor_id, r.actor_email;
+        insert into cfg_private.activity_totals (org_id, bucket, kind, environment_id, n, grain)
+        select t.org_id, date_trunc(coarser, t.bucket, 'UTC'), t.kind, t.environment_id, sum(t.n), coarser
+        from cfg_private.activity_totals as t
+        where t.grain = finer
+          and t.bucket >= date_trunc(coarser, since, 'UTC') and t.bucket < date_trunc(coarser, until, 'UTC')
+        group by t.org_id, 2, t.kind, t.environment_id;
+        finer := coarser;
+    end loop;
+    insert into cfg_private.promotion_rollup (org_id, environment_id, deployed_at, from_environment_id, arrived_at)
+    select e.org_id, e.id, p.deployed_at, first_env.id, p.arrived_at
+    from cfg.environments as e
+    cross join lateral (
+        select f.id from cfg.environments as f where f.org_id = e.org_id order by f.position limit 1
+    ) as first_env
+    cross join lateral cfg_private.promotion_arrivals(e.org_id, e.id, first_env.id, since, until) as p;
     update cfg_private.activity_watermark as w set rolled_up_to = until, updated_at = now() where w.id;
     return written;
 end
 $$;
 revoke execute on function cfg_private.roll_up_activity(timestamptz) from public, anon, authenticated, service_role;
 
--- One org's activity of one kind in [since, until) (whole hours; whole days for grain 'day'):
--- with grain 'day', daily rows for the days wholly rolled up, then hourly rows up to the
--- watermark, then the sources from it on; with grain 'hour', hourly rows then the sources.
+-- Which rollup rows cover [since, until) up to the watermark: the coarsest grain (up to
+-- `coarsest`) for the whole units inside, each finer grain for the partial edges around
+-- them. All bounds are whole hours; a grain's unit is wholly rolled up once it ends
+-- before the watermark. [greatest(since, least(until, mark)), until) is the tail.
+create or replace function cfg_private.activity_pieces(
+    since timestamptz, until timestamptz, mark timestamptz, coarsest text
+)
+returns table (grain text, lo timestamptz, hi timestamptz)
+language plpgsql stable
+rows 5
+set search_path = ''
+as $$
+declare
+    finer text := 'hour';
+    inner_lo timestamptz := since;
+    inner_hi timestamptz := greatest(since, least(until, mark));
+    g text;
+    g_lo timestamptz;
+    g_hi timestamptz;
+begin
+    foreach g in array array['day', 'week'] loop
+        exit when coarsest = finer;
+        g_lo := date_trunc(g, inner_lo, 'UTC');
+        if g_lo < inner_lo then
+            g_lo := g_lo + ('1 ' || g)::interval;
+        end if;
+        g_hi := date_trunc(g, inner_hi, 'UTC');
+        exit when g_lo >= g_hi;
+        grain := finer; lo := inner_lo; hi := g_lo;
+        return next;
+        lo := g_hi; hi := inner_hi;
+        return next;
+        finer := g; inner_lo := g_lo; inner_hi := g_hi;
+    end loop;
+    grain := finer; lo := inner_lo; hi := inner_hi;
+    return next;
+end
+$$;
+revoke execute on function cfg_private.activity_pieces(timestamptz, timestamptz, timestamptz, text) from public, anon;
+grant execute on function cfg_private.activity_pieces(timestamptz, timestamptz, timestamptz, text)
+to authenticated, service_role;
+
+-- One org's activity of one kind in [since, until) (whole units of `grain`, the coarsest
+-- rows it may read: 'hour', 'day' or 'week'): rollup rows up to the watermark (see
+-- activity_pieces), then the sources from it on. Filters: automation_id, environment_id,
+-- author (a user id or an email). With totals (and no automation or author filter) it
+-- reads the totals rows: counts per bucket and environment, automation and person null.
 -- security definer: the rollup is private and every member reads the same numbers (an
 -- activity count says nothing a row would); so it checks the caller's membership itself,
 -- PT404 for another org.
 create or replace function cfg_private.activity(
-    org_id uuid, kind text, since timestamptz, until timestamptz, grain text default 'hour'
+    org_id uuid, kind text, since timestamptz, until timestamptz, grain text,
+    automation_id uuid default null, environment_id uuid default null, author text default null,
+    totals boolean default false
 )
 returns setof cfg_private.activity_rollup
 language plpgsql stable security definer
@@ -162,26 +261,103 @@ declare
     mark timestamptz := coalesce(
         (select w.rolled_up_to from cfg_private.activity_watermark as w where w.id), '-infinity'
     );
-    -- Where hourly rows take over from daily ones.
-    hours_from timestamptz := case when grain = 'day' then date_trunc('day', mark, 'UTC') else since end;
 begin
     perform cfg_private.require_role(activity.org_id, 'viewer', 'reading analytics');
-    if grain = 'day' then
-        return query
+    totals := totals and activity.automation_id is null and author is null;
+    return query
+    select r.*
+    from cfg_private.activity_pieces(since, until, mark, grain) as p
+    cross join lateral (
         select r.* from cfg_private.activity_rollup as r
-        where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = 'day'
-          and r.bucket >= since and r.bucket < least(until, hours_from);
-    end if;
-    return query
-    select r.* from cfg_private.activity_rollup as r
-    where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = 'hour'
-      and r.bucket >= greatest(since, hours_from) and r.bucket < least(until, mark);
-    return query
-    select * from cfg_private.activity_from_sources(org_id, kind, greatest(since, mark), until);
+        where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = p.grain
+          and r.bucket >= p.lo and r.bucket < p.hi
+          and (activity.automation_id is null or r.automation_id = activity.automation_id)
+          and (activity.environment_id is null or r.environment_id = activity.environment_id)
+          and (author is null or r.actor_id::text = author or lower(r.actor_email) = lower(author))
+    ) as r
+    where not totals
+    union all
+    select t.org_id, t.bucket, t.kind, null, t.environment_id, null, null, t.n, t.grain
+    from cfg_private.activity_pieces(since, until, mark, grain) as p
+    cross join lateral (
+        select t.* from cfg_private.activity_totals as t
+        where t.org_id = activity.org_id and t.kind = activity.kind and t.grain = p.grain
+          and t.bucket >= p.lo and t.bucket < p.hi
+          and (activity.environment_id is null or t.environment_id = activity.environment_id)
+    ) as t
+    where totals
+    union all
+    select s.* from cfg_private.activity_from_sources(org_id, kind, greatest(since, mark), until) as s
+    where (activity.automation_id is null or s.automation_id = activity.automation_id)
+      and (activity.environment_id is null or s.environment_id = activity.environment_id)
+      and (author is null or s.actor_id::text = author or lower(s.actor_email) = lower(author));
 end
 $$;
-revoke execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text) from public, anon;
-grant execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text)
+revoke execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text, uuid, uuid, text, boolean)
+from public, anon;
+grant execute on function cfg_private.activity(uuid, text, timestamptz, timestamptz, text, uuid, uuid, text, boolean)
+to authenticated, service_role;
+
+-- {count, median_seconds, p90_seconds} of n durations whose 50th and 90th percentiles
+-- (seconds, interpolated: percentile_cont(array[0.5, 0.9])) are given, rounded to 0.1 s.
+create or replace function cfg_private.analytics_durations(n bigint, percentiles double precision [])
+returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+    select jsonb_build_object(
+        'count', n, 'median_seconds', round(percentiles[1]::numeric, 1), 'p90_seconds', round(percentiles[2]::numeric, 1)
+    )
+$$;
+revoke execute on function cfg_private.analytics_durations(bigint, double precision []) from public, anon;
+grant execute on function cfg_private.analytics_durations(bigint, double precision []) to authenticated, service_role;
+
+-- Lead times (deployed - arrived; count, median, p90) of the promotions into
+-- to_environment_id in [since, until) whose version was in from_environment_id before: the
+-- stored ones up to the watermark, the sources after it. Stored ones were measured from
+-- the pipeline's first environment of their time: if that is not from_environment_id any
+-- more (the pipeline was reordered), the whole period is counted from the sources.
+-- security definer like activity(): the rollup is private; it checks the caller's
+-- membership itself.
+create or replace function cfg_private.lead_times(
+    org_id uuid, from_environment_id uuid, to_environment_id uuid, since timestamptz, until timestamptz
+)
+returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    rolled timestamptz := greatest(since, least(until, coalesce(
+        (select w.rolled_up_to from cfg_private.activity_watermark as w where w.id), '-infinity'
+    )));
+    result jsonb;
+begin
+    perform cfg_private.require_role(lead_times.org_id, 'viewer', 'reading analytics');
+    if exists (
+        select 1 from cfg_private.promotion_rollup as p
+        where p.org_id = lead_times.org_id and p.environment_id = lead_times.to_environment_id
+          and p.deployed_at >= since and p.deployed_at < rolled
+          and p.from_environment_id is distinct from lead_times.from_environment_id
+    ) then
+        rolled := since;
+    end if;
+    select cfg_private.analytics_durations(
+        count(*), percentile_cont(array[0.5, 0.9]) within group (order by date_part('epoch', x.lead))
+    ) into result
+    from (
+        select p.deployed_at - p.arrived_at as lead from cfg_private.promotion_rollup as p
+        where p.org_id = lead_times.org_id and p.environment_id = lead_times.to_environment_id
+          and p.deployed_at >= since and p.deployed_at < rolled and p.arrived_at is not null
+        union all
+        select a.deployed_at - a.arrived_at
+        from cfg_private.promotion_arrivals(org_id, to_environment_id, from_environment_id, rolled, until) as a
+        where a.arrived_at is not null
+    ) as x;
+    return result;
+end
+$$;
+revoke execute on function cfg_private.lead_times(uuid, uuid, uuid, timestamptz, timestamptz) from public, anon;
+grant execute on function cfg_private.lead_times(uuid, uuid, uuid, timestamptz, timestamptz)
 to authenticated, service_role;
 
 -- [since, until) checked and widened to whole buckets (UTC; weeks start on Monday):
@@ -201,7 +377,7 @@ begin
         bucket := 'day';
     end if;
     step := ('1 ' || bucket)::interval;
-    grain := case when bucket = 'hour' then 'hour' else 'day' end;  -- the rollup rows it may read
+    grain := bucket;  -- the coarsest rollup rows it may read
     until := coalesce(until, now());
     since := coalesce(since, until - 30 * step);
     if not isfinite(since) or not isfinite(until) then

@@ -1,9 +1,9 @@
 -- =============================================================================
 -- Analytics RPCs (issue 13; docs/analytics.md): any member of the org, viewer and up;
 -- PT404 for an org the caller is not in, before anything else is said. Every series has
--- a row for every bucket, zeros included. Activity comes from cfg_private.activity (the
--- rollup plus the tail, 96_analytics.sql); promotions straight from the requests and the
--- deployment history by index range (their volume is that of promotions, not of saves).
+-- a row for every bucket, zeros included. Activity and lead times come from the rollup
+-- plus the tail (cfg_private.activity, cfg_private.lead_times: 96_analytics.sql);
+-- promotion requests by index only (their volume is that of promotions, not of saves).
 -- =============================================================================
 
 -- Changes per bucket: versions saved (any kind), or with `environment` the versions that
@@ -43,12 +43,9 @@ begin
         select date_trunc(analytics_changes.bucket, a.bucket, 'UTC') as at, sum(a.n) as n
         from cfg_private.activity(
             analytics_changes.org_id, case when env.id is null then 'version' else 'deployment' end,
-            r.first_bucket, r.stop, r.grain
+            r.first_bucket, r.stop, r.grain, automation_id => analytics_changes.automation_id,
+            environment_id => env.id, author => analytics_changes.author, totals => true
         ) as a
-        where (analytics_changes.automation_id is null or a.automation_id = analytics_changes.automation_id)
-          and (env.id is null or a.environment_id = env.id)
-          and (analytics_changes.author is null or a.actor_id::text = analytics_changes.author
-               or lower(a.actor_email) = lower(analytics_changes.author))
         group by 1
     )
     select jsonb_build_object(
@@ -90,7 +87,11 @@ begin
     r := cfg_private.analytics_range(since, until, 'day');
     with counted as (
         select a.automation_id, sum(a.n) as changes, count(distinct coalesce(a.actor_id::text, a.actor_email)) as authors
-        from cfg_private.activity(analytics_top_automations.org_id, 'version', r.first_bucket, r.stop, 'day') as a
+        from (
+            select a.automation_id, a.actor_id, a.actor_email, sum(a.n) as n
+            from cfg_private.activity(analytics_top_automations.org_id, 'version', r.first_bucket, r.stop, 'week') as a
+            group by 1, 2, 3
+        ) as a
         group by 1
     ),
     top as (
@@ -115,22 +116,6 @@ revoke execute on function cfg.analytics_top_automations(uuid, timestamptz, time
 grant execute on function cfg.analytics_top_automations(uuid, timestamptz, timestamptz, integer)
 to authenticated, service_role;
 
--- Median and 90th percentile (seconds) and count of a set of durations.
-create or replace function cfg_private.analytics_durations(durations interval [])
-returns jsonb
-language sql immutable
-set search_path = ''
-as $$
-    select jsonb_build_object(
-        'count', count(d),
-        'median_seconds', round(percentile_cont(0.5) within group (order by extract(epoch from d))::numeric, 1),
-        'p90_seconds', round(percentile_cont(0.9) within group (order by extract(epoch from d))::numeric, 1)
-    )
-    from unnest(durations) as d
-$$;
-revoke execute on function cfg_private.analytics_durations(interval []) from public, anon;
-grant execute on function cfg_private.analytics_durations(interval []) to authenticated, service_role;
-
 -- Promotions into each environment after the first, over [since, until) (whole days):
 -- requests made in the period by outcome, with each outcome's share of those closed
 -- (applied, rejected, superseded), direct promotions (no approval needed), and the
@@ -148,7 +133,6 @@ declare
     first_env cfg.environments;
     last_env cfg.environments;
     per_environment jsonb;
-    lead_times interval [];
 begin
     perform cfg_private.require_role(org_id, 'viewer', 'reading analytics');
     r := cfg_private.analytics_range(since, until, 'day');
@@ -164,7 +148,7 @@ begin
         'applied_rate', round(q.applied::numeric / nullif(q.closed, 0), 4),
         'rejected_rate', round(q.rejected::numeric / nullif(q.closed, 0), 4),
         'superseded_rate', round(q.superseded::numeric / nullif(q.closed, 0), 4),
-        'direct', dp.direct,
+        'direct', coalesce(dp.direct, 0),
         'approval_wait', q.wait
     ) order by e.position), '[]') into per_environment
     from cfg.environments as e
@@ -176,39 +160,29 @@ begin
                count(*) filter (where p.status = 'rejected') as rejected,
                count(*) filter (where p.status = 'superseded') as superseded,
                count(*) filter (where p.status in ('applied', 'rejected', 'superseded')) as closed,
+               -- Undecided requests have no wait: null, which count and percentile_cont skip.
                cfg_private.analytics_durations(
-                   array_agg(p.decided_at - p.created_at) filter (where p.decided_at is not null)
+                   count(p.decided_at),
+                   percentile_cont(array[0.5, 0.9]) within group (order by date_part('epoch', p.decided_at - p.created_at))
                ) as wait
         from cfg.promotion_requests as p
         where p.org_id = e.org_id and p.to_environment_id = e.id
           and p.created_at >= r.first_bucket and p.created_at < r.stop
     ) as q
-    cross join lateral (
-        select count(*) as direct from cfg.deployment_history as d
-        where d.org_id = e.org_id and d.environment_id = e.id
-          and d.created_at >= r.first_bucket and d.created_at < r.stop
-          and d.source = 'promotion' and d.request_id is null
-    ) as dp
+    left join (
+        select a.environment_id, sum(a.n) as direct
+        from cfg_private.activity(
+            analytics_promotions.org_id, 'direct_promotion', r.first_bucket, r.stop, 'week', totals => true
+        ) as a
+        group by 1
+    ) as dp on dp.environment_id = e.id
     where e.org_id = analytics_promotions.org_id and e.id <> first_env.id;
-
-    -- Each version that reached the last environment in the period, from the first time
-    -- it landed in the first one.
-    select array_agg(d.created_at - arrived.at) into lead_times
-    from cfg.deployment_history as d
-    cross join lateral (
-        select min(f.created_at) as at from cfg.deployment_history as f
-        where f.version_id = d.version_id and f.automation_id = d.automation_id and f.org_id = d.org_id
-          and f.environment_id = first_env.id
-    ) as arrived
-    where d.org_id = analytics_promotions.org_id and d.environment_id = last_env.id
-      and d.created_at >= r.first_bucket and d.created_at < r.stop
-      and d.source = 'promotion' and arrived.at is not null;
 
     return jsonb_build_object(
         'since', cfg_private.analytics_time(r.first_bucket), 'until', cfg_private.analytics_time(r.stop),
         'environments', per_environment,
         'lead_time', jsonb_build_object('from', first_env.slug, 'to', last_env.slug)
-        || cfg_private.analytics_durations(coalesce(lead_times, '{}'))
+        || cfg_private.lead_times(analytics_promotions.org_id, first_env.id, last_env.id, r.first_bucket, r.stop)
     );
 end
 $$;
@@ -233,25 +207,25 @@ begin
     perform cfg_private.require_role(org_id, 'viewer', 'reading analytics');
     days := cfg_private.analytics_range(since, until, 'day');
     weeks := cfg_private.analytics_range(days.first_bucket, days.stop - interval '1 day', 'week');
+    -- Distinct people do not add up across buckets: they are counted over rows that keep the
+    -- person, one per person and day (per week for the weekly series).
     with acts as materialized (
-        select * from cfg_private.activity(
-            analytics_active_users.org_id, 'action', weeks.first_bucket, weeks.stop, 'day'
-        )
+        select date_trunc('day', a.bucket, 'UTC') as at, a.actor_id, max(a.actor_email) as email, sum(a.n) as n
+        from cfg_private.activity(analytics_active_users.org_id, 'action', days.first_bucket, days.stop, 'day') as a
+        group by 1, 2
     ),
     per_day as (
-        select date_trunc('day', a.bucket, 'UTC') as at, count(distinct a.actor_id) as users
-        from acts as a group by 1
+        select a.at, count(*) as users from acts as a group by 1
     ),
     per_week as (
         select date_trunc('week', a.bucket, 'UTC') as at, count(distinct a.actor_id) as users
-        from acts as a group by 1
+        from cfg_private.activity(analytics_active_users.org_id, 'action', weeks.first_bucket, weeks.stop, 'week') as a
+        group by 1
     ),
     people as (
-        select a.actor_id, max(a.actor_email) as email, sum(a.n) as actions,
-               count(distinct date_trunc('day', a.bucket, 'UTC')) as active_days,
-               date_trunc('day', max(a.bucket), 'UTC') as last_active_day
+        select a.actor_id, max(a.email) as email, sum(a.n) as actions, count(*) as active_days,
+               max(a.at) as last_active_day
         from acts as a
-        where a.bucket >= days.first_bucket and a.bucket < days.stop
         group by a.actor_id
     )
     select jsonb_build_object(
@@ -308,14 +282,15 @@ begin
                coalesce(sum(a.n) filter (where a.kind = 'validation_warnings'), 0) as warnings
         from (
             select * from cfg_private.activity(
-                analytics_validation_failures.org_id, 'validation_errors', r.first_bucket, r.stop, r.grain
+                analytics_validation_failures.org_id, 'validation_errors', r.first_bucket, r.stop, r.grain,
+                environment_id => env.id, totals => true
             )
             union all
             select * from cfg_private.activity(
-                analytics_validation_failures.org_id, 'validation_warnings', r.first_bucket, r.stop, r.grain
+                analytics_validation_failures.org_id, 'validation_warnings', r.first_bucket, r.stop, r.grain,
+                environment_id => env.id, totals => true
             )
         ) as a
-        where env.id is null or a.environment_id = env.id
         group by 1
     )
     select jsonb_build_object(
