@@ -157,7 +157,6 @@ returns table (
     target text, score real
 )
 language plpgsql stable
-set plan_cache_mode = force_custom_plan
 set search_path = ''
 as $$
 declare

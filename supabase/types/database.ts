@@ -378,7 +378,7 @@ export type Database = {
           is_secret: boolean
           key: string
           org_id: string
-          search_text: string | null
+          search_tokens: unknown
           search_vector: unknown
           section_id: string
           updated_at: string
@@ -392,7 +392,7 @@ export type Database = {
           is_secret?: boolean
           key: string
           org_id: string
-          search_text?: string | null
+          search_tokens?: unknown
           search_vector?: unknown
           section_id: string
           updated_at?: string
@@ -406,7 +406,7 @@ export type Database = {
           is_secret?: boolean
           key?: string
           org_id?: string
-          search_text?: string | null
+          search_tokens?: unknown
           search_vector?: unknown
           section_id?: string
           updated_at?: string
