@@ -118,86 +118,6 @@ $$;
 revoke execute on function cfg_private.search_scope(uuid [], jsonb, jsonb) from public, anon;
 grant execute on function cfg_private.search_scope(uuid [], jsonb, jsonb) to authenticated, service_role;
 
--- =============================================================================
--- What the later environments run (cfg_private.deployed_entries), kept with deployments
--- =============================================================================
-
--- Replaces the indexed entries of automation_id in environment_id with those of the
--- version deployed there; none for the org's first environment (the live tables are its).
--- security definer: the rows are written by cfgctl only, whoever deploys.
-create or replace function cfg_private.index_deployment(automation_id uuid, environment_id uuid)
-returns void
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-    delete from cfg_private.deployed_entries as de
-    where de.automation_id = index_deployment.automation_id and de.environment_id = index_deployment.environment_id;
-    insert into cfg_private.deployed_entries (org_id, automation_id, environment_id, version, section, key,
-                                              description, value)
-    select v.org_id, v.automation_id, d.environment_id, v.version, s.key, e.key,
-        coalesce(e.value ->> 'description', ''),
-        case when (e.value -> 'secret') = 'true'::jsonb then null else e.value -> 'value' end
-    from cfg.deployments as d
-    join cfg.config_versions as v on v.id = d.version_id
-    cross join jsonb_each(v.content -> 'sections') as s
-    cross join jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
-    where d.automation_id = index_deployment.automation_id and d.environment_id = index_deployment.environment_id
-        and d.environment_id <> (
-            select env.id from cfg.environments as env where env.org_id = d.org_id order by env.position limit 1
-        );
-end
-$$;
-revoke execute on function cfg_private.index_deployment(uuid, uuid) from public, anon, authenticated, service_role;
-
-create or replace function cfg_private.index_deployment_trigger()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-    perform cfg_private.index_deployment(new.automation_id, new.environment_id);
-    return null;
-end
-$$;
-revoke execute on function cfg_private.index_deployment_trigger() from public, anon, authenticated, service_role;
-
-create or replace trigger index_for_search after insert or update of version_id on cfg.deployments
-for each row execute function cfg_private.index_deployment_trigger();
-
--- Rebuilds the search rows of every deployment of org_id (admins), in one transaction:
--- searches go on reading the previous rows until it commits. After a reorder of the
--- pipeline, or to repair. Returns the number of entries indexed.
--- security definer: the rows are cfgctl's to write; the role is checked first.
-create or replace function cfg_private.reindex_org_search(org_id uuid)
-returns integer
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-    perform cfg_private.require_role(reindex_org_search.org_id, 'admin', 're-indexing search');
-    perform cfg_private.index_deployment(d.automation_id, d.environment_id)
-    from cfg.deployments as d where d.org_id = reindex_org_search.org_id;
-    return (select count(*) from cfg_private.deployed_entries as de where de.org_id = reindex_org_search.org_id);
-end
-$$;
-revoke execute on function cfg_private.reindex_org_search(uuid) from public, anon;
-grant execute on function cfg_private.reindex_org_search(uuid) to authenticated, service_role;
-
-create or replace function cfg.reindex_search(org_id uuid)
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-begin
-    return cfg_private.reindex_org_search(reindex_search.org_id);
-end
-$$;
-revoke execute on function cfg.reindex_search(uuid) from public, anon;
-grant execute on function cfg.reindex_search(uuid) to authenticated, service_role;
-
 -- Whether a query also matches as an exact substring: when it looks like an identifier
 -- or a URL (3 characters or more, no space, some punctuation). Plain words are the word
 -- index's.
@@ -213,11 +133,25 @@ $$;
 revoke execute on function cfg_private.searches_substrings(text) from public, anon;
 grant execute on function cfg_private.searches_substrings(text) to authenticated, service_role;
 
--- The substring query of needle in orgs: a prefix query on the tokens of each org
--- (cfg_private.entry_search_tokens, migrations/20261203040000_search_substring_tokens.sql)
--- with the needle's first 100 characters (a token's length). Null when the needle does
--- not look like an identifier or a URL (cfg_private.searches_substrings): words only.
-create or replace function cfg_private.substring_query(orgs uuid [], needle text)
+-- The queries of an org (migrations/20261203040000_search_substring_tokens.sql): q's
+-- words as that org's terms (same operators: the same matches and ranks), and a needle's
+-- substring query, a prefix query on the org's substring tokens with its first 100
+-- characters (a token's length); null when the needle does not look like an identifier
+-- or a URL (cfg_private.searches_substrings).
+create or replace function cfg_private.tagged_query(q tsquery, org_id uuid)
+returns tsquery
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+    -- A term is quoted and opens the query or follows a space, "(" or "!".
+    return regexp_replace(q::text, '(^|[ (!])''', '\1''' || left(org_id::text, 8) || '#', 'g')::tsquery;
+end
+$$;
+revoke execute on function cfg_private.tagged_query(tsquery, uuid) from public, anon;
+grant execute on function cfg_private.tagged_query(tsquery, uuid) to authenticated, service_role;
+
+create or replace function cfg_private.substring_query(org_id uuid, needle text)
 returns tsquery
 language plpgsql immutable
 set search_path = ''
@@ -226,18 +160,16 @@ begin
     if not cfg_private.searches_substrings(needle) then
         return null;
     end if;
-    return (
-        select string_agg('''' || replace(replace(t.tag || left(needle, 100), '\', '\\'), '''', '''''') || ''':*', ' | ')::tsquery
-        from (select distinct left(o::text, 8) as tag from unnest(orgs) as o) as t
-    );
+    return ('''' || replace(replace(left(org_id::text, 8) || '~' || left(needle, 100), '\', '\\'), '''', '''''')
+            || ''':*')::tsquery;
 end
 $$;
-revoke execute on function cfg_private.substring_query(uuid [], text) from public, anon;
-grant execute on function cfg_private.substring_query(uuid [], text) to authenticated, service_role;
+revoke execute on function cfg_private.substring_query(uuid, text) from public, anon;
+grant execute on function cfg_private.substring_query(uuid, text) to authenticated, service_role;
 
 -- Whether an entry of org_id matches: the words of q, or the substring query sq (a
 -- needle longer than a token checked whole). For the versions environments run;
--- cfg_private.search_hits spells the same test out over the stored columns.
+-- cfg_private.search_hits spells the same test out over the stored terms.
 create or replace function cfg_private.entry_matches(
     org_id uuid, key text, description text, value jsonb, q tsquery, sq tsquery, needle text
 )
@@ -247,7 +179,7 @@ set search_path = ''
 as $$
 begin
     return coalesce(cfg_private.entry_search_vector(key, description, value) @@ q, false)
-        or coalesce(cfg_private.entry_search_tokens(org_id, key, value) @@ sq
+        or coalesce(cfg_private.entry_search_document(org_id, key, description, value) @@ sq
             and (length(needle) <= 100 or strpos(cfg_private.entry_search_text(key, value), needle) > 0), false);
 end
 $$;
@@ -290,9 +222,10 @@ grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, s
 -- search), sections and entries. An entry found live (entry_id) and as later environments
 -- run it (environment_id) comes back once, live if that matches, with its best rank.
 -- q: the words (null: none). needle: the lower-case query, also a substring when it looks
--- like an identifier or a URL (cfg_private.substring_query; checked whole when longer than
--- a token). Order: rank, then [sort_kind, automation_id, sort_section, sort_name, key] in
--- bytes; a row's [rank, ...those] is a cursor. Only the page leaves the function.
+-- like an identifier or a URL (checked whole when longer than a token). Entries are read
+-- org by org through their own terms (cfg_private.tagged_query, substring_query).
+-- Order: rank, then [sort_kind, automation_id, sort_section, sort_name, key] in bytes; a
+-- row's [rank, ...those] is a cursor. Only the page leaves the function.
 -- security definer: under RLS PostgreSQL uses no index for an operator that is not
 -- leakproof (@@), so every row of the caller's orgs would be tested one by one. The orgs
 -- are cut down to those the caller may read first: it finds no more than RLS allows.
@@ -305,28 +238,49 @@ returns table (
 )
 language plpgsql stable security definer
 rows 20  -- a page: the caller joins each row to its automation by id
-set plan_cache_mode = force_custom_plan
 set search_path = ''
 as $$
 declare
     readable uuid [] := cfg_private.readable_orgs(orgs);
-    sq tsquery := cfg_private.substring_query(readable, needle);
     whole text := case when length(needle) > 100 then needle end;
     -- An automation's rank adds 0.5 for the needle as an exact substring of its name,
-    -- found through the name's trigram index probed with its last 10 characters.
+    -- found through the name's trigram index probed with its last 10 characters (null:
+    -- no probe; the plan is cached, so no branch may depend on a constant).
     bonus boolean := length(needle) >= 3;
-    probe text := '%' || cfg_private.like_literal(right(needle, 10)) || '%';
+    probe text := case when cfg_private.searches_substrings(needle)
+                       then '%' || cfg_private.like_literal(right(needle, 10)) || '%' end;
     none constant uuid := '00000000-0000-0000-0000-000000000000';
 begin
+    if needle = '' then
+        -- A filters-only search: the automations, all of rank 0, by id.
+        return query
+        select 'automation', a.id, null::uuid, null::text, null::text, 0::real, null::uuid, null::uuid, 0, none, ''
+        from cfg.automations as a
+        where a.org_id = any(readable) and (scope is null or a.id = any(scope))
+            and (after is null or a.id > (after ->> 2)::uuid)
+        order by a.id
+        limit max_rows;
+        return;
+    end if;
     return query
-    with deployed as materialized (
+    with terms as materialized (
+        -- Each org's words (wq), substring query (sq) and either (aq); any may be null.
+        select o.org_id, t.wq, t.sq, coalesce(t.wq || t.sq, t.wq, t.sq) as aq
+        from unnest(readable) as o (org_id)
+        cross join lateral (
+            select cfg_private.tagged_query(q, o.org_id) as wq, cfg_private.substring_query(o.org_id, needle) as sq
+        ) as t
+    ),
+    deployed as materialized (
         -- The best match of each entry among the versions later environments run.
         select distinct on (de.automation_id, s.sort_section, s.sort_name, de.key)
             de.automation_id, s.section_id, de.section, de.key, de.environment_id, s.sort_section, s.sort_name, r.rank
-        from cfg_private.deployed_entries as de
+        from terms as t
+        -- coalesce: an org's terms are the org's already; no org index is ANDed with them.
+        join cfg_private.deployed_entries as de on coalesce(de.org_id, none) = t.org_id and de.search_tokens @@ t.aq
         cross join lateral (
-            select (coalesce(ts_rank(de.search_vector, q), 0)
-                + case when de.search_tokens @@ sq then 0.05 else 0 end)::real as rank
+            select (coalesce(ts_rank(de.search_tokens, t.wq), 0)
+                + case when de.search_tokens @@ t.sq then 0.05 else 0 end)::real as rank
         ) as r
         cross join lateral (
             select cs.id as section_id, coalesce(cs.id, none) as sort_section,
@@ -334,9 +288,9 @@ begin
             from (select) as one
             left join cfg.config_sections as cs on cs.automation_id = de.automation_id and cs.name = de.section
         ) as s
-        where de.org_id = any(readable) and (scope is null or de.automation_id = any(scope))
-            and (de.search_vector @@ q or (de.search_tokens @@ sq
-                and (whole is null or strpos(cfg_private.entry_search_text(de.key, de.value), whole) > 0)))
+        where (scope is null or de.automation_id = any(scope))
+            and (whole is null or de.search_tokens @@ t.wq
+                or strpos(cfg_private.entry_search_text(de.key, de.value), whole) > 0)
         order by de.automation_id, s.sort_section, s.sort_name, de.key, r.rank desc
     ),
     found as (
@@ -348,10 +302,8 @@ begin
             null::uuid as entry_id, null::uuid as environment_id, none as sort_section, '' as sort_name
         from cfg.automations as a
         where a.org_id = any(readable) and (scope is null or a.id = any(scope))
-            and (needle = ''
-                or cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description) @@ q
-                or (sq is not null and (a.slug || ' ' || lower(a.name)) like probe
-                    and strpos(a.slug || ' ' || lower(a.name), needle) > 0))
+            and (cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description) @@ q
+                or ((a.slug || ' ' || lower(a.name)) like probe and strpos(a.slug || ' ' || lower(a.name), needle) > 0))
         union all
         select 1, 'section', cs.automation_id, cs.id, cs.name, '',
             (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real,
@@ -360,17 +312,17 @@ begin
         where cs.org_id = any(readable) and (scope is null or cs.automation_id = any(scope))
             and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
         union all
-        -- Live entries, through the org's word postings and the orgs' tokens.
         select 2, 'entry', ce.automation_id, ce.section_id, null, ce.key,
-            greatest((coalesce(ts_rank(ce.search_vector, q), 0)
-                + case when ce.search_tokens @@ sq then 0.05 else 0 end)::real, d.rank),
+            greatest((coalesce(ts_rank(ce.search_tokens, t.wq), 0)
+                + case when ce.search_tokens @@ t.sq then 0.05 else 0 end)::real, d.rank),
             ce.id, null, ce.section_id, ''
-        from cfg.config_entries as ce
+        from terms as t
+        join cfg.config_entries as ce on coalesce(ce.org_id, none) = t.org_id and ce.search_tokens @@ t.aq
         left join deployed as d
             on d.automation_id = ce.automation_id and d.sort_section = ce.section_id and d.sort_name = '' and d.key = ce.key
-        where ce.org_id = any(readable) and (scope is null or ce.automation_id = any(scope))
-            and (ce.search_vector @@ q or (ce.search_tokens @@ sq
-                and (whole is null or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)))
+        where (scope is null or ce.automation_id = any(scope))
+            and (whole is null or ce.search_tokens @@ t.wq
+                or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
         union all
         -- What only later environments still run.
         select 2, 'entry', d.automation_id, d.section_id, d.section, d.key, d.rank, null, d.environment_id,
@@ -378,9 +330,10 @@ begin
         from deployed as d
         where not exists (
             select 1 from cfg.config_entries as ce
-            where ce.section_id = d.section_id and ce.key = d.key
-                and (ce.search_vector @@ q or (ce.search_tokens @@ sq
-                    and (whole is null or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)))
+            join terms as t on t.org_id = ce.org_id
+            where ce.section_id = d.section_id and ce.key = d.key and ce.search_tokens @@ t.aq
+                and (whole is null or ce.search_tokens @@ t.wq
+                    or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
         )
     )
     select f.kind, f.automation_id, f.section_id, f.section, nullif(f.key, ''), f.rank, f.entry_id, f.environment_id,
@@ -420,7 +373,6 @@ declare
     f jsonb := cfg_private.checked_search_filters(filters);
     needle text := lower(btrim(coalesce(query, '')));
     q tsquery;
-    sq tsquery;
     orgs uuid [];
     ignored jsonb;
     resume_at jsonb;
@@ -464,8 +416,6 @@ begin
     if numnode(q) = 0 then
         q := null;  -- no words (punctuation only): substrings alone
     end if;
-    -- For the environments of a result: the same substring test as the search's.
-    sq := cfg_private.substring_query(orgs, needle);
 
     if f - 'tags_match' <> '{}' then
         scope := array(select cfg_private.search_scope(orgs, f, ignored));
@@ -497,7 +447,8 @@ begin
                     else cfg_private.entry_matches(
                         a.org_id, p.key,
                         coalesce(v.content #>> array['sections', p.section, 'entries', p.key, 'description'], ''),
-                        v.content #> array['sections', p.section, 'entries', p.key, 'value'], q, sq, needle)
+                        v.content #> array['sections', p.section, 'entries', p.key, 'value'], q,
+                        cfg_private.substring_query(a.org_id, needle), needle)
                         and v.content #> array['sections', p.section, 'entries', p.key] is not null
                 end
             order by e.position

@@ -379,7 +379,6 @@ export type Database = {
           key: string
           org_id: string
           search_tokens: unknown
-          search_vector: unknown
           section_id: string
           updated_at: string
           value: Json | null
@@ -393,7 +392,6 @@ export type Database = {
           key: string
           org_id: string
           search_tokens?: unknown
-          search_vector?: unknown
           section_id: string
           updated_at?: string
           value?: Json | null
@@ -407,7 +405,6 @@ export type Database = {
           key?: string
           org_id?: string
           search_tokens?: unknown
-          search_vector?: unknown
           section_id?: string
           updated_at?: string
           value?: Json | null
