@@ -216,7 +216,6 @@ $$;
 revoke execute on function cfg_private.readable_orgs(uuid []) from public, anon;
 grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, service_role;
 
-
 -- One page (max_rows) of what matches in orgs (in scope's automations, unless null), best
 -- first, after the row `after`: automations (all for an empty needle: a filters-only
 -- search), sections and entries. An entry found live (entry_id) and as later environments
