@@ -120,11 +120,11 @@ def bench_save(url: str) -> None:
     from sync_service import local_stack
     local_stack.provision(plain_url, seed=False)
     with psycopg.connect(plain_url, autocommit=True) as plain:
-        for index in ("config_entries_search_idx", "config_entries_substring_idx", "config_sections_search_idx",
+        for index in ("config_sections_search_idx",
                       "automations_search_idx", "automations_quick_find_idx", "config_sections_quick_find_idx"):
             plain.execute(f"drop index cfg.{index}")
         plain.execute("drop trigger index_for_search on cfg.deployments")
-        plain.execute("alter table cfg.config_entries drop column search_vector, drop column search_text")
+        plain.execute("alter table cfg.config_entries drop column search_tokens")
     savers = []
     for target in (url, plain_url):
         conn = psycopg.connect(target, row_factory=dict_row, autocommit=True)

@@ -118,86 +118,6 @@ $$;
 revoke execute on function cfg_private.search_scope(uuid [], jsonb, jsonb) from public, anon;
 grant execute on function cfg_private.search_scope(uuid [], jsonb, jsonb) to authenticated, service_role;
 
--- =============================================================================
--- What the later environments run (cfg_private.deployed_entries), kept with deployments
--- =============================================================================
-
--- Replaces the indexed entries of automation_id in environment_id with those of the
--- version deployed there; none for the org's first environment (the live tables are its).
--- security definer: the rows are written by cfgctl only, whoever deploys.
-create or replace function cfg_private.index_deployment(automation_id uuid, environment_id uuid)
-returns void
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-    delete from cfg_private.deployed_entries as de
-    where de.automation_id = index_deployment.automation_id and de.environment_id = index_deployment.environment_id;
-    insert into cfg_private.deployed_entries (org_id, automation_id, environment_id, version, section, key,
-                                              description, value)
-    select v.org_id, v.automation_id, d.environment_id, v.version, s.key, e.key,
-        coalesce(e.value ->> 'description', ''),
-        case when (e.value -> 'secret') = 'true'::jsonb then null else e.value -> 'value' end
-    from cfg.deployments as d
-    join cfg.config_versions as v on v.id = d.version_id
-    cross join jsonb_each(v.content -> 'sections') as s
-    cross join jsonb_each(coalesce(s.value -> 'entries', '{}')) as e
-    where d.automation_id = index_deployment.automation_id and d.environment_id = index_deployment.environment_id
-        and d.environment_id <> (
-            select env.id from cfg.environments as env where env.org_id = d.org_id order by env.position limit 1
-        );
-end
-$$;
-revoke execute on function cfg_private.index_deployment(uuid, uuid) from public, anon, authenticated, service_role;
-
-create or replace function cfg_private.index_deployment_trigger()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-    perform cfg_private.index_deployment(new.automation_id, new.environment_id);
-    return null;
-end
-$$;
-revoke execute on function cfg_private.index_deployment_trigger() from public, anon, authenticated, service_role;
-
-create or replace trigger index_for_search after insert or update of version_id on cfg.deployments
-for each row execute function cfg_private.index_deployment_trigger();
-
--- Rebuilds the search rows of every deployment of org_id (admins), in one transaction:
--- searches go on reading the previous rows until it commits. After a reorder of the
--- pipeline, or to repair. Returns the number of entries indexed.
--- security definer: the rows are cfgctl's to write; the role is checked first.
-create or replace function cfg_private.reindex_org_search(org_id uuid)
-returns integer
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-    perform cfg_private.require_role(reindex_org_search.org_id, 'admin', 're-indexing search');
-    perform cfg_private.index_deployment(d.automation_id, d.environment_id)
-    from cfg.deployments as d where d.org_id = reindex_org_search.org_id;
-    return (select count(*) from cfg_private.deployed_entries as de where de.org_id = reindex_org_search.org_id);
-end
-$$;
-revoke execute on function cfg_private.reindex_org_search(uuid) from public, anon;
-grant execute on function cfg_private.reindex_org_search(uuid) to authenticated, service_role;
-
-create or replace function cfg.reindex_search(org_id uuid)
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-begin
-    return cfg_private.reindex_org_search(reindex_search.org_id);
-end
-$$;
-revoke execute on function cfg.reindex_search(uuid) from public, anon;
-grant execute on function cfg.reindex_search(uuid) to authenticated, service_role;
-
 -- Whether a query also matches as an exact substring: when it looks like an identifier
 -- or a URL (3 characters or more, no space, some punctuation). Plain words are the word
 -- index's.
@@ -213,11 +133,45 @@ $$;
 revoke execute on function cfg_private.searches_substrings(text) from public, anon;
 grant execute on function cfg_private.searches_substrings(text) to authenticated, service_role;
 
--- Whether an entry's key, description or value matches: the words of q, or (a LIKE
--- pattern of 3 characters or more; '' for none) an exact substring. For values of
--- deployed versions; cfg_private.search_hits spells the same test out for the indexes.
+-- The queries of an org (migrations/20261203040000_search_substring_tokens.sql): q's
+-- words as that org's terms (same operators: the same matches and ranks), and a needle's
+-- substring query, a prefix query on the org's substring tokens with its first 100
+-- characters (a token's length); null when the needle does not look like an identifier
+-- or a URL (cfg_private.searches_substrings).
+create or replace function cfg_private.tagged_query(q tsquery, org_id uuid)
+returns tsquery
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+    -- A term is quoted and opens the query or follows a space, "(" or "!".
+    return regexp_replace(q::text, '(^|[ (!])''', '\1''' || left(org_id::text, 8) || '#', 'g')::tsquery;
+end
+$$;
+revoke execute on function cfg_private.tagged_query(tsquery, uuid) from public, anon;
+grant execute on function cfg_private.tagged_query(tsquery, uuid) to authenticated, service_role;
+
+create or replace function cfg_private.substring_query(org_id uuid, needle text)
+returns tsquery
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+    if not cfg_private.searches_substrings(needle) then
+        return null;
+    end if;
+    return ('''' || replace(replace(left(org_id::text, 8) || '~' || left(needle, 100), '\', '\\'), '''', '''''')
+            || ''':*')::tsquery;
+end
+$$;
+revoke execute on function cfg_private.substring_query(uuid, text) from public, anon;
+grant execute on function cfg_private.substring_query(uuid, text) to authenticated, service_role;
+
+-- Whether an entry of org_id matches: the words of q, or the substring query sq (a
+-- needle longer than a token checked whole). For the versions environments run;
+-- cfg_private.search_hits spells the same test out over the stored terms.
 create or replace function cfg_private.entry_matches(
-    key text, description text, value jsonb, q tsquery, needle_like text
+    org_id uuid, key text, description text, value jsonb, q tsquery, sq tsquery, needle text
 )
 returns boolean
 language plpgsql immutable
@@ -225,11 +179,13 @@ set search_path = ''
 as $$
 begin
     return coalesce(cfg_private.entry_search_vector(key, description, value) @@ q, false)
-        or (length(needle_like) >= 3 and cfg_private.entry_search_text(key, value) like '%' || needle_like || '%');
+        or coalesce(cfg_private.entry_search_document(org_id, key, description, value) @@ sq
+            and (length(needle) <= 100 or strpos(cfg_private.entry_search_text(key, value), needle) > 0), false);
 end
 $$;
-revoke execute on function cfg_private.entry_matches(text, text, jsonb, tsquery, text) from public, anon;
-grant execute on function cfg_private.entry_matches(text, text, jsonb, tsquery, text) to authenticated, service_role;
+revoke execute on function cfg_private.entry_matches(uuid, text, text, jsonb, tsquery, tsquery, text) from public, anon;
+grant execute on function cfg_private.entry_matches(uuid, text, text, jsonb, tsquery, tsquery, text)
+to authenticated, service_role;
 
 -- text as a LIKE pattern that matches only itself.
 create or replace function cfg_private.like_literal(text text)
@@ -260,83 +216,147 @@ $$;
 revoke execute on function cfg_private.readable_orgs(uuid []) from public, anon;
 grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, service_role;
 
--- What matches in orgs (in scope's automations, unless null): automations (all of them
--- for an empty needle: a filters-only search), sections and entries, live (entry_id)
--- and as later environments run them (environment_id), each with its rank. A live hit
--- names its section by id (section_id), a deployed one by name too: names are read for
--- the page only. q: the words (null: none). needle: the lower-case query; when it looks
--- like an identifier or a URL (cfg_private.searches_substrings) it also matches as an
--- exact substring, through the substring index probed with its last
--- 10 characters (a GIN scan costs per trigram; a URL's tail is the telling part) and
--- checked whole on the rows found. Plain words are the word index's.
+-- One page (max_rows) of what matches in orgs (in scope's automations, unless null), best
+-- first, after the row `after`: automations (all for an empty needle: a filters-only
+-- search), sections and entries. An entry found live (entry_id) and as later environments
+-- run it (environment_id) comes back once, live if that matches, with its best rank.
+-- q: the words (null: none). needle: the lower-case query, also a substring when it looks
+-- like an identifier or a URL (checked whole when longer than a token). Entries are read
+-- org by org through their own terms (cfg_private.tagged_query, substring_query).
+-- Order: rank, then [sort_kind, automation_id, sort_section, sort_name, key] in bytes; a
+-- row's [rank, ...those] is a cursor. Only the page leaves the function.
 -- security definer: under RLS PostgreSQL uses no index for an operator that is not
--- leakproof (@@, LIKE), so every row of the caller's orgs would be tested one by one.
--- The orgs are cut down to those the caller may read first: it finds no more than RLS
--- would let it read.
-create or replace function cfg_private.search_hits(orgs uuid [], scope uuid [], q tsquery, needle text)
+-- leakproof (@@), so every row of the caller's orgs would be tested one by one. The orgs
+-- are cut down to those the caller may read first: it finds no more than RLS allows.
+create or replace function cfg_private.search_hits(
+    orgs uuid [], scope uuid [], q tsquery, needle text, max_rows integer default 100, after jsonb default null
+)
 returns table (
-    kind_order integer, kind text, automation_id uuid, section_id uuid, section text, key text, rank real,
-    entry_id uuid, environment_id uuid
+    kind text, automation_id uuid, section_id uuid, section text, key text, rank real, entry_id uuid,
+    environment_id uuid, sort_kind integer, sort_section uuid, sort_name text
 )
 language plpgsql stable security definer
-set plan_cache_mode = force_custom_plan
+rows 20  -- a page: the caller joins each row to its automation by id
 set search_path = ''
 as $$
 declare
     readable uuid [] := cfg_private.readable_orgs(orgs);
-    -- Ranks add 0.5 (names) or 0.05 (values) for the needle as an exact substring.
+    whole text := case when length(needle) > 100 then needle end;
+    -- An automation's rank adds 0.5 for the needle as an exact substring of its name,
+    -- found through the name's trigram index probed with its last 10 characters (null:
+    -- no probe; the plan is cached, so no branch may depend on a constant).
     bonus boolean := length(needle) >= 3;
-    substring boolean := cfg_private.searches_substrings(needle);
-    probe text := '%' || cfg_private.like_literal(right(needle, 10)) || '%';
+    probe text := case when cfg_private.searches_substrings(needle)
+                       then '%' || cfg_private.like_literal(right(needle, 10)) || '%' end;
+    none constant uuid := '00000000-0000-0000-0000-000000000000';
 begin
+    if needle = '' then
+        -- A filters-only search: the automations, all of rank 0, by id.
+        return query
+        select 'automation', a.id, null::uuid, null::text, null::text, 0::real, null::uuid, null::uuid, 0, none, ''
+        from cfg.automations as a
+        where a.org_id = any(readable) and (scope is null or a.id = any(scope))
+            and (after is null or a.id > (after ->> 2)::uuid)
+        order by a.id
+        limit max_rows;
+        return;
+    end if;
     return query
-    select 0, 'automation', a.id, null::uuid, null::text, null::text,
-        (coalesce(ts_rank(cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description), q), 0)
-            + case when bonus and strpos(a.slug || ' ' || lower(a.name), needle) > 0 then 0.5 else 0 end)::real,
-        null::uuid, null::uuid
-    from cfg.automations as a
-    where a.org_id = any(readable) and (scope is null or a.id = any(scope))
-        and (needle = ''
-            or cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description) @@ q
-            or (substring and (a.slug || ' ' || lower(a.name)) like probe
-                and strpos(a.slug || ' ' || lower(a.name), needle) > 0))
-    union all
-    select 1, 'section', cs.automation_id, cs.id, cs.name, null,
-        (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real, null, null
-    from cfg.config_sections as cs
-    where cs.org_id = any(readable) and (scope is null or cs.automation_id = any(scope))
-        and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
-    union all
-    -- Through the org's word and substring postings (the indexes lead with org_id).
-    select 2, 'entry', ce.automation_id, ce.section_id, null, ce.key,
-        (coalesce(ts_rank(ce.search_vector, q), 0)
-            + case when bonus and strpos(ce.search_text, needle) > 0 then 0.05 else 0 end)::real,
-        ce.id, null
-    from cfg.config_entries as ce
-    where ce.org_id = any(readable) and (scope is null or ce.automation_id = any(scope))
-        and (ce.search_vector @@ q
-            or (substring and ce.search_text like probe and strpos(ce.search_text, needle) > 0))
-    union all
-    select 2, 'entry', de.automation_id,
-        (select cs.id from cfg.config_sections as cs where cs.automation_id = de.automation_id and cs.name = de.section),
-        de.section, de.key,
-        (coalesce(ts_rank(de.search_vector, q), 0)
-            + case when bonus and strpos(de.search_text, needle) > 0 then 0.05 else 0 end)::real,
-        null, de.environment_id
-    from cfg_private.deployed_entries as de
-    where de.org_id = any(readable) and (scope is null or de.automation_id = any(scope))
-        and (de.search_vector @@ q
-            or (substring and de.search_text like probe and strpos(de.search_text, needle) > 0));
+    with terms as materialized (
+        -- Each org's words (wq), substring query (sq) and either (aq); any may be null.
+        select o.org_id, t.wq, t.sq, coalesce(t.wq || t.sq, t.wq, t.sq) as aq
+        from unnest(readable) as o (org_id)
+        cross join lateral (
+            select cfg_private.tagged_query(q, o.org_id) as wq, cfg_private.substring_query(o.org_id, needle) as sq
+        ) as t
+    ),
+    deployed as materialized (
+        -- The best match of each entry among the versions later environments run.
+        select distinct on (de.automation_id, s.sort_section, s.sort_name, de.key)
+            de.automation_id, s.section_id, de.section, de.key, de.environment_id, s.sort_section, s.sort_name, r.rank
+        from terms as t
+        -- coalesce: an org's terms are the org's already; no org index is ANDed with them.
+        join cfg_private.deployed_entries as de on coalesce(de.org_id, none) = t.org_id and de.search_tokens @@ t.aq
+        cross join lateral (
+            select (coalesce(ts_rank(de.search_tokens, t.wq), 0)
+                + case when de.search_tokens @@ t.sq then 0.05 else 0 end)::real as rank
+        ) as r
+        cross join lateral (
+            select cs.id as section_id, coalesce(cs.id, none) as sort_section,
+                case when cs.id is null then de.section else '' end as sort_name
+            from (select) as one
+            left join cfg.config_sections as cs on cs.automation_id = de.automation_id and cs.name = de.section
+        ) as s
+        where (scope is null or de.automation_id = any(scope))
+            and (whole is null or de.search_tokens @@ t.wq
+                or strpos(cfg_private.entry_search_text(de.key, de.value), whole) > 0)
+        order by de.automation_id, s.sort_section, s.sort_name, de.key, r.rank desc
+    ),
+    found as (
+        select 0 as sort_kind, 'automation' as kind, a.id as automation_id, null::uuid as section_id,
+            null::text as section, '' as key,
+            (coalesce(ts_rank(cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description), q), 0)
+                + case when bonus and strpos(a.slug || ' ' || lower(a.name), needle) > 0 then 0.5 else 0 end)::real
+            as rank,
+            null::uuid as entry_id, null::uuid as environment_id, none as sort_section, '' as sort_name
+        from cfg.automations as a
+        where a.org_id = any(readable) and (scope is null or a.id = any(scope))
+            and (cfg_private.automation_search_vector(a.name, a.slug, a.tags, a.description) @@ q
+                or ((a.slug || ' ' || lower(a.name)) like probe and strpos(a.slug || ' ' || lower(a.name), needle) > 0))
+        union all
+        select 1, 'section', cs.automation_id, cs.id, cs.name, '',
+            (coalesce(ts_rank(to_tsvector('simple', cs.name || ' ' || cs.description), q), 0) * 0.4)::real,
+            null, null, cs.id, ''
+        from cfg.config_sections as cs
+        where cs.org_id = any(readable) and (scope is null or cs.automation_id = any(scope))
+            and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
+        union all
+        select 2, 'entry', ce.automation_id, ce.section_id, null, ce.key,
+            greatest((coalesce(ts_rank(ce.search_tokens, t.wq), 0)
+                + case when ce.search_tokens @@ t.sq then 0.05 else 0 end)::real, d.rank),
+            ce.id, null, ce.section_id, ''
+        from terms as t
+        join cfg.config_entries as ce on coalesce(ce.org_id, none) = t.org_id and ce.search_tokens @@ t.aq
+        left join deployed as d
+            on d.automation_id = ce.automation_id and d.sort_section = ce.section_id and d.sort_name = '' and d.key = ce.key
+        where (scope is null or ce.automation_id = any(scope))
+            and (whole is null or ce.search_tokens @@ t.wq
+                or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
+        union all
+        -- What only later environments still run.
+        select 2, 'entry', d.automation_id, d.section_id, d.section, d.key, d.rank, null, d.environment_id,
+            d.sort_section, d.sort_name
+        from deployed as d
+        where not exists (
+            select 1 from cfg.config_entries as ce
+            join terms as t on t.org_id = ce.org_id
+            where ce.section_id = d.section_id and ce.key = d.key and ce.search_tokens @@ t.aq
+                and (whole is null or ce.search_tokens @@ t.wq
+                    or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
+        )
+    )
+    select f.kind, f.automation_id, f.section_id, f.section, nullif(f.key, ''), f.rank, f.entry_id, f.environment_id,
+        f.sort_kind, f.sort_section, f.sort_name
+    from found as f
+    where after is null or f.rank < (after ->> 0)::real
+        or (f.rank = (after ->> 0)::real
+            and (f.sort_kind, f.automation_id, f.sort_section, f.sort_name collate "C", f.key collate "C")
+            > ((after ->> 1)::integer, (after ->> 2)::uuid, (after ->> 3)::uuid, (after ->> 4) collate "C",
+               (after ->> 5) collate "C"))
+    order by f.rank desc, f.sort_kind, f.automation_id, f.sort_section, f.sort_name collate "C", f.key collate "C"
+    limit max_rows;
 end
 $$;
-revoke execute on function cfg_private.search_hits(uuid [], uuid [], tsquery, text) from public, anon;
-grant execute on function cfg_private.search_hits(uuid [], uuid [], tsquery, text) to authenticated, service_role;
+revoke execute on function cfg_private.search_hits(uuid [], uuid [], tsquery, text, integer, jsonb) from public, anon;
+grant execute on function cfg_private.search_hits(uuid [], uuid [], tsquery, text, integer, jsonb)
+to authenticated, service_role;
 
 -- Searches what the caller may read, in org_id or in all their orgs:
 -- {results: [{kind: automation|section|entry, org_id, automation_id, automation,
 -- automation_name, section, key, path, snippet, rank, environments}], next, ignored}.
--- query is websearch syntax ("quoted phrases", or, -word); a query of 3 characters or
--- more also matches as an exact substring of keys and values (URLs, hosts, identifiers).
+-- query is websearch syntax ("quoted phrases", or, -word); a query that looks like an
+-- identifier or a URL also matches as a substring of keys and string values, from the
+-- start of a word or at punctuation (URLs, hosts, identifiers).
 -- environments: where the deployed version contains the match. Secrets: their key and
 -- description are searched, never their value. Pages of max_rows (1-100), the next one
 -- from `next` passed as after. An empty query lists the automations the filters select.
@@ -351,12 +371,10 @@ as $$
 declare
     f jsonb := cfg_private.checked_search_filters(filters);
     needle text := lower(btrim(coalesce(query, '')));
-    needle_like text;
     q tsquery;
     orgs uuid [];
     ignored jsonb;
-    cursor_rank real;
-    cursor_key text;
+    resume_at jsonb;
     found jsonb;
     -- The automations the filters select; null without filters (all of orgs'), so that
     -- entries are then found through the org's postings rather than automation by automation.
@@ -372,9 +390,13 @@ begin
     end if;
     if after is not null then
         begin
-            select (x.c ->> 0)::real, x.c ->> 1 into strict cursor_rank, cursor_key
-            from (select convert_from(decode(after, 'base64'), 'utf8')::jsonb as c) as x
-            where jsonb_typeof(x.c) = 'array' and jsonb_array_length(x.c) = 2 and x.c ->> 1 is not null;
+            -- [rank, sort_kind, automation_id, sort_section, sort_name, key] (cfg_private.search_hits)
+            resume_at := convert_from(decode(after, 'base64'), 'utf8')::jsonb;
+            if jsonb_array_length(resume_at) <> 6 or (resume_at ->> 0)::real is null
+                or (resume_at ->> 1)::integer is null or (resume_at ->> 2)::uuid is null
+                or (resume_at ->> 3)::uuid is null or resume_at ->> 4 is null or resume_at ->> 5 is null then
+                raise exception 'not a cursor';
+            end if;
         exception when others then
             raise exception 'invalid cursor: pass the "next" of the previous page'
                 using errcode = 'PT422', detail = jsonb_build_object('field', 'after')::text;
@@ -393,38 +415,19 @@ begin
     if numnode(q) = 0 then
         q := null;  -- no words (punctuation only): substrings alone
     end if;
-    -- For the environments of a result: the same substring test as the search's.
-    needle_like := case when cfg_private.searches_substrings(needle) then cfg_private.like_literal(needle) else '' end;
 
     if f - 'tags_match' <> '{}' then
         scope := array(select cfg_private.search_scope(orgs, f, ignored));
     end if;
 
-    -- Candidates carry only what ranks and identifies them; what a result shows (its
-    -- document, value and environments) is read for the page alone.
-    with keyed as (
-        -- One row per thing found, the best of its matches (live or deployed).
-        select distinct on (m.kind_order, m.automation_id, r.section_ref, m.key)
-            m.*, concat_ws('|', m.kind_order, m.automation_id, r.section_ref, m.key) as sort_key
-        from cfg_private.search_hits(orgs, scope, q, needle) as m
-        cross join lateral (select coalesce(m.section_id::text, m.section) as section_ref) as r
-        order by m.kind_order, m.automation_id, r.section_ref, m.key, m.rank desc
-    ),
-    page as (
-        select k.* from keyed as k
-        where cursor_key is null or k.rank < cursor_rank or (k.rank = cursor_rank and k.sort_key > cursor_key)
-        order by k.rank desc, k.sort_key
-        limit max_rows + 1
-    ),
-    named as (
-        select p.kind_order, p.kind, p.automation_id, p.key, p.rank, p.entry_id, p.environment_id, p.sort_key,
-            coalesce(p.section, (select cs.name from cfg.config_sections as cs where cs.id = p.section_id)) as section
-        from page as p
-    )
+    -- search_hits returns the page only; what a result shows (its document, value and
+    -- environments) is read for those rows.
     select jsonb_agg(jsonb_build_object(
         'kind', p.kind, 'org_id', a.org_id, 'automation_id', a.id, 'automation', a.slug,
         'automation_name', a.name, 'section', p.section, 'key', p.key,
-        'path', nullif(concat_ws('.', p.section, p.key), ''), 'rank', p.rank, '_sort_key', p.sort_key,
+        'path', nullif(concat_ws('.', p.section, p.key), ''), 'rank', p.rank,
+        '_position', jsonb_build_array(p.rank, p.sort_kind, p.automation_id, p.sort_section, p.sort_name,
+                                       coalesce(p.key, '')),
         -- The text a snippet is cut from (a value's strings take a query).
         'snippet', case when q is null then left(hit.doc || coalesce(' ' || cfg_private.search_value_text(hit.value), ''), 200)
             else ts_headline(
@@ -441,15 +444,25 @@ begin
                     when 'automation' then true
                     when 'section' then v.content -> 'sections' ? p.section
                     else cfg_private.entry_matches(
-                        p.key, coalesce(v.content #>> array['sections', p.section, 'entries', p.key, 'description'], ''),
-                        v.content #> array['sections', p.section, 'entries', p.key, 'value'], q, needle_like)
+                        a.org_id, p.key,
+                        coalesce(v.content #>> array['sections', p.section, 'entries', p.key, 'description'], ''),
+                        v.content #> array['sections', p.section, 'entries', p.key, 'value'], q,
+                        cfg_private.substring_query(a.org_id, needle), needle)
                         and v.content #> array['sections', p.section, 'entries', p.key] is not null
                 end
             order by e.position
         )
-    ) order by p.rank desc, p.sort_key)
+    ) order by p.n)
     into found
-    from named as p
+    from (
+        select h.kind, h.automation_id, h.section_id, h.key, h.rank, h.entry_id, h.environment_id, h.sort_kind,
+            h.sort_section, h.sort_name, h.n,
+            coalesce(h.section, (select cs.name from cfg.config_sections as cs where cs.id = h.section_id)) as section
+        from cfg_private.search_hits(orgs, scope, q, needle, max_rows + 1, resume_at) with ordinality as h (
+            kind, automation_id, section_id, section, key, rank, entry_id, environment_id, sort_kind, sort_section,
+            sort_name, n
+        )
+    ) as p
     join cfg.automations as a on a.id = p.automation_id
     cross join lateral (
         select a.name || ' (' || a.slug || ') ' || array_to_string(a.tags, ' ') || ' ' || left(a.description, 2000) as doc,
@@ -458,7 +471,7 @@ begin
         union all
         select cs.name || ' ' || left(cs.description, 2000), null
         from cfg.config_sections as cs
-        where p.kind = 'section' and cs.automation_id = p.automation_id and cs.name = p.section
+        where p.kind = 'section' and cs.id = p.section_id
         union all
         select ce.key || ' ' || left(ce.description, 2000), ce.value
         from cfg.config_entries as ce where ce.id = p.entry_id
@@ -471,10 +484,10 @@ begin
 
     found := coalesce(found, '[]');
     return jsonb_build_object(
-        'results', (select coalesce(jsonb_agg(r - '_sort_key' order by n), '[]')
+        'results', (select coalesce(jsonb_agg(r - '_position' order by n), '[]')
                     from jsonb_array_elements(found) with ordinality as x (r, n) where n <= max_rows),
         'next', case when jsonb_array_length(found) > max_rows then translate(encode(convert_to(
-            jsonb_build_array(found -> (max_rows - 1) -> 'rank', found -> (max_rows - 1) ->> '_sort_key')::text, 'utf8'
+            (found -> (max_rows - 1) -> '_position')::text, 'utf8'
         ), 'base64'), E'\n', '') end,
         'ignored', ignored
     );

@@ -148,16 +148,16 @@ grant execute on function cfg_private.find_keys(uuid [], text) to authenticated,
 -- sections, keys, environments, templates and saved filters, best first; automations the
 -- caller saved in the last 30 days rank first among equals. target: ORG/SLUG[#section[.key]]
 -- (an environment ORG@ENV, a template ORG:template/SLUG, a filter ORG:filter/<id>).
--- Automations and sections are many (100k): their candidates are the 50 nearest by
--- trigram (word) distance, read from a GiST index in distance order (a prefix is near);
--- only those are scored. Keys match by prefix (cfg_private.find_keys).
+-- Automations and sections are many (100k): their candidates are the 2 x max_rows (20
+-- at least) nearest by trigram (word) distance, read from a GiST index in distance order
+-- (a prefix is near); only those are scored. Keys match by prefix (cfg_private.find_keys).
+-- Its plan is cached, not made on each call: no constant decides a branch.
 create or replace function cfg.quick_find(query text, max_rows integer default 10)
 returns table (
     kind text, label text, org_id uuid, org text, automation_id uuid, automation text, section text, key text,
     target text, score real
 )
 language plpgsql stable
-set plan_cache_mode = force_custom_plan
 set search_path = ''
 as $$
 declare
@@ -165,6 +165,7 @@ declare
     needle_like text;
     orgs uuid [];
     me uuid := (select auth.uid());
+    candidates integer := greatest(2 * max_rows, 20);
 begin
     if length(needle) not between 1 and 200 then
         raise exception 'a quick find query is 1-200 characters'
@@ -182,13 +183,13 @@ begin
         select a.id, a.org_id, a.name, a.slug from cfg.automations as a
         where a.org_id = any(orgs)
         order by (a.slug || ' ' || lower(a.name)) operator(extensions.<->>) needle
-        limit 50
+        limit candidates
     ),
     section_hits as (
         select cs.id, cs.org_id, cs.automation_id, cs.name from cfg.config_sections as cs
         where cs.org_id = any(orgs)
         order by cs.name operator(extensions.<->) needle
-        limit 50
+        limit candidates
     ),
     found as (
         select 'automation' as kind, a.name as label, a.org_id, a.id as automation_id, a.slug as automation,

@@ -378,8 +378,7 @@ export type Database = {
           is_secret: boolean
           key: string
           org_id: string
-          search_text: string | null
-          search_vector: unknown
+          search_tokens: unknown
           section_id: string
           updated_at: string
           value: Json | null
@@ -392,8 +391,7 @@ export type Database = {
           is_secret?: boolean
           key: string
           org_id: string
-          search_text?: string | null
-          search_vector?: unknown
+          search_tokens?: unknown
           section_id: string
           updated_at?: string
           value?: Json | null
@@ -406,8 +404,7 @@ export type Database = {
           is_secret?: boolean
           key?: string
           org_id?: string
-          search_text?: string | null
-          search_vector?: unknown
+          search_tokens?: unknown
           section_id?: string
           updated_at?: string
           value?: Json | null

@@ -139,6 +139,44 @@ def test_a_long_substring_must_match_whole_not_just_its_tail(shared):
     assert near["results"] == []
 
 
+def test_substrings_match_from_the_start_of_a_word_or_at_punctuation(shared):
+    """Substrings are found through tokens that start where a run of letters and digits,
+    or a punctuation character, starts (migrations/20261203040000_search_substring_tokens.sql)."""
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        found = {q: paths(search(conn, world["viewer"], q, org_id=world.org_a))
+                 for q in ("/v1/users", "example.com/v1", "api.internal", "v2.example.com", "se_url", "_url",
+                           "ternal.example.com", "ample.com/v1")}
+    assert ("edge-gateway", "http.base_url") in found["/v1/users"]  # what staging still runs
+    assert ("edge-gateway", "http.base_url") in found["example.com/v1"]
+    assert ("edge-gateway", "http.base_url") in found["api.internal"]
+    assert ("edge-gateway", "http.base_url") in found["v2.example.com"]  # live
+    assert ("edge-gateway", "http.base_url") in found["_url"]  # keys too
+    # Not from the middle of a word (pinned: the tokens start at word and punctuation starts).
+    assert found["se_url"] == found["ternal.example.com"] == found["ample.com/v1"] == []
+
+
+def test_a_substring_longer_than_a_token_must_match_whole(shared):
+    """Tokens keep 100 characters: a longer needle finds candidates by its first 100 and
+    must then match whole."""
+    conn, world = shared
+    path = "svc.internal/" + "/".join(f"seg{i:03d}" for i in range(30))
+    with conn.transaction(force_rollback=True):
+        save(conn, world["editor"], world.nightly, 1, content({"schedule": {"cron": "0 2 * * *", "target": path}}))
+        whole = search(conn, world["viewer"], path[:140], org_id=world.org_a)
+        near = search(conn, world["viewer"], path[:120] + "x" * 20, org_id=world.org_a)
+    assert ("nightly-report", "schedule.target") in paths(whole)
+    assert near["results"] == []
+
+
+def test_an_entry_matched_live_and_where_it_is_deployed_comes_back_once(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        found = search(conn, world["viewer"], "ledger-service", org_id=world.org_a)
+    rows = [(r["automation"], r["path"], r["environments"]) for r in found["results"]]
+    assert rows == [("edge-gateway", "routes.table", ["dev", "staging"])]
+
+
 def test_a_name_match_ranks_above_a_match_deep_in_a_value(shared):
     conn, world = shared
     with conn.transaction(force_rollback=True):
