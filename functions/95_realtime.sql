@@ -105,7 +105,9 @@ begin
         from new_events as e
         where e.type in (
             'automation.created', 'automation.updated', 'automation.deleted', 'config.saved', 'config.rolled_back',
-            'promotion.requested', 'promotion.approved', 'promotion.rejected', 'validation.status_changed'
+            'promotion.requested', 'promotion.approved', 'promotion.rejected', 'validation.status_changed',
+            -- The end of a bulk operation, for the dashboard's progress bar (a summary: counts).
+            'bulk.completed'
         )
         order by e.id
     ));

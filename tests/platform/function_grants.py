@@ -320,6 +320,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.put_entry_secret(uuid,uuid,uuid,jsonb)": NOBODY,
     "cfg_private.secret_token(uuid,jsonb)": NOBODY,
     "cfg_private.secret_values(uuid[])": NOBODY,
+    "cfg_private.secret_member_value(text,text)": NOBODY,
     "cfg_private.store_webhook_secret(uuid,text)": NOBODY,
     "cfg_private.token_with(bytea,uuid,jsonb)": NOBODY,
     "cfg_private.write_version(cfg.automations,jsonb,text,text,integer)": NOBODY,
@@ -430,8 +431,8 @@ GRANTS: dict[str, str] = {
     "cfg.analytics_promotions(uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
     "cfg.analytics_active_users(uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
     "cfg.analytics_validation_failures(uuid,timestamp with time zone,timestamp with time zone,text,text)": SIGNED_IN,
-    "cfg_private.activity(uuid,text,timestamp with time zone,timestamp with time zone,text,uuid,uuid,text,boolean)": SIGNED_IN,
-    "cfg_private.activity_pieces(timestamp with time zone,timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,
+    "cfg_private.activity(uuid,text,timestamp with time zone,timestamp with time zone,text,uuid,uuid,text,boolean)": SIGNED_IN,  # noqa: E501
+    "cfg_private.activity_pieces(timestamp with time zone,timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,  # noqa: E501
     "cfg_private.lead_times(uuid,uuid,uuid,timestamp with time zone,timestamp with time zone)": SIGNED_IN,
     "cfg_private.analytics_invalid(jsonb)": SIGNED_IN,
     "cfg_private.analytics_range(timestamp with time zone,timestamp with time zone,text)": SIGNED_IN,

@@ -59,12 +59,15 @@ def test_a_bulk_statements_messages_all_arrive_in_cursor_order_on_both_topics(co
     assert (op["status"], op["succeeded"]) == ("completed", 12)
 
     served = changes_since(conn, world["viewer"], org, start)["changes"]
+    # The operation's end reaches the org topic too (a progress bar's last step), once.
+    done = served.pop()
+    assert (done["type"], done["automation_id"], done["data"]["succeeded"]) == ("bulk.completed", None, 12)
     assert [c["type"] for c in served] == ["automation.created"] * 12 + ["automation.updated"] * 12
     for made in (served[:12], served[12:]):
         assert sorted(c["automation_id"] for c in made) == sorted(str(i) for i in ids)
     assert all("bulk" in c["data"]["tags"] and c["actor"]["email"] == world["editor"].email for c in served[12:])
     # Every change reached both topics once, in cursor order, as the log serves it.
-    for sent, changes in ((created, served[:12]), (tagged, served[12:])):
+    for sent, changes in ((created, served[:12]), (tagged, served[12:] + [done])):
         assert [(m["topic"], m["payload"]) for m in sent] == on_both_topics(changes)
         assert all(m["event"] == m["payload"]["type"] and m["private"] is True and m["extension"] == "broadcast"
                    for m in sent)
@@ -83,7 +86,7 @@ def test_a_bulk_statements_messages_all_arrive_in_cursor_order_on_both_topics(co
         after = page["next"]
         if not page["more"]:
             break
-    assert paged == served
+    assert paged == served + [done]
 
 
 def test_a_broadcast_that_fails_never_fails_the_write_and_the_log_keeps_every_change(conn, world):
@@ -110,5 +113,6 @@ def test_a_broadcast_that_fails_never_fails_the_write_and_the_log_keeps_every_ch
     assert any(w.startswith("ErrorSendingBroadcastMessage: no partition") for w in warnings)
     assert messages(conn) == []
     served = changes_since(conn, world["viewer"], org, start)["changes"]
-    assert [c["type"] for c in served] == ["automation.updated"] * 3 + ["deployment.moved", "config.saved"]
+    assert [c["type"] for c in served] == ["automation.updated"] * 3 + [
+        "bulk.completed", "deployment.moved", "config.saved"]
     assert sorted(c["automation_id"] for c in served[:3]) == sorted(str(i) for i in ids)
