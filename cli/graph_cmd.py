@@ -9,13 +9,15 @@ import html
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import networkx as nx
 import typer
 from rich.tree import Tree
 
 from .common import AsOpt, JsonOpt, ServiceOpt, console, resolve_automation, resolve_org, session, to_json
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 FORMATS = ("graphml", "dot", "json", "html")
 BADGE_COLOURS = {"valid": "#2ca02c", "warnings": "#ffbf00", "errors": "#d62728", "unchecked": "#7f7f7f"}
@@ -54,6 +56,7 @@ HIGHLIGHT_JS = """
 
 
 def to_networkx(graph: dict) -> nx.DiGraph:
+    import networkx as nx  # here, not at the top: it costs every cfgctl command 0.3 s to import
     """Nodes by automation id (label, type, status, badge, external); edges from the referencing
     automation to the referenced one, one per kind, with their keys (comma-separated)."""
     g = nx.DiGraph(org_id=str(graph["org_id"]))
@@ -127,6 +130,8 @@ def graph(org: Annotated[str, typer.Argument(help="The organisation (slug or id)
         around = resolve_automation(cur, org_row["slug"], automation)["id"] if automation else None
         data = cur.execute("select cfg.dependency_graph(%s, %s, %s, %s) as g",
                            (org_row["id"], env, version, around)).fetchone()["g"]
+    import networkx as nx
+
     g = to_networkx(data)
     if format_ == "graphml":
         text = "\n".join(nx.generate_graphml(g)) + "\n"
