@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from sync_service.db import acting_as
-from tests.support.realtime import head_cursor
+from tests.support.realtime import head_cursor, wal_messages
 from tests.support.versioning import content, rpc
 
 
@@ -114,17 +114,7 @@ def test_a_follower_ends_with_exactly_the_databases_state(db_url, conn, world):
                     time.sleep(rng.random() * 0.03)  # commits land out of xid order
 
     def stream() -> list[dict]:
-        rows = conn.execute("select data from pg_logical_slot_get_changes('follower', null, null, "
-                            "'format-version', '2', 'add-tables', 'realtime.*')").fetchall()
-        conn.commit()
-        found = []
-        for row in rows:
-            change = json.loads(row["data"])
-            if change["action"] == "I":
-                columns = {c["name"]: c["value"] for c in change["columns"]}
-                if columns["topic"] == f"org:{org}":
-                    found.append(json.loads(columns["payload"]))
-        return found
+        return [m["payload"] for m in wal_messages(conn, "follower") if m["topic"] == f"org:{org}"]
 
     try:
         threads = [threading.Thread(target=writer, args=(a,)) for a in automations]
