@@ -245,6 +245,9 @@ to authenticated, service_role;
 -- activity_pieces), then the sources from it on. Filters: automation_id, environment_id,
 -- author (a user id or an email). With totals (and no automation or author filter) it
 -- reads the totals rows: counts per bucket and environment, automation and person null.
+-- One query per piece, its bounds known when it is planned: joined to the pieces as a
+-- function's rows, the rollup was planned blind and read whole (a sequential scan of every
+-- org's rows until vacuum marks them visible; issue 13, benchmark d).
 -- security definer: the rollup is private and every member reads the same numbers (an
 -- activity count says nothing a row would); so it checks the caller's membership itself,
 -- PT404 for another org.
@@ -261,32 +264,29 @@ declare
     mark timestamptz := coalesce(
         (select w.rolled_up_to from cfg_private.activity_watermark as w where w.id), '-infinity'
     );
+    p record;
 begin
     perform cfg_private.require_role(activity.org_id, 'viewer', 'reading analytics');
     totals := totals and activity.automation_id is null and author is null;
+    for p in select * from cfg_private.activity_pieces(since, until, mark, grain) as x where x.lo < x.hi loop
+        if totals then
+            return query
+            select t.org_id, t.bucket, t.kind, null::uuid, t.environment_id, null::uuid, null::text, t.n, t.grain
+            from cfg_private.activity_totals as t
+            where t.org_id = activity.org_id and t.kind = activity.kind and t.grain = p.grain
+              and t.bucket >= p.lo and t.bucket < p.hi
+              and (activity.environment_id is null or t.environment_id = activity.environment_id);
+        else
+            return query
+            select r.* from cfg_private.activity_rollup as r
+            where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = p.grain
+              and r.bucket >= p.lo and r.bucket < p.hi
+              and (activity.automation_id is null or r.automation_id = activity.automation_id)
+              and (activity.environment_id is null or r.environment_id = activity.environment_id)
+              and (author is null or r.actor_id::text = author or lower(r.actor_email) = lower(author));
+        end if;
+    end loop;
     return query
-    select r.*
-    from cfg_private.activity_pieces(since, until, mark, grain) as p
-    cross join lateral (
-        select r.* from cfg_private.activity_rollup as r
-        where r.org_id = activity.org_id and r.kind = activity.kind and r.grain = p.grain
-          and r.bucket >= p.lo and r.bucket < p.hi
-          and (activity.automation_id is null or r.automation_id = activity.automation_id)
-          and (activity.environment_id is null or r.environment_id = activity.environment_id)
-          and (author is null or r.actor_id::text = author or lower(r.actor_email) = lower(author))
-    ) as r
-    where not totals
-    union all
-    select t.org_id, t.bucket, t.kind, null, t.environment_id, null, null, t.n, t.grain
-    from cfg_private.activity_pieces(since, until, mark, grain) as p
-    cross join lateral (
-        select t.* from cfg_private.activity_totals as t
-        where t.org_id = activity.org_id and t.kind = activity.kind and t.grain = p.grain
-          and t.bucket >= p.lo and t.bucket < p.hi
-          and (activity.environment_id is null or t.environment_id = activity.environment_id)
-    ) as t
-    where totals
-    union all
     select s.* from cfg_private.activity_from_sources(org_id, kind, greatest(since, mark), until) as s
     where (activity.automation_id is null or s.automation_id = activity.automation_id)
       and (activity.environment_id is null or s.environment_id = activity.environment_id)
@@ -401,13 +401,15 @@ $$;
 revoke execute on function cfg_private.analytics_range(timestamptz, timestamptz, text) from public, anon;
 grant execute on function cfg_private.analytics_range(timestamptz, timestamptz, text) to authenticated, service_role;
 
--- The buckets of a range (UTC: stepped without time zone, so days are 24 hours).
+-- The buckets of a range (UTC: stepped without time zone, so days are 24 hours), each with
+-- its time as the API prints it (analytics_time's format, computed here in the same query:
+-- one function call per point cost more than the rest of a 4,800-point chart).
 create or replace function cfg_private.analytics_buckets(first_bucket timestamptz, stop timestamptz, step interval)
-returns setof timestamptz
+returns table (at timestamptz, label text)
 language sql stable
 set search_path = ''
 as $$
-    select g at time zone 'UTC'
+    select g at time zone 'UTC', to_char(g, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
     from generate_series(first_bucket at time zone 'UTC', (stop at time zone 'UTC') - step, step) as g
 $$;
 revoke execute on function cfg_private.analytics_buckets(timestamptz, timestamptz, interval) from public, anon;

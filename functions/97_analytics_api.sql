@@ -53,10 +53,10 @@ begin
         'until', cfg_private.analytics_time(r.stop),
         'source', case when env.id is null then 'versions' else 'deployments' end,
         'total', coalesce(sum(c.n), 0),
-        'series', jsonb_agg(jsonb_build_object('at', cfg_private.analytics_time(b.at), 'changes', coalesce(c.n, 0))
+        'series', jsonb_agg(jsonb_build_object('at', b.label, 'changes', coalesce(c.n, 0))
                             order by b.at)
     ) into result
-    from cfg_private.analytics_buckets(r.first_bucket, r.stop, r.step) as b (at)
+    from cfg_private.analytics_buckets(r.first_bucket, r.stop, r.step) as b
     left join counted as c on c.at = b.at;
     return result;
 end
@@ -231,15 +231,15 @@ begin
     select jsonb_build_object(
         'since', cfg_private.analytics_time(days.first_bucket), 'until', cfg_private.analytics_time(days.stop),
         'daily', (
-            select jsonb_agg(jsonb_build_object('at', cfg_private.analytics_time(b.at), 'users', coalesce(d.users, 0))
+            select jsonb_agg(jsonb_build_object('at', b.label, 'users', coalesce(d.users, 0))
                              order by b.at)
-            from cfg_private.analytics_buckets(days.first_bucket, days.stop, days.step) as b (at)
+            from cfg_private.analytics_buckets(days.first_bucket, days.stop, days.step) as b
             left join per_day as d on d.at = b.at
         ),
         'weekly', (
-            select jsonb_agg(jsonb_build_object('at', cfg_private.analytics_time(b.at), 'users', coalesce(w.users, 0))
+            select jsonb_agg(jsonb_build_object('at', b.label, 'users', coalesce(w.users, 0))
                              order by b.at)
-            from cfg_private.analytics_buckets(weeks.first_bucket, weeks.stop, weeks.step) as b (at)
+            from cfg_private.analytics_buckets(weeks.first_bucket, weeks.stop, weeks.step) as b
             left join per_week as w on w.at = b.at
         ),
         'users', (
@@ -297,10 +297,10 @@ begin
         'bucket', analytics_validation_failures.bucket, 'since', cfg_private.analytics_time(r.first_bucket),
         'until', cfg_private.analytics_time(r.stop),
         'series', jsonb_agg(jsonb_build_object(
-            'at', cfg_private.analytics_time(b.at), 'errors', coalesce(c.errors, 0), 'warnings', coalesce(c.warnings, 0)
+            'at', b.label, 'errors', coalesce(c.errors, 0), 'warnings', coalesce(c.warnings, 0)
         ) order by b.at)
     ) into result
-    from cfg_private.analytics_buckets(r.first_bucket, r.stop, r.step) as b (at)
+    from cfg_private.analytics_buckets(r.first_bucket, r.stop, r.step) as b
     left join counted as c on c.at = b.at;
     return result;
 end

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from tests.support.act import attempt
+
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
@@ -121,3 +123,12 @@ def _noise(conn, world) -> None:
         _audit(conn, b, other, at(3, 9 + i))
         _validation(conn, b, world.automation_b, envs["prod"], "errors", at(3, 10))
     _request(conn, b, world.automation_b, envs, v, 204, "rejected", at(2, 9), at(2, 9, 5), "no")
+
+
+def call(conn, who, fn: str, *args, **named):
+    """cfg.<fn>(args, name => value) as who; the jsonb answer, or raises AssertionError with the refusal."""
+    params = [*args, *named.values()]
+    placeholders = [*["%s"] * len(args), *[f"{k} => %s" for k in named]]
+    outcome = attempt(conn, who, f"select cfg.{fn}({', '.join(placeholders)}) as r", params)
+    assert outcome.ok, (outcome.code, outcome.message, outcome.detail)
+    return outcome.rows[0]["r"]

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.analytics.history import at, write_history
+from tests.analytics.history import at, call, write_history
 from tests.support.act import attempt
 from tests.support.rls import shared_world
 from tests.support.versioning import content, save
@@ -30,15 +30,6 @@ def hist(shared):
     conn, world = shared
     with conn.transaction(force_rollback=True):
         yield conn, world
-
-
-def call(conn, who, fn: str, *args, **named):
-    """cfg.<fn>(args, name => value) as who; the jsonb answer, or raises AssertionError with the refusal."""
-    params = [*args, *named.values()]
-    placeholders = [*["%s"] * len(args), *[f"{k} => %s" for k in named]]
-    outcome = attempt(conn, who, f"select cfg.{fn}({', '.join(placeholders)}) as r", params)
-    assert outcome.ok, (outcome.code, outcome.message, outcome.detail)
-    return outcome.rows[0]["r"]
 
 
 def refused(conn, who, fn: str, *args, **named):
@@ -200,166 +191,6 @@ def test_the_job_never_rolls_up_an_hour_a_running_transaction_could_still_write_
     horizon = conn.execute("select cfg_private.activity_horizon() as h, now() as t").fetchone()
     # This test's own transaction is running: the horizon is the hour it started in, at the latest.
     assert horizon["h"] <= horizon["t"] and (horizon["t"] - horizon["h"]).total_seconds() < 3600
-
-
-# =============================================================================
-# A year: weekly rows inside, daily and hourly ones at the edges, the sources after the mark
-# =============================================================================
-
-# A Wednesday morning to a Thursday: partial weeks at both ends; the watermark goes to a
-# Wednesday afternoon in between, so the live tail is a partial week too.
-YEAR_SINCE, YEAR_UNTIL, YEAR_MARK = "2025-01-08 10:00Z", "2025-12-18 09:00Z", "2025-11-19 13:00Z"
-
-
-def _write_year(conn, world) -> None:
-    """Every 13 hours of 2025 in org A: a version (billing or web, editor or admin) saved into dev;
-    every 4th promoted straight to staging; every 5th requested into prod an hour later and
-    decided 1 hour + s minutes after that (every 10th rejected, the rest applied then); audit
-    rows of both people and the service key; validation events every 9th."""
-    envs = world.history["envs"]
-    params = {"org": world.org_a, "billing": world.history["billing"], "web": world.history["web"],
-              "editor": world["editor"].user_id, "admin": world["admin"].user_id, **envs}
-    conn.execute("""
-        create temporary table year on commit drop as
-        select s, gen_random_uuid() as version_id, gen_random_uuid() as request_id,
-               case when mod(s, 2) = 0 then %(billing)s::uuid else %(web)s::uuid end as automation_id,
-               u.id as actor_id, u.email, timestamptz '2025-01-01 05:00Z' + s * interval '13 hours' as at
-        from generate_series(1, 672) as s
-        join auth.users as u on u.id = case when mod(s, 3) = 0 then %(admin)s::uuid else %(editor)s::uuid end""",
-                 params)
-    conn.execute("""
-        insert into cfg.config_versions (id, org_id, automation_id, version, content, content_hash, author_id,
-                                         author_email, author_role, created_at)
-        select version_id, %(org)s, automation_id, 1000 + s, '{"sections": {}}', 'h', actor_id, email,
-               'authenticated', at from year""", params)
-    conn.execute("""
-        insert into cfg.promotion_requests (id, org_id, automation_id, from_environment_id, to_environment_id,
-                                            version, version_id, status, decided_at, applied_at, created_at,
-                                            decision_comment)
-        select request_id, %(org)s, automation_id, %(staging)s, %(prod)s, 1000 + s, version_id,
-               (case when mod(s, 10) = 0 then 'rejected' else 'applied' end)::cfg.promotion_status,
-               at + interval '2 hours' + s * interval '1 minute',
-               case when mod(s, 10) <> 0 then at + interval '2 hours' + s * interval '1 minute' end,
-               at + interval '1 hour', 'ok'
-        from year where mod(s, 5) = 0""", params)
-    conn.execute("""
-        insert into cfg.deployment_history (org_id, automation_id, environment_id, version, version_id, source,
-                                            request_id, actor_id, actor_email, created_at)
-        select %(org)s, automation_id, %(dev)s, 1000 + s, version_id, 'save', null::uuid, actor_id, email, at from year
-        union all
-        select %(org)s, automation_id, %(staging)s, 1000 + s, version_id, 'promotion', null, actor_id, email,
-               at + interval '30 minutes' from year where mod(s, 4) = 0
-        union all
-        select %(org)s, automation_id, %(prod)s, 1000 + s, version_id, 'promotion', request_id, actor_id, email,
-               at + interval '2 hours' + s * interval '1 minute' from year where mod(s, 5) = 0 and mod(s, 10) <> 0""",
-                 params)
-    conn.execute("""
-        insert into cfg.audit_log (org_id, actor_id, actor_email, actor_role, table_name, row_id, operation, created_at)
-        select %(org)s, case when mod(s, 7) <> 0 then actor_id end, case when mod(s, 7) <> 0 then email end,
-               'authenticated', 'automations', version_id, 'UPDATE', at + interval '5 minutes' from year""", params)
-    conn.execute("""
-        insert into cfg_private.events (org_id, type, subject_type, subject_id, automation_id, environment_id,
-                                        payload, created_at)
-        select %(org)s, 'validation.status_changed', 'automation', automation_id, automation_id,
-               case when mod(s, 2) = 0 then %(prod)s::uuid else %(staging)s::uuid end,
-               jsonb_build_object('from', 'valid', 'to', case when mod(s, 4) = 1 then 'warnings' else 'errors' end), at
-        from year where mod(s, 9) = 0""", params)
-
-
-def year_answers(conn, world) -> dict:
-    """Every chart over (most of) the year, as the viewer: each bucket the RPC offers."""
-    viewer, org, y = world["viewer"], world.org_a, (YEAR_SINCE, YEAR_UNTIL)
-    return {
-        "day": call(conn, viewer, "analytics_changes", org, *y),
-        "week": call(conn, viewer, "analytics_changes", org, *y, bucket="week"),
-        # At most 5,000 hours a chart: 200 days, across the watermark.
-        "hour": call(conn, viewer, "analytics_changes", org, "2025-05-06 10:00Z", "2025-11-22 09:00Z", bucket="hour"),
-        "week_prod_editor": call(conn, viewer, "analytics_changes", org, *y, bucket="week", environment="prod",
-                                 author="editor@example.test"),
-        "day_web": call(conn, viewer, "analytics_changes", org, *y, automation_id=world.history["web"]),
-        "top": call(conn, viewer, "analytics_top_automations", org, *y),
-        "promotions": call(conn, viewer, "analytics_promotions", org, *y),
-        "users": call(conn, viewer, "analytics_active_users", org, *y),
-        "validation_day": call(conn, viewer, "analytics_validation_failures", org, *y),
-        "validation_week": call(conn, viewer, "analytics_validation_failures", org, *y, bucket="week",
-                                environment="prod"),
-    }
-
-
-def _roll_up_to(conn, mark: str) -> None:
-    while conn.execute("select cfg_private.roll_up_activity(%s) as n", (mark,)).fetchone()["n"]:
-        pass
-
-
-@pytest.fixture
-def year(hist):
-    """The year written; its answers counted from the sources alone; then rolled up to YEAR_MARK."""
-    conn, world = hist
-    _write_year(conn, world)
-    from_sources = year_answers(conn, world)
-    _roll_up_to(conn, YEAR_MARK)
-    assert conn.execute("select rolled_up_to from cfg_private.activity_watermark").fetchone()["rolled_up_to"] \
-        .isoformat() == "2025-11-19T13:00:00+00:00"
-    return conn, world, from_sources
-
-
-def test_a_year_from_weeks_days_hours_and_the_tail_gives_the_answers_of_the_sources(year):
-    conn, world, from_sources = year
-    assert year_answers(conn, world) == from_sources
-    # Not vacuous: the year is busy in every chart, and the tail after the mark counts too.
-    day = from_sources["day"]
-    assert day["total"] == sum(p["changes"] for p in day["series"]) > 600
-    assert sum(p["changes"] for p in day["series"] if p["at"] >= "2025-11-19T13") > 50
-    assert len(from_sources["hour"]["series"]) == 4800 and from_sources["hour"]["total"] > 300
-    assert from_sources["week_prod_editor"]["total"] > 20 and len(from_sources["week"]["series"]) == 50
-    assert from_sources["promotions"]["lead_time"]["count"] > 50
-    assert len(from_sources["users"]["users"]) == 2 and len(from_sources["users"]["weekly"]) == 50
-    assert sum(p["errors"] for p in from_sources["validation_week"]["series"]) > 10
-
-
-def _bump(conn, world, table: str, where: str) -> int:
-    """Adds 1000 to the org A rows of a rollup table that match; how many rows."""
-    return conn.execute(f"update cfg_private.{table} set n = n + 1000 where org_id = %s and {where}",  # noqa: S608
-                        (world.org_a,)).rowcount
-
-
-def test_a_year_reads_the_coarsest_rows_that_fit_the_bucket(year):
-    conn, world, from_sources = year
-    versions = "kind = 'version' and "
-    # Totals: a whole week (week charts only), a whole day (8 January: day charts; week charts read
-    # its week whole), and the hours of 19 November before the mark (every chart: the week chart's
-    # last week is 17 and 18 November from the days, then those hours, then the sources).
-    assert _bump(conn, world, "activity_totals", versions + "grain = 'week' and bucket = '2025-06-02Z'") == 1
-    assert _bump(conn, world, "activity_totals", versions + "grain = 'day' and bucket = '2025-01-08Z'") == 1
-    assert _bump(conn, world, "activity_totals", versions + "grain = 'hour' and bucket >= '2025-11-19Z'"
-                 " and bucket < '2025-11-19 13:00Z'") == 1
-    # Per automation and person, for most edited: 8 January is in the range's first, partial week.
-    bumped = _bump(conn, world, "activity_rollup", versions + "grain = 'day' and bucket = '2025-01-08Z'")
-    bumped += _bump(conn, world, "activity_rollup", versions + "grain = 'week' and bucket = '2025-06-02Z'")
-    # Weekly active users from the weekly rows per person; daily ones from the daily rows.
-    conn.execute("delete from cfg_private.activity_rollup where org_id = %s and kind = 'action' and grain = 'week'"
-                 " and bucket = '2025-06-02Z'", (world.org_a,))
-    got = year_answers(conn, world)
-    assert got["week"]["total"] == from_sources["week"]["total"] + 2000
-    assert got["day"]["total"] == from_sources["day"]["total"] + 2000
-    assert got["hour"]["total"] == from_sources["hour"]["total"] + 1000
-    assert sum(t["changes"] for t in got["top"]["automations"]) == sum(
-        t["changes"] for t in from_sources["top"]["automations"]) + 1000 * bumped
-    weekly = {p["at"][:10]: p["users"] for p in got["users"]["weekly"]}
-    assert weekly["2025-06-02"] == 0 and weekly["2025-06-09"] == 2
-    assert got["users"]["daily"] == from_sources["users"]["daily"]
-
-
-def test_year_long_lead_times_come_from_the_stored_durations_unless_the_pipeline_changed(year):
-    conn, world, from_sources = year
-    conn.execute("update cfg_private.promotion_rollup set arrived_at = arrived_at - interval '1 day' "
-                 "where org_id = %s", (world.org_a,))
-    shifted = year_answers(conn, world)["promotions"]["lead_time"]
-    assert shifted["median_seconds"] > from_sources["promotions"]["lead_time"]["median_seconds"] + 80_000
-    # Measured from another first environment: the period is counted from the sources again.
-    conn.execute("update cfg_private.promotion_rollup set from_environment_id = %s where org_id = %s",
-                 (world.history["envs"]["staging"], world.org_a))
-    assert year_answers(conn, world)["promotions"] == from_sources["promotions"]
 
 
 # =============================================================================

@@ -12,19 +12,29 @@ import pytest
 
 from tests.analytics.history import write_history
 from tests.support.chromium import Page, open_in_chromium
+from tests.support.cli import run_cfgctl
+from tests.support.rls import shared_world
 
 VIEWER = ("--as", "viewer@example.test")
 PERIOD = ("--since", "2026-03-02", "--until", "2026-03-09T23:00:00Z")
 
 
-@pytest.fixture
-def history(conn, world):
-    write_history(conn, world)
-    conn.commit()
-    return world
+def _setup(conn, world):
+    world.history = write_history(conn, world)
 
 
-def test_every_chart_prints_numbers_json_and_plots(cfgctl, history, tmp_path):
+shared = shared_world("analytics_cli", _setup)
+
+
+@pytest.fixture(scope="module")
+def cfgctl(shared, pg_cluster):
+    """cfgctl(*args) -> Run against the module's database: the history, written once (the
+    commands only read it)."""
+    url = pg_cluster.url_for(shared[0].info.dbname)
+    return lambda *args: run_cfgctl(*args, env={"CFGCTL_DB_URL": url})
+
+
+def test_every_chart_prints_numbers_json_and_plots(cfgctl, tmp_path):
     out = cfgctl("analytics", "changes", "org-a", *PERIOD, *VIEWER)
     assert out.code == 0, out.output
     assert "total 7, max 4" in out.out
@@ -64,7 +74,7 @@ def test_every_chart_prints_numbers_json_and_plots(cfgctl, history, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_errors_have_their_exit_codes(cfgctl, history, tmp_path):
+def test_errors_have_their_exit_codes(cfgctl, tmp_path):
     assert cfgctl("analytics", "changes", "org-b", *VIEWER).code == 3  # not a member: not found
     bad = cfgctl("analytics", "changes", "org-a", "--by", "month", *VIEWER)
     assert bad.code == 6 and bad.detail["errors"][0]["path"] == "bucket"
@@ -77,7 +87,7 @@ def test_errors_have_their_exit_codes(cfgctl, history, tmp_path):
     assert not (tmp_path / "x.pdf").exists()
 
 
-def test_the_report_is_one_page_chromium_draws_with_four_charts_and_no_errors(cfgctl, history, tmp_path):
+def test_the_report_is_one_page_chromium_draws_with_four_charts_and_no_errors(cfgctl, tmp_path):
     import websockets
 
     page_file = tmp_path / "report.html"
