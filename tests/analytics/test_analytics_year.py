@@ -90,6 +90,31 @@ def year_answers(conn, world) -> dict:
     }
 
 
+# The last 30 days of the rolled-up history as a dashboard asks for them: from a Wednesday
+# 10:00 to a Thursday 15:00, past the mark (Wednesday 13:00), so every chart has partial
+# weeks and days at both ends, hours before the mark and the tail after it.
+MONTH_SINCE, MONTH_UNTIL = "2025-10-22 10:00Z", "2025-11-20 15:00Z"
+
+
+def month_answers(conn, world) -> dict:
+    """The charts filtered by automation, environment or person (the rollup rows that keep
+    them, not the totals) and those that read per-person rows, over MONTH."""
+    viewer, org, m = world["viewer"], world.org_a, (MONTH_SINCE, MONTH_UNTIL)
+    web = world.history["web"]
+    return {
+        "week_prod_editor": call(conn, viewer, "analytics_changes", org, *m, bucket="week", environment="prod",
+                                 author="editor@example.test"),
+        "day_web": call(conn, viewer, "analytics_changes", org, *m, automation_id=web),
+        "hour_web_admin": call(conn, viewer, "analytics_changes", org, *m, bucket="hour", automation_id=web,
+                               author="admin@example.test"),
+        "day_staging": call(conn, viewer, "analytics_changes", org, *m, environment="staging"),
+        "top": call(conn, viewer, "analytics_top_automations", org, *m),
+        "users": call(conn, viewer, "analytics_active_users", org, *m),
+        "validation_week": call(conn, viewer, "analytics_validation_failures", org, *m, bucket="week",
+                                environment="prod"),
+    }
+
+
 def _roll_up_to(conn, mark: str) -> None:
     while conn.execute("select cfg_private.roll_up_activity(%s) as n", (mark,)).fetchone()["n"]:
         pass
@@ -100,6 +125,7 @@ def _setup(conn, world):
     world.history = write_history(conn, world)
     _write_year(conn, world)
     world.from_sources = year_answers(conn, world)
+    world.month_from_sources = month_answers(conn, world)
     _roll_up_to(conn, YEAR_MARK)
     assert conn.execute("select rolled_up_to from cfg_private.activity_watermark").fetchone()["rolled_up_to"] \
         .isoformat() == "2025-11-19T13:00:00+00:00"
@@ -173,3 +199,23 @@ def test_year_long_lead_times_come_from_the_stored_durations_unless_the_pipeline
     conn.execute("update cfg_private.promotion_rollup set from_environment_id = %s where org_id = %s",
                  (world.history["envs"]["staging"], world.org_a))
     assert year_answers(conn, world)["promotions"] == from_sources["promotions"]
+
+
+def test_thirty_days_filtered_with_edges_mid_week_and_mid_day_give_the_answers_of_the_sources(year):
+    conn, world, _ = year
+    expected = world.month_from_sources
+    assert month_answers(conn, world) == expected
+    # Not vacuous: every filtered chart counts something, before the mark and after it.
+    for name in ("week_prod_editor", "day_web", "hour_web_admin", "day_staging"):
+        series = expected[name]["series"]
+        assert expected[name]["total"] > 0, name
+        assert any(p["changes"] for p in series if p["at"] < "2025-11-19T13"), name
+    assert any(p["changes"] for p in expected["day_web"]["series"] if p["at"] >= "2025-11-19T13")
+    assert {t["slug"] for t in expected["top"]["automations"]} == {"billing", "web"}
+    assert len(expected["users"]["users"]) == 2 and sum(p["errors"] for p in expected["validation_week"]["series"])
+    # The rollup answers them: the daily rows of web inside the range are read, with the filter.
+    bumped = _bump(conn, world, "activity_rollup", f"kind = 'version' and grain = 'day' and bucket = '2025-11-03Z' "
+                   f"and automation_id = '{world.history['web']}'")
+    assert bumped > 0
+    assert month_answers(conn, world)["day_web"]["total"] == expected["day_web"]["total"] + 1000 * bumped
+
