@@ -23,9 +23,11 @@ lint: bootstrap
 
 ## Every test: lint, then pytest (which starts a throwaway cluster and runs the pgTAP files too).
 ## Two pytest workers (pytest-xdist), a cluster each: the suite is mostly waiting on one
-## core for PostgreSQL and on the other for Python.
+## core for PostgreSQL and on the other for Python. worksteal: each worker starts on one
+## half in file order (a module's shared world is built once) and takes from the other's
+## end when done, so no long test is left alone at the end (docs/testing.md).
 test: lint
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist worksteal
 
 ## Regenerate supabase/types/database.ts (the dashboard's TypeScript types) from a freshly
 ## migrated throwaway database with Supabase's generator; commit the result (tests/platform/test_types.py checks it).
