@@ -25,7 +25,7 @@ lint: bootstrap
 ## Two pytest workers (pytest-xdist), a cluster each: the suite is mostly waiting on one
 ## core for PostgreSQL and on the other for Python. worksteal: each worker starts on one
 ## half in file order (a module's shared world is built once) and takes from the other's
-## end when done, so no long test is left alone at the end (docs/testing.md).
+## end when done, so no long test is left alone at the end (docs/api.md, Tests).
 test: lint
 	$(BIN)/pytest -n 2 --dist worksteal
 
