@@ -1,5 +1,6 @@
 """The fixtures every area uses. One throwaway PostgreSQL cluster per test run; each test
-gets a fresh database cloned from a migrated template (CREATE DATABASE … TEMPLATE, ~50 ms).
+gets a fresh database cloned from a migrated template (CREATE DATABASE … TEMPLATE, ~50 ms);
+a test that asks for `world` gets a clone of a second template that holds the world already.
 
 Tests are grouped by area (tests/<area>/); what they share lives in tests/support/:
 act.py (act as a user, capture the outcome), rls.py (the RLS matrix engine), cli.py (the
@@ -7,6 +8,7 @@ CLI runner), world.py, cluster.py, and the local peers of an area (webhooks.py, 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import tempfile
@@ -18,7 +20,7 @@ from psycopg.rows import dict_row
 
 from sync_service import local_stack as local
 from tests.support.cli import Run, run_cfgctl
-from tests.support.cluster import TEMPLATE, create_database, drop_database, free_port
+from tests.support.cluster import TEMPLATE, WORLD_TEMPLATE, create_database, drop_database, free_port
 from tests.support.world import World, build_world
 
 # Local peers whose fixtures any area may use: moto_server (AWS) and the scripted Vault KV v2.
@@ -50,10 +52,25 @@ def template_url(pg_cluster) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def world_template(pg_cluster, template_url) -> World:
+    """The world, built once per run into WORLD_TEMPLATE. Building it in every test cost
+    ~0.4 s of server CPU (most of it the session's first Vault encryption, in plpython)."""
+    url = create_database(pg_cluster, WORLD_TEMPLATE)
+    with psycopg.connect(url, row_factory=dict_row) as c:
+        world = build_world(c)
+        c.commit()
+    return world
+
+
 @pytest.fixture
-def db_url(pg_cluster, template_url) -> str:
+def db_url(request, pg_cluster, template_url) -> str:
+    template = TEMPLATE
+    if "world" in request.fixturenames:  # directly or through another fixture
+        request.getfixturevalue("world_template")
+        template = WORLD_TEMPLATE
     name = f"test_{os.getpid()}_{next(_counter)}"
-    url = create_database(pg_cluster, name)
+    url = create_database(pg_cluster, name, template)
     yield url
     drop_database(pg_cluster, name)
 
@@ -66,8 +83,12 @@ def conn(db_url):
 
 
 @pytest.fixture
-def world(conn) -> World:
-    return build_world(conn)
+def world(conn, world_template) -> World:
+    """The world of tests/support/world.py, already in this test's database (db_url)."""
+    with conn.transaction():
+        cloned = conn.execute("select 1 from cfg.orgs where id = %s", (world_template.org_a,)).fetchone()
+    # A database made before the test asked for the world (getfixturevalue) builds its own.
+    return copy.deepcopy(world_template) if cloned else build_world(conn)
 
 
 @pytest.fixture

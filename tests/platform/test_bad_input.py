@@ -3,6 +3,7 @@ on) and changes nothing: every table in cfg, the audit log and the outbox keep t
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 from collections.abc import Callable
@@ -13,8 +14,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from sync_service.db import CfgError, acting_as
-from tests.support.cluster import create_database, drop_database
-from tests.support.world import World, build_world
+from tests.support.cluster import WORLD_TEMPLATE, create_database, drop_database
+from tests.support.world import World
 
 INJECTION = "x'); drop table cfg.orgs; --"
 MIB = 1048576
@@ -26,13 +27,13 @@ def _autocommit(conn):
 
 
 @pytest.fixture(scope="module")
-def shared(pg_cluster, template_url):
+def shared(pg_cluster, world_template):
     """One world for the table of refused inputs: each case runs in a rolled-back transaction."""
     name = f"bad_input_{os.getpid()}"
-    url = create_database(pg_cluster, name)
+    url = create_database(pg_cluster, name, WORLD_TEMPLATE)
     try:
         with psycopg.connect(url, row_factory=dict_row) as c:
-            yield c, build_world(c)
+            yield c, copy.deepcopy(world_template)
     finally:
         drop_database(pg_cluster, name)
 

@@ -21,7 +21,8 @@ from tests.support.cluster import free_port
 
 
 def cfgctl_process(*args: str, env: dict) -> subprocess.CompletedProcess:
-    """The CLI in a process of its own: the stack it starts must outlive the call."""
+    """The CLI in a process of its own: the stack `local start` starts must outlive the
+    call. The other commands run in-process (run_cfgctl): ~1.5 s less each."""
     return subprocess.run(
         [sys.executable, "-c", "from cli.main import main; main()", *args],
         capture_output=True, text=True, env=env, timeout=120,
@@ -39,7 +40,7 @@ def stack_env():
     }
     env.pop("CFGCTL_DB_URL", None)
     yield env
-    cfgctl_process("local", "stop", env=env)
+    run_cfgctl("local", "stop", env=env)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -55,18 +56,18 @@ def test_start_status_stop_and_start_again(stack_env):
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["migrations"]["applied"] == []
 
-    status = json.loads(cfgctl_process("local", "status", "--json", env=stack_env).stdout)
+    status = json.loads(run_cfgctl("local", "status", "--json", env=stack_env).out)
     assert status == status | {"running": True, "data_dir": stack_env["CFGCTL_DATA_DIR"]}
 
     # The seed is there and the stack answers as a seeded user.
-    listed = cfgctl_process("automation", "list", "acme", "--as", "viewer@acme.test", "--json", env=stack_env)
-    assert {a["slug"] for a in json.loads(listed.stdout)} == {"billing-api", "nightly-report", "edge-gateway"}
+    listed = run_cfgctl("automation", "list", "acme", "--as", "viewer@acme.test", "--json", env=stack_env)
+    assert {a["slug"] for a in json.loads(listed.out)} == {"billing-api", "nightly-report", "edge-gateway"}
 
-    assert cfgctl_process("local", "stop", env=stack_env).returncode == 0
-    stopped = cfgctl_process("local", "status", "--json", env=stack_env)
-    assert json.loads(stopped.stdout)["running"] is False
-    down = cfgctl_process("automation", "list", "acme", "--as", "viewer@acme.test", env=stack_env)
-    assert down.returncode == 1 and "cfgctl local start" in down.stderr
+    assert run_cfgctl("local", "stop", env=stack_env).code == 0
+    stopped = run_cfgctl("local", "status", "--json", env=stack_env)
+    assert json.loads(stopped.out)["running"] is False
+    down = run_cfgctl("automation", "list", "acme", "--as", "viewer@acme.test", env=stack_env)
+    assert down.code == 1 and "cfgctl local start" in down.err
 
 
 def test_missing_packages_are_named(monkeypatch):

@@ -9,7 +9,6 @@ import asyncio
 import json
 import re
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
@@ -19,10 +18,10 @@ import pytest
 
 from sync_service.workers.base import Health, Worker, WorkerSettings
 from sync_service.workers.status import prometheus
+from tests.support.cli import Run, run_cfgctl
 from tests.support.webhooks import (
     Receiver,
     allow_host,
-    cfgctl_bin,
     create_endpoint,
     emit,
     start_serve,
@@ -206,9 +205,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def status_cli(port: int, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([cfgctl_bin(), "serve", "--status", "--status-port", str(port), *args],
-                          capture_output=True, text=True, timeout=30)
+def status_cli(port: int, *args: str) -> Run:
+    """`cfgctl serve --status` in-process: the client side; the server is the real process."""
+    return run_cfgctl("serve", "--status", "--status-port", str(port), *args)
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -239,13 +238,13 @@ def test_serve_status_reports_health_and_counters(conn, world, db_url, tmp_path)
         create_endpoint(conn, world["admin"], world.org_a, receiver.url("/hook"))
         proc = start_serve(db_url, tmp_path / "serve.log", CFGCTL_SERVE_STATUS_PORT=port)
         try:
-            wait_until(lambda: status_cli(port).returncode == 0, timeout=20, what="serve running")
+            wait_until(lambda: status_cli(port).code == 0, timeout=20, what="serve running")
             assert listening_on(port) == {"0100007F"}  # 127.0.0.1, nothing else
             emit(conn, world.org_a)
             receiver.wait_for(1)
 
             def recorded():
-                snap = json.loads(status_cli(port, "--json").stdout)
+                snap = json.loads(status_cli(port, "--json").out)
                 return snap if snap["workers"][0]["extra"].get("recorded") else None
 
             snap = wait_until(recorded, what="the attempt recorded")
@@ -257,7 +256,7 @@ def test_serve_status_reports_health_and_counters(conn, world, db_url, tmp_path)
             assert webhooks["extra"] == {"sent": 1, "recorded": 1}
             assert webhooks["started_at"] <= webhooks["last_work_at"] <= webhooks["last_claim_at"]
             table = status_cli(port)
-            assert table.returncode == 0 and "webhooks" in table.stdout and "running" in table.stdout
+            assert table.code == 0 and "webhooks" in table.out and "running" in table.out
             status, metrics = get(port, "/metrics")
             assert status == 200
             assert 'cfgctl_worker_succeeded_total{worker="webhooks"} 1' in metrics
@@ -267,8 +266,8 @@ def test_serve_status_reports_health_and_counters(conn, world, db_url, tmp_path)
             stop_serve(proc)
     assert proc.returncode == 0
     gone = status_cli(port)
-    assert gone.returncode == 1 and "no cfgctl serve answers" in gone.stderr
-    assert status_cli(0).returncode == 6
+    assert gone.code == 1 and "no cfgctl serve answers" in gone.err
+    assert status_cli(0).code == 6
 
 
 def test_serve_runs_every_worker_as_make_up_does(db_url, tmp_path):
@@ -279,8 +278,8 @@ def test_serve_runs_every_worker_as_make_up_does(db_url, tmp_path):
     port = free_port()
     proc = start_serve(db_url, tmp_path / "serve.log", workers=(), CFGCTL_SERVE_STATUS_PORT=port)
     try:
-        wait_until(lambda: status_cli(port).returncode == 0, timeout=20, what="serve running")
-        snap = json.loads(status_cli(port, "--json").stdout)
+        wait_until(lambda: status_cli(port).code == 0, timeout=20, what="serve running")
+        snap = json.loads(status_cli(port, "--json").out)
         assert {w["worker"]: w["state"] for w in snap["workers"]} == {name: "running" for name in WORKERS}
     finally:
         stop_serve(proc)

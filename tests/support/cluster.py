@@ -9,6 +9,8 @@ import psycopg
 from sync_service import local_stack as local
 
 TEMPLATE = "cfgctl_template"
+# TEMPLATE with the small world of tests/support/world.py in it (tests/conftest.py).
+WORLD_TEMPLATE = "cfgctl_world_template"
 
 
 def free_port() -> int:
@@ -17,9 +19,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def create_database(cluster: local.Cluster, name: str) -> str:
+def create_database(cluster: local.Cluster, name: str, template: str = TEMPLATE) -> str:
     with psycopg.connect(cluster.db_url, autocommit=True) as admin:
-        admin.execute(f"create database {name} template {TEMPLATE}")
+        admin.execute(f"create database {name} template {template}")
     return cluster.url_for(name)
 
 

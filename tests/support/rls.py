@@ -32,6 +32,7 @@ leak into each other; deferred constraints are checked as a commit would.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,8 +44,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from tests.support.act import Outcome, attempt
-from tests.support.cluster import create_database, drop_database
-from tests.support.world import World, build_world
+from tests.support.cluster import WORLD_TEMPLATE, create_database, drop_database
+from tests.support.world import World
 
 ACTORS = ("anon", "viewer", "editor", "admin", "other_admin", "outsider", "service")
 OPERATIONS = ("select", "insert", "update", "delete")
@@ -114,12 +115,12 @@ def shared_world(name: str, setup: Callable[[psycopg.Connection, World], None] |
     """A module-scoped fixture `shared` -> (conn, world) on a database of its own."""
 
     @pytest.fixture(scope="module")
-    def shared(pg_cluster, template_url):
+    def shared(pg_cluster, world_template):
         db = f"rls_{name}_{os.getpid()}"
-        url = create_database(pg_cluster, db)
+        url = create_database(pg_cluster, db, WORLD_TEMPLATE)
         try:
             with psycopg.connect(url, row_factory=dict_row) as c:
-                world = build_world(c)
+                world = copy.deepcopy(world_template)
                 if setup is not None:
                     setup(c, world)
                 c.commit()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 
 import psycopg
@@ -22,7 +21,6 @@ from tests.support.webhooks import (
     ThreadDispatcher,
     allow_host,
     attempts,
-    cfgctl_bin,
     create_endpoint,
     deliveries,
     emit,
@@ -237,43 +235,37 @@ def test_dispatcher_rides_out_a_postgres_restart(pg_cluster, conn, world, receiv
         assert dispatcher.health.reconnects >= 1
 
 
-def cli(db_url, *args, input_text=None):
-    env = os.environ | {"CFGCTL_DB_URL": db_url}
-    return subprocess.run([cfgctl_bin(), *args], env=env, capture_output=True, text=True, input=input_text,
-                          timeout=60)
-
-
-def test_cli_webhook_commands(conn, world, receiver, db_url):
+def test_cli_webhook_commands(conn, world, receiver, db_url, cfgctl):
     allow_host(conn, world.org_a, "127.0.0.1")
     admin = ["--as", "admin@example.test", "--json"]
-    added = cli(db_url, "webhook", "add", "org-a", receiver.url("/cli"), "--event", "webhook.test", *admin)
-    assert added.returncode == 0, added.stderr
-    endpoint = json.loads(added.stdout)
+    added = cfgctl("webhook", "add", "org-a", receiver.url("/cli"), "--event", "webhook.test", *admin)
+    assert added.code == 0, added.err
+    endpoint = json.loads(added.out)
     assert endpoint["secret"].startswith("whsec_")
-    listed = json.loads(cli(db_url, "webhook", "list", "org-a", *admin).stdout)
+    listed = json.loads(cfgctl("webhook", "list", "org-a", *admin).out)
     assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
-    tested = json.loads(cli(db_url, "webhook", "test", endpoint["id"], *admin).stdout)
+    tested = json.loads(cfgctl("webhook", "test", endpoint["id"], *admin).out)
     with ThreadDispatcher(db_url):
         (request,) = receiver.wait_for(1, "/cli")
         settled(conn, endpoint["id"])
     verify(endpoint["secret"], request)
-    shown = json.loads(cli(db_url, "webhook", "deliveries", endpoint["id"], *admin).stdout)
+    shown = json.loads(cfgctl("webhook", "deliveries", endpoint["id"], *admin).out)
     assert [d["id"] for d in shown] == [tested["delivery_id"]] and shown[0]["status"] == "succeeded"
-    log = json.loads(cli(db_url, "webhook", "deliveries", endpoint["id"], "--attempts",
-                         str(tested["delivery_id"]), *admin).stdout)
+    log = json.loads(cfgctl("webhook", "deliveries", endpoint["id"], "--attempts",
+                            str(tested["delivery_id"]), *admin).out)
     assert log[0]["status_code"] == 200
-    rotated = json.loads(cli(db_url, "webhook", "rotate-secret", endpoint["id"], *admin).stdout)
+    rotated = json.loads(cfgctl("webhook", "rotate-secret", endpoint["id"], *admin).out)
     assert rotated["secret"] != endpoint["secret"]
     # Bad input: exit code 6 (invalid), 4 (forbidden); nothing changed.
-    bad = cli(db_url, "webhook", "add", "org-a", "https://10.0.0.1/x", *admin)
-    assert bad.returncode == 6 and "refused" in bad.stderr
-    viewer = cli(db_url, "webhook", "rotate-secret", endpoint["id"], "--as", "viewer@example.test")
-    assert viewer.returncode == 4
-    assert cli(db_url, "webhook", "retry", *admin).returncode == 6
-    assert cli(db_url, "serve", "--worker", "nope").returncode == 6
-    removed = cli(db_url, "webhook", "rm", endpoint["id"], "--yes", "--as", "admin@example.test")
-    assert removed.returncode == 0, removed.stderr
-    assert json.loads(cli(db_url, "webhook", "list", "org-a", *admin).stdout) == []
+    bad = cfgctl("webhook", "add", "org-a", "https://10.0.0.1/x", *admin)
+    assert bad.code == 6 and "refused" in bad.err
+    viewer = cfgctl("webhook", "rotate-secret", endpoint["id"], "--as", "viewer@example.test")
+    assert viewer.code == 4
+    assert cfgctl("webhook", "retry", *admin).code == 6
+    assert cfgctl("serve", "--worker", "nope").code == 6
+    removed = cfgctl("webhook", "rm", endpoint["id"], "--yes", "--as", "admin@example.test")
+    assert removed.code == 0, removed.err
+    assert json.loads(cfgctl("webhook", "list", "org-a", *admin).out) == []
 
 
 def test_endpoint_failing_continuously_is_disabled(conn, world, receiver, hook, db_url):
