@@ -5,22 +5,15 @@ environment as given. Tests that need the installed binary itself run it as a su
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from dataclasses import dataclass
 
 import click
-import typer.main
 from click.testing import CliRunner
 
 from cli.main import main
 from sync_service.settings import get_settings
-
-# Typer turns the app into click commands at every call (every command's signature and
-# annotations: ~0.25 s of CPU). A process calls it once; tests calling main() hundreds of
-# times in one process build the same tree once. The commands run exactly as before.
-typer.main.get_command = functools.cache(typer.main.get_command)
 
 # Only what the test passes counts: no identity or hosted project from the caller's shell;
 # wide enough that no line (a `detail:` JSON) is wrapped.
