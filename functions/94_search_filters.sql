@@ -114,43 +114,92 @@ grant execute on function cfg.delete_saved_filter(uuid) to authenticated, servic
 -- Quick find (a Cmd+K palette): prefixes and typos of names, over the caller's orgs.
 -- =============================================================================
 
--- Up to 200 entries of orgs whose key starts with needle (lower case, 2 characters or
--- more), through the key prefix index (org_id, lower(key)).
--- security definer for the reason given in cfg_private.search_hits: LIKE is not
--- leakproof, so under RLS it could not use the index; orgs are cut down to those the
--- caller may read first.
-create or replace function cfg_private.find_keys(orgs uuid [], needle text)
-returns table (org_id uuid, automation_id uuid, section_id uuid, key text)
+-- Quick find's many: the automations and sections whose names are nearest to needle by
+-- trigram (word) distance, `candidates` of each, read in distance order from GiST indexes
+-- (a prefix is near), and up to 200 keys starting with needle (2 characters or more)
+-- through the btree (org_id, lower(key)); each scored as cfg.quick_find shows it, with
+-- its automation's slug. Automations `me` saved in the last 30 days score 0.25 more.
+-- security definer: the names are in cfg_private.quick_find_names, and under RLS no index
+-- serves LIKE or a trigram operator (not leakproof). It reads only the orgs the caller may
+-- read (membership, or the service), found here, once: no RLS sub-plan per table.
+-- Its plan is generic (cached): the key range is two parameters, not a LIKE constant.
+create or replace function cfg_private.quick_find_hits(needle text, candidates integer)
+returns table (
+    kind text, label text, org_id uuid, automation_id uuid, automation text, section text, key text, score real
+)
 language plpgsql stable security definer
-set plan_cache_mode = force_custom_plan
--- The index whatever the estimate: with LIMIT, a guess of many matches makes a
--- sequential scan look cheap, and a rare prefix then reads every entry.
+-- Index scans whatever the estimates: with LIMIT, a guess of many matches makes a
+-- sequential scan look cheap (a rare prefix then reads every entry), and a bitmap scan
+-- reads every match of a common prefix before the first row (100k for `key7`).
 set enable_seqscan = off
+set enable_bitmapscan = off
 set search_path = ''
 as $$
 declare
-    readable uuid [] := cfg_private.readable_orgs(orgs);
+    readable uuid [] := case when cfg_private.is_service() then array(select o.id from cfg.orgs as o)
+                             else array(select cfg_private.orgs_with_role('viewer')) end;
+    me uuid := (select auth.uid());
+    needle_like text := cfg_private.like_literal(needle) || '%';
+    -- Keys from needle up to needle followed by the last code point, byte-wise (the
+    -- btree's text_pattern_ops order): exactly those starting with needle.
+    key_end text := needle || chr(1114111);
 begin
-    if length(needle) < 2 then
-        return;
-    end if;
     return query
-    select ce.org_id, ce.automation_id, ce.section_id, ce.key
-    from cfg.config_entries as ce
-    where ce.org_id = any(readable) and lower(ce.key) like cfg_private.like_literal(needle) || '%'
-    limit 200;
+    with automation_hits as (
+        select n.automation_id, n.org_id, n.slug || ' ' || lower(n.name) as words
+        from cfg_private.quick_find_names as n
+        where n.org_id = any(readable)
+        order by (n.slug || ' ' || lower(n.name)) operator(extensions.<->>) needle
+        limit candidates
+    ),
+    section_hits as (
+        select cs.org_id, cs.automation_id, cs.name from cfg.config_sections as cs
+        where cs.org_id = any(readable)
+        order by cs.name operator(extensions.<->) needle
+        limit candidates
+    ),
+    key_hits as (
+        select ce.org_id, ce.automation_id, ce.section_id, ce.key from cfg.config_entries as ce
+        where length(needle) >= 2 and ce.org_id = any(readable)
+            and lower(ce.key) operator(pg_catalog.~>=~) needle and lower(ce.key) operator(pg_catalog.~<~) key_end
+            and lower(ce.key) like needle_like
+        limit 200
+    )
+    select 'automation', a.name, a.org_id, a.id, a.slug, null::text, null::text,
+        (extensions.word_similarity(needle, h.words)
+            + case when a.slug like needle_like or lower(a.name) like needle_like then 1 else 0 end
+            + case when exists (
+                select 1 from cfg.config_versions as v
+                where v.automation_id = a.id and v.author_id = me and v.created_at > now() - interval '30 days'
+            ) then 0.25 else 0 end)::real
+    -- The live row (by primary key): the names table follows it in the same transaction.
+    from automation_hits as h
+    join cfg.automations as a on a.id = h.automation_id
+    where h.words operator(extensions.%>) needle or h.words like needle_like
+    union all
+    select 'section', cs.name, cs.org_id, cs.automation_id, a.slug, cs.name, null,
+        (extensions.similarity(needle, cs.name) + case when cs.name like needle_like then 0.5 else 0 end)::real
+    from section_hits as cs
+    join cfg.automations as a on a.id = cs.automation_id
+    where cs.name operator(extensions.%) needle or cs.name like needle_like
+    union all
+    select 'key', cs.name || '.' || k.key, k.org_id, k.automation_id, a.slug, cs.name, k.key,
+        (extensions.similarity(needle, lower(k.key)) + 0.5)::real
+    from key_hits as k
+    join cfg.config_sections as cs on cs.id = k.section_id
+    join cfg.automations as a on a.id = k.automation_id;
 end
 $$;
-revoke execute on function cfg_private.find_keys(uuid [], text) from public, anon;
-grant execute on function cfg_private.find_keys(uuid [], text) to authenticated, service_role;
+revoke execute on function cfg_private.quick_find_hits(text, integer) from public, anon;
+grant execute on function cfg_private.quick_find_hits(text, integer) to authenticated, service_role;
 
 -- Up to max_rows (1-50) things whose name is like query: automations (slug or name),
 -- sections, keys, environments, templates and saved filters, best first; automations the
 -- caller saved in the last 30 days rank first among equals. target: ORG/SLUG[#section[.key]]
 -- (an environment ORG@ENV, a template ORG:template/SLUG, a filter ORG:filter/<id>).
--- Automations and sections are many (100k): their candidates are the 2 x max_rows (20
--- at least) nearest by trigram (word) distance, read from a GiST index in distance order
--- (a prefix is near); only those are scored. Keys match by prefix (cfg_private.find_keys).
+-- Automations, sections and keys are many (100k): cfg_private.quick_find_hits finds and
+-- scores them. Environments, templates and saved filters are few per org: read here
+-- under RLS, which alone limits them to the caller's orgs.
 -- Its plan is cached, not made on each call: no constant decides a branch.
 create or replace function cfg.quick_find(query text, max_rows integer default 10)
 returns table (
@@ -163,9 +212,6 @@ as $$
 declare
     needle text := lower(btrim(coalesce(query, '')));
     needle_like text;
-    orgs uuid [];
-    me uuid := (select auth.uid());
-    candidates integer := greatest(2 * max_rows, 20);
 begin
     if length(needle) not between 1 and 200 then
         raise exception 'a quick find query is 1-200 characters'
@@ -175,74 +221,36 @@ begin
         raise exception 'max_rows must be between 1 and 50'
             using errcode = 'PT422', detail = jsonb_build_object('field', 'max_rows')::text;
     end if;
-    orgs := case when cfg_private.is_service() then array(select o.id from cfg.orgs as o)
-                 else array(select cfg_private.orgs_with_role('viewer')) end;
     needle_like := cfg_private.like_literal(needle);
     return query
-    with automation_hits as (
-        select a.id, a.org_id, a.name, a.slug from cfg.automations as a
-        where a.org_id = any(orgs)
-        order by (a.slug || ' ' || lower(a.name)) operator(extensions.<->>) needle
-        limit candidates
-    ),
-    section_hits as (
-        select cs.id, cs.org_id, cs.automation_id, cs.name from cfg.config_sections as cs
-        where cs.org_id = any(orgs)
-        order by cs.name operator(extensions.<->) needle
-        limit candidates
-    ),
-    found as (
-        select 'automation' as kind, a.name as label, a.org_id, a.id as automation_id, a.slug as automation,
-            null::text as section, null::text as key, null::text as target,
-            (extensions.word_similarity(needle, a.slug || ' ' || lower(a.name))
-                + case when a.slug like needle_like || '%' or lower(a.name) like needle_like || '%' then 1 else 0 end
-                + case when exists (
-                    select 1 from cfg.config_versions as v
-                    where v.automation_id = a.id and v.author_id = me
-                        and v.created_at > now() - interval '30 days'
-                ) then 0.25 else 0 end)::real as score
-        from automation_hits as a
-        where (a.slug || ' ' || lower(a.name)) operator(extensions.%>) needle
-            or (a.slug || ' ' || lower(a.name)) like needle_like || '%'
-        union all
-        select 'section', cs.name, cs.org_id, cs.automation_id, null, cs.name, null, null,
-            (extensions.similarity(needle, cs.name) + case when cs.name like needle_like || '%' then 0.5 else 0 end)::real
-        from section_hits as cs
-        where cs.name operator(extensions.%) needle or cs.name like needle_like || '%'
-        union all
-        select 'key', cs.name || '.' || k.key, k.org_id, k.automation_id, null, cs.name, k.key, null,
-            (extensions.similarity(needle, lower(k.key)) + case when lower(k.key) like needle_like || '%' then 0.5 else 0 end)::real
-        from cfg_private.find_keys(orgs, needle) as k
-        join cfg.config_sections as cs on cs.id = k.section_id
+    with found as (
+        select h.kind, h.label, h.org_id, h.automation_id, h.automation, h.section, h.key, null::text as target, h.score
+        from cfg_private.quick_find_hits(needle, greatest(2 * max_rows, 20)) as h
         union all
         select 'environment', e.name, e.org_id, null, null, null, null, '@' || e.slug,
             (greatest(extensions.similarity(needle, e.slug), extensions.similarity(needle, lower(e.name)))
                 + case when e.slug like needle_like || '%' then 1 else 0 end)::real
         from cfg.environments as e
-        where e.org_id = any(orgs)
-            and (e.slug operator(extensions.%) needle or lower(e.name) operator(extensions.%) needle
-                or e.slug like needle_like || '%')
+        where e.slug operator(extensions.%) needle or lower(e.name) operator(extensions.%) needle
+            or e.slug like needle_like || '%'
         union all
         select 'template', t.name, t.org_id, null, null, null, null, ':template/' || t.slug,
             (extensions.word_similarity(needle, t.slug || ' ' || lower(t.name))
                 + case when t.slug like needle_like || '%' then 1 else 0 end)::real
         from cfg.templates as t
-        where t.org_id = any(orgs)
-            and ((t.slug || ' ' || lower(t.name)) operator(extensions.%>) needle or t.slug like needle_like || '%')
+        where (t.slug || ' ' || lower(t.name)) operator(extensions.%>) needle or t.slug like needle_like || '%'
         union all
         select 'saved_filter', s.name, s.org_id, null, null, null, null, ':filter/' || s.id,
             (extensions.word_similarity(needle, lower(s.name))
                 + case when lower(s.name) like needle_like || '%' then 1 else 0 end)::real
         from cfg.saved_filters as s
-        where s.org_id = any(orgs)
-            and (lower(s.name) operator(extensions.%>) needle or lower(s.name) like needle_like || '%')
+        where lower(s.name) operator(extensions.%>) needle or lower(s.name) like needle_like || '%'
     )
-    select f.kind, f.label, f.org_id, o.slug, f.automation_id, a.slug, f.section, f.key,
-        o.slug || coalesce(f.target, '/' || a.slug || coalesce('#' || nullif(concat_ws('.', f.section, f.key), ''), '')),
+    select f.kind, f.label, f.org_id, o.slug, f.automation_id, f.automation, f.section, f.key,
+        o.slug || coalesce(f.target, '/' || f.automation || coalesce('#' || nullif(concat_ws('.', f.section, f.key), ''), '')),
         f.score
     from found as f
     join cfg.orgs as o on o.id = f.org_id
-    left join cfg.automations as a on a.id = f.automation_id
     order by f.score desc, f.kind, f.label, f.automation_id
     limit max_rows;
 end

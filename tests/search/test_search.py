@@ -113,19 +113,21 @@ def test_another_orgs_content_is_invisible_through_results_counts_and_snippets(s
 def test_the_index_helpers_find_nothing_in_orgs_the_caller_cannot_read(shared):
     """cfg.search and quick_find match through definer helpers (under RLS no index serves
     @@ or LIKE). Called directly with another org's id, as a stranger would with SQL
-    access, they answer exactly what RLS allows: nothing from that org."""
+    access, they answer exactly what RLS allows: nothing from that org (quick_find_hits
+    takes no orgs: it reads the caller's own)."""
     conn, world = shared
     with conn.transaction(force_rollback=True):
         hits = ("select count(*) as n from cfg_private.search_hits("
                 "%s, null, to_tsquery('simple', 'zebra'), 'zebra')")
-        keys = "select count(*) as n from cfg_private.find_keys(%s, 'token')"
+        keys = ("select count(*) as n from cfg_private.quick_find_hits('token', 20) "
+                "where kind = 'key' and %s is not null")
         orgs = [world.org_a, world.org_b]
         as_admin_a = [run_as(conn, world["admin"], sql, (orgs,)).rows[0]["n"] for sql in (hits, keys)]
         as_admin_b = [run_as(conn, world["other_admin"], sql, (orgs,)).rows[0]["n"] for sql in (hits, keys)]
-        anon = run_as(conn, world["anon"], hits, (orgs,))
+        anon = [run_as(conn, world["anon"], sql, (orgs,)).code for sql in (hits, keys)]
     assert as_admin_a == [0, 0]  # org B's token and "zebra" value are not org A's to find
     assert as_admin_b == [1, 1]
-    assert anon.code == "42501"
+    assert anon == ["42501", "42501"]
 
 
 def test_a_long_substring_must_match_whole_not_just_its_tail(shared):
@@ -262,6 +264,37 @@ def test_quick_find_tolerates_typos_and_ranks_recent_work_first(shared):
     assert keys[0]["kind"] == "key" and keys[0]["target"] == "org-a/edge-gateway#http.base_url"
     assert envs[0]["kind"] == "environment" and envs[0]["target"] == "org-a@staging"
     assert stranger == []
+
+
+def test_quick_find_follows_renames_and_deletes_but_not_tag_or_status_changes(shared):
+    """Quick find reads names from cfg_private.quick_find_names, written when an
+    automation is created or renamed: a tag or status update leaves its row (and the
+    trigram index) alone; a rename and a delete follow in the same transaction, also
+    when triggers are off for replication."""
+    conn, world = shared
+    names = "select xmin::text as x, slug, name from cfg_private.quick_find_names where automation_id = %s"
+    with conn.transaction(force_rollback=True):
+        gateway = world.gateway
+        before = conn.execute(names, (gateway,)).fetchone()
+        run_as(conn, world["editor"],
+               "update cfg.automations set tags = tags || '{x}', status = 'paused' where id = %s", (gateway,))
+        untouched = conn.execute(names, (gateway,)).fetchone()
+        run_as(conn, world["editor"], "update cfg.automations set slug = 'invoicing', name = 'Invoicing' where id = %s",
+               (gateway,))
+        renamed = run_as(conn, world["viewer"], "select * from cfg.quick_find('invoicng')").rows
+        stale = run_as(conn, world["viewer"], "select * from cfg.quick_find('edge-gateway')").rows
+        conn.execute("set local session_replication_role = replica")
+        made = conn.execute("insert into cfg.automations (org_id, name, slug) values (%s, 'Zeppelin', 'zeppelin') "
+                            "returning id", (world.org_a,)).fetchone()["id"]
+        conn.execute("set local session_replication_role = origin")
+        loaded = run_as(conn, world["viewer"], "select * from cfg.quick_find('zepelin')").rows
+        run_as(conn, world["admin"], "select cfg.delete_automation(%s)", (made,))
+        gone = conn.execute(names, (made,)).fetchone()
+    assert untouched == before
+    assert renamed[0]["automation"] == "invoicing" and renamed[0]["target"] == "org-a/invoicing"
+    assert stale == []  # the old name is found no more
+    assert loaded[0]["automation"] == "zeppelin"
+    assert gone is None
 
 
 def test_reindexing_an_org_rebuilds_what_later_environments_run(shared):
