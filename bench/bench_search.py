@@ -69,6 +69,8 @@ def load(conn) -> tuple:
         where s.name = 'main'
         order by s.automation_id, e""", (WORDS[:2], WORDS, WORDS, ENTRIES))  # an automation's entries: saved together
     conn.execute("set session_replication_role = origin")
+    # What the search index job would have written for these entries (the queue is empty).
+    conn.execute("select cfg_private.index_entries(array(select id from cfg.config_entries))")
     conn.execute("analyze")
     org = conn.execute("select id from cfg.orgs where slug = 'org-42'").fetchone()["id"]
     member = user(conn, "member@example.test")
@@ -124,7 +126,10 @@ def bench_save(url: str) -> None:
                       "automations_search_idx", "automations_quick_find_idx", "config_sections_quick_find_idx"):
             plain.execute(f"drop index cfg.{index}")
         plain.execute("drop trigger index_for_search on cfg.deployments")
-        plain.execute("alter table cfg.config_entries drop column search_tokens")
+        # What indexing adds to a save: the queue triggers, the queue and the indexed terms.
+        plain.execute("drop trigger queue_inserted_for_search on cfg.config_entries")
+        plain.execute("drop trigger queue_updated_for_search on cfg.config_entries")
+        plain.execute("drop table cfg_private.search_queue, cfg_private.entry_search")
     savers = []
     for target in (url, plain_url):
         conn = psycopg.connect(target, row_factory=dict_row, autocommit=True)

@@ -222,7 +222,8 @@ grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, s
 -- run it (environment_id) comes back once, live if that matches, with its best rank.
 -- q: the words (null: none). needle: the lower-case query, also a substring when it looks
 -- like an identifier or a URL (checked whole when longer than a token). Entries are read
--- org by org through their own terms (cfg_private.tagged_query, substring_query).
+-- org by org through their own terms (cfg_private.tagged_query, substring_query): indexed
+-- in entry_search, or computed here for those still queued (functions/76_search_index.sql).
 -- Order: rank, then [sort_kind, automation_id, sort_section, sort_name, key] in bytes; a
 -- row's [rank, ...those] is a cursor. Only the page leaves the function.
 -- security definer: under RLS PostgreSQL uses no index for an operator that is not
@@ -270,6 +271,37 @@ begin
             select cfg_private.tagged_query(q, o.org_id) as wq, cfg_private.substring_query(o.org_id, needle) as sq
         ) as t
     ),
+    queued as materialized (
+        -- Entries of the caller's orgs saved since the job last indexed them: their indexed
+        -- terms (if any) are stale; theirs are computed here instead.
+        select distinct i.entry_id
+        from cfg_private.search_queue as sq cross join unnest(sq.entry_ids) as i (entry_id)
+        where sq.org_id = any(readable)
+    ),
+    entries as (
+        -- Each matching live entry once, with its terms: indexed, or computed for a queued one.
+        select x.*
+        from (
+            select es.entry_id, es.automation_id, es.section_id, es.key, es.search_tokens as tokens, t.wq, t.sq
+            from terms as t
+            -- coalesce: an org's terms are the org's already; no org index is ANDed with them.
+            join cfg_private.entry_search as es on coalesce(es.org_id, none) = t.org_id and es.search_tokens @@ t.aq
+            where not exists (select 1 from queued as u where u.entry_id = es.entry_id)
+            union all
+            select ce.id, ce.automation_id, ce.section_id, ce.key, d.tokens, t.wq, t.sq
+            from queued as u
+            join cfg.config_entries as ce on ce.id = u.entry_id
+            join terms as t on t.org_id = ce.org_id
+            cross join lateral (
+                select cfg_private.entry_search_document(ce.org_id, ce.key, ce.description, ce.value) as tokens
+            ) as d
+            where d.tokens @@ t.aq
+        ) as x
+        where (scope is null or x.automation_id = any(scope))
+            and (whole is null or x.tokens @@ x.wq or strpos(cfg_private.entry_search_text(
+                x.key, (select ce.value from cfg.config_entries as ce where ce.id = x.entry_id)
+            ), whole) > 0)
+    ),
     deployed as materialized (
         -- The best match of each entry among the versions later environments run.
         select distinct on (de.automation_id, s.sort_section, s.sort_name, de.key)
@@ -311,29 +343,19 @@ begin
         where cs.org_id = any(readable) and (scope is null or cs.automation_id = any(scope))
             and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
         union all
-        select 2, 'entry', ce.automation_id, ce.section_id, null, ce.key,
-            greatest((coalesce(ts_rank(ce.search_tokens, t.wq), 0)
-                + case when ce.search_tokens @@ t.sq then 0.05 else 0 end)::real, d.rank),
-            ce.id, null, ce.section_id, ''
-        from terms as t
-        join cfg.config_entries as ce on coalesce(ce.org_id, none) = t.org_id and ce.search_tokens @@ t.aq
+        select 2, 'entry', e.automation_id, e.section_id, null, e.key,
+            greatest((coalesce(ts_rank(e.tokens, e.wq), 0)
+                + case when e.tokens @@ e.sq then 0.05 else 0 end)::real, d.rank),
+            e.entry_id, null, e.section_id, ''
+        from entries as e
         left join deployed as d
-            on d.automation_id = ce.automation_id and d.sort_section = ce.section_id and d.sort_name = '' and d.key = ce.key
-        where (scope is null or ce.automation_id = any(scope))
-            and (whole is null or ce.search_tokens @@ t.wq
-                or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
+            on d.automation_id = e.automation_id and d.sort_section = e.section_id and d.sort_name = '' and d.key = e.key
         union all
         -- What only later environments still run.
         select 2, 'entry', d.automation_id, d.section_id, d.section, d.key, d.rank, null, d.environment_id,
             d.sort_section, d.sort_name
         from deployed as d
-        where not exists (
-            select 1 from cfg.config_entries as ce
-            join terms as t on t.org_id = ce.org_id
-            where ce.section_id = d.section_id and ce.key = d.key and ce.search_tokens @@ t.aq
-                and (whole is null or ce.search_tokens @@ t.wq
-                    or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
-        )
+        where not exists (select 1 from entries as e where e.section_id = d.section_id and e.key = d.key)
     )
     select f.kind, f.automation_id, f.section_id, f.section, nullif(f.key, ''), f.rank, f.entry_id, f.environment_id,
         f.sort_kind, f.sort_section, f.sort_name
