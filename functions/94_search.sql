@@ -250,6 +250,12 @@ declare
     probe text := case when cfg_private.searches_substrings(needle)
                        then '%' || cfg_private.like_literal(right(needle, 10)) || '%' end;
     none constant uuid := '00000000-0000-0000-0000-000000000000';
+    -- Entries of the readable orgs saved since the index job last ran: their indexed terms
+    -- (if any) are stale; theirs are computed here instead. Few: the job runs every second.
+    queued uuid [] := array(
+        select distinct i from cfg_private.search_queue as sq cross join unnest(sq.entry_ids) as i
+        where sq.org_id = any(readable)
+    );
 begin
     if needle = '' then
         -- A filters-only search: the automations, all of rank 0, by id.
@@ -270,37 +276,6 @@ begin
         cross join lateral (
             select cfg_private.tagged_query(q, o.org_id) as wq, cfg_private.substring_query(o.org_id, needle) as sq
         ) as t
-    ),
-    queued as materialized (
-        -- Entries of the caller's orgs saved since the job last indexed them: their indexed
-        -- terms (if any) are stale; theirs are computed here instead.
-        select distinct i.entry_id
-        from cfg_private.search_queue as sq cross join unnest(sq.entry_ids) as i (entry_id)
-        where sq.org_id = any(readable)
-    ),
-    entries as (
-        -- Each matching live entry once, with its terms: indexed, or computed for a queued one.
-        select x.*
-        from (
-            select es.entry_id, es.automation_id, es.section_id, es.key, es.search_tokens as tokens, t.wq, t.sq
-            from terms as t
-            -- coalesce: an org's terms are the org's already; no org index is ANDed with them.
-            join cfg_private.entry_search as es on coalesce(es.org_id, none) = t.org_id and es.search_tokens @@ t.aq
-            where not exists (select 1 from queued as u where u.entry_id = es.entry_id)
-            union all
-            select ce.id, ce.automation_id, ce.section_id, ce.key, d.tokens, t.wq, t.sq
-            from queued as u
-            join cfg.config_entries as ce on ce.id = u.entry_id
-            join terms as t on t.org_id = ce.org_id
-            cross join lateral (
-                select cfg_private.entry_search_document(ce.org_id, ce.key, ce.description, ce.value) as tokens
-            ) as d
-            where d.tokens @@ t.aq
-        ) as x
-        where (scope is null or x.automation_id = any(scope))
-            and (whole is null or x.tokens @@ x.wq or strpos(cfg_private.entry_search_text(
-                x.key, (select ce.value from cfg.config_entries as ce where ce.id = x.entry_id)
-            ), whole) > 0)
     ),
     deployed as materialized (
         -- The best match of each entry among the versions later environments run.
@@ -344,18 +319,50 @@ begin
             and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
         union all
         select 2, 'entry', e.automation_id, e.section_id, null, e.key,
-            greatest((coalesce(ts_rank(e.tokens, e.wq), 0)
-                + case when e.tokens @@ e.sq then 0.05 else 0 end)::real, d.rank),
+            greatest((coalesce(ts_rank(e.tokens, t.wq), 0)
+                + case when e.tokens @@ t.sq then 0.05 else 0 end)::real, d.rank),
             e.entry_id, null, e.section_id, ''
-        from entries as e
+        from terms as t
+        cross join lateral (
+            -- The matching live entries of t's org with their terms: indexed, or computed
+            -- for a queued one.
+            select es.entry_id, es.automation_id, es.section_id, es.key, es.search_tokens as tokens
+            from cfg_private.entry_search as es
+            -- coalesce: an org's terms are the org's already; no org index is ANDed with them.
+            where coalesce(es.org_id, none) = t.org_id and es.search_tokens @@ t.aq and es.entry_id <> all(queued)
+            union all
+            select ce.id, ce.automation_id, ce.section_id, ce.key, x.tokens
+            from cfg.config_entries as ce
+            cross join lateral (
+                select cfg_private.entry_search_document(ce.org_id, ce.key, ce.description, ce.value) as tokens
+            ) as x
+            where ce.id = any(queued) and ce.org_id = t.org_id and x.tokens @@ t.aq
+        ) as e
         left join deployed as d
             on d.automation_id = e.automation_id and d.sort_section = e.section_id and d.sort_name = '' and d.key = e.key
+        where (scope is null or e.automation_id = any(scope))
+            and (whole is null or e.tokens @@ t.wq or strpos(cfg_private.entry_search_text(
+                e.key, (select ce.value from cfg.config_entries as ce where ce.id = e.entry_id)
+            ), whole) > 0)
         union all
         -- What only later environments still run.
         select 2, 'entry', d.automation_id, d.section_id, d.section, d.key, d.rank, null, d.environment_id,
             d.sort_section, d.sort_name
         from deployed as d
-        where not exists (select 1 from entries as e where e.section_id = d.section_id and e.key = d.key)
+        where not exists (
+            select 1
+            from cfg.config_entries as ce
+            join terms as t on t.org_id = ce.org_id
+            left join cfg_private.entry_search as es on es.entry_id = ce.id and ce.id <> all(queued)
+            cross join lateral (
+                select coalesce(
+                    es.search_tokens, cfg_private.entry_search_document(ce.org_id, ce.key, ce.description, ce.value)
+                ) as tokens
+            ) as x
+            where ce.section_id = d.section_id and ce.key = d.key and x.tokens @@ t.aq
+                and (whole is null or x.tokens @@ t.wq
+                    or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
+        )
     )
     select f.kind, f.automation_id, f.section_id, f.section, nullif(f.key, ''), f.rank, f.entry_id, f.environment_id,
         f.sort_kind, f.sort_section, f.sort_name
