@@ -120,7 +120,8 @@ for each row execute function cfg_private.index_deployment_trigger();
 
 -- Rebuilds the search terms of org_id's entries and of every deployment of it (admins), in
 -- one transaction: searches go on reading the previous rows until it commits. After a
--- reorder of the pipeline, or to repair. Returns the number of deployed entries indexed.
+-- reorder of the pipeline, or to repair (rows written with triggers off, as by a restore).
+-- Returns the number of entries indexed, live and deployed.
 -- security definer: the rows are cfgctl's to write; the role is checked first.
 create or replace function cfg_private.reindex_org_search(org_id uuid)
 returns integer
