@@ -56,10 +56,7 @@ select cfg_private.register_table('cfg.org_members');
 select cfg_private.register_table('cfg.environments');
 select cfg_private.register_table('cfg.automations', stamp_author => true);
 select cfg_private.register_table('cfg.config_sections', versioned => 'touch_and_audit');
--- The search columns are derived from the value: the audit row shows the value.
-select cfg_private.register_table(
-    'cfg.config_entries', audit_arguments => '{-search_tokens}', versioned => 'touch_and_audit'
-);
+select cfg_private.register_table('cfg.config_entries', versioned => 'touch_and_audit');
 select cfg_private.register_table('cfg.entry_secrets', audit_arguments => '{secret_id,token}', versioned => 'audit');
 create or replace trigger stamp_creator before insert or update on cfg.orgs
 for each row execute function cfg_private.stamp_org_creator();

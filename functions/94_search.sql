@@ -222,7 +222,8 @@ grant execute on function cfg_private.readable_orgs(uuid []) to authenticated, s
 -- run it (environment_id) comes back once, live if that matches, with its best rank.
 -- q: the words (null: none). needle: the lower-case query, also a substring when it looks
 -- like an identifier or a URL (checked whole when longer than a token). Entries are read
--- org by org through their own terms (cfg_private.tagged_query, substring_query).
+-- org by org through their own terms (cfg_private.tagged_query, substring_query): indexed
+-- in entry_search, or computed here for those still queued (functions/76_search_index.sql).
 -- Order: rank, then [sort_kind, automation_id, sort_section, sort_name, key] in bytes; a
 -- row's [rank, ...those] is a cursor. Only the page leaves the function.
 -- security definer: under RLS PostgreSQL uses no index for an operator that is not
@@ -249,6 +250,12 @@ declare
     probe text := case when cfg_private.searches_substrings(needle)
                        then '%' || cfg_private.like_literal(right(needle, 10)) || '%' end;
     none constant uuid := '00000000-0000-0000-0000-000000000000';
+    -- Entries of the readable orgs saved since the index job last ran: their indexed terms
+    -- (if any) are stale; theirs are computed here instead. Few: the job runs every second.
+    queued uuid [] := array(
+        select distinct i from cfg_private.search_queue as sq cross join unnest(sq.entry_ids) as i
+        where sq.org_id = any(readable)
+    );
 begin
     if needle = '' then
         -- A filters-only search: the automations, all of rank 0, by id.
@@ -311,27 +318,49 @@ begin
         where cs.org_id = any(readable) and (scope is null or cs.automation_id = any(scope))
             and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
         union all
-        select 2, 'entry', ce.automation_id, ce.section_id, null, ce.key,
-            greatest((coalesce(ts_rank(ce.search_tokens, t.wq), 0)
-                + case when ce.search_tokens @@ t.sq then 0.05 else 0 end)::real, d.rank),
-            ce.id, null, ce.section_id, ''
+        select 2, 'entry', e.automation_id, e.section_id, null, e.key,
+            greatest((coalesce(ts_rank(e.tokens, t.wq), 0)
+                + case when e.tokens @@ t.sq then 0.05 else 0 end)::real, d.rank),
+            e.entry_id, null, e.section_id, ''
         from terms as t
-        join cfg.config_entries as ce on coalesce(ce.org_id, none) = t.org_id and ce.search_tokens @@ t.aq
+        cross join lateral (
+            -- The matching live entries of t's org with their terms: indexed, or computed
+            -- for a queued one.
+            select es.entry_id, es.automation_id, es.section_id, es.key, es.search_tokens as tokens
+            from cfg_private.entry_search as es
+            -- coalesce: an org's terms are the org's already; no org index is ANDed with them.
+            where coalesce(es.org_id, none) = t.org_id and es.search_tokens @@ t.aq and es.entry_id <> all(queued)
+            union all
+            select ce.id, ce.automation_id, ce.section_id, ce.key, x.tokens
+            from cfg.config_entries as ce
+            cross join lateral (
+                select cfg_private.entry_search_document(ce.org_id, ce.key, ce.description, ce.value) as tokens
+            ) as x
+            where ce.id = any(queued) and ce.org_id = t.org_id and x.tokens @@ t.aq
+        ) as e
         left join deployed as d
-            on d.automation_id = ce.automation_id and d.sort_section = ce.section_id and d.sort_name = '' and d.key = ce.key
-        where (scope is null or ce.automation_id = any(scope))
-            and (whole is null or ce.search_tokens @@ t.wq
-                or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
+            on d.automation_id = e.automation_id and d.sort_section = e.section_id and d.sort_name = '' and d.key = e.key
+        where (scope is null or e.automation_id = any(scope))
+            and (whole is null or e.tokens @@ t.wq or strpos(cfg_private.entry_search_text(
+                e.key, (select ce.value from cfg.config_entries as ce where ce.id = e.entry_id)
+            ), whole) > 0)
         union all
         -- What only later environments still run.
         select 2, 'entry', d.automation_id, d.section_id, d.section, d.key, d.rank, null, d.environment_id,
             d.sort_section, d.sort_name
         from deployed as d
         where not exists (
-            select 1 from cfg.config_entries as ce
+            select 1
+            from cfg.config_entries as ce
             join terms as t on t.org_id = ce.org_id
-            where ce.section_id = d.section_id and ce.key = d.key and ce.search_tokens @@ t.aq
-                and (whole is null or ce.search_tokens @@ t.wq
+            left join cfg_private.entry_search as es on es.entry_id = ce.id and ce.id <> all(queued)
+            cross join lateral (
+                select coalesce(
+                    es.search_tokens, cfg_private.entry_search_document(ce.org_id, ce.key, ce.description, ce.value)
+                ) as tokens
+            ) as x
+            where ce.section_id = d.section_id and ce.key = d.key and x.tokens @@ t.aq
+                and (whole is null or x.tokens @@ t.wq
                     or strpos(cfg_private.entry_search_text(ce.key, ce.value), whole) > 0)
         )
     )

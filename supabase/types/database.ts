@@ -378,7 +378,6 @@ export type Database = {
           is_secret: boolean
           key: string
           org_id: string
-          search_tokens: unknown
           section_id: string
           updated_at: string
           value: Json | null
@@ -391,7 +390,6 @@ export type Database = {
           is_secret?: boolean
           key: string
           org_id: string
-          search_tokens?: unknown
           section_id: string
           updated_at?: string
           value?: Json | null
@@ -404,7 +402,6 @@ export type Database = {
           is_secret?: boolean
           key?: string
           org_id?: string
-          search_tokens?: unknown
           section_id?: string
           updated_at?: string
           value?: Json | null

@@ -149,8 +149,12 @@ def test_cron_jobs_are_scheduled_where_pg_cron_lives(pg_cluster):
     with psycopg.connect(url) as conn:
         jobs = {name: (schedule, command) for name, schedule, command in
                 conn.execute("select jobname, schedule, command from cron.job")}
+        version = conn.execute("select extversion from pg_extension where extname = 'pg_cron'").fetchone()[0]
     assert "cfgctl-audit-retention" in jobs
     assert "purge_audit_log" in jobs["cfgctl-audit-retention"][1]
+    # The search index job: every second with pg_cron 1.5+, every minute with Debian's 1.4.
+    every = "1 seconds" if tuple(int(p) for p in version.split("-")[0].split(".")) >= (1, 5) else "* * * * *"
+    assert jobs["cfgctl-search-index"] == (every, "select cfg_private.index_search_queue()")
 
 
 # Databases built by earlier releases must upgrade in place. Each commit's schema files

@@ -41,6 +41,8 @@ def with_content(conn, world: World) -> None:
         other = cur.execute("select id from cfg.create_automation(%s, 'Billing Secret Twin', 'billing-twin')",
                             (world.org_b,)).fetchone()["id"]
     save(conn, world["other_admin"], other, 0, content({"http": {"base_url": URL, "token": "zebra"}}))
+    world.twin = other
+    conn.execute("select cfg_private.index_search_queue()")  # the job: searches read indexed terms
 
 
 shared = shared_world("search_behaviour", with_content)
@@ -69,6 +71,71 @@ def test_what_a_later_environment_still_runs_is_found_after_dev_moved_on(shared)
     assert [(r["automation"], r["path"], r["environments"]) for r in new["results"]] == [
         ("edge-gateway", "http.base_url", ["dev"])]
     assert "«" in old["results"][0]["snippet"] or "api.internal" in old["results"][0]["snippet"]
+
+
+def saved(conn, who, automation_id, expected: int, body: dict) -> None:
+    """save() inside the test's transaction, the superuser again afterwards."""
+    out = run_as(conn, who, "select cfg.save_config(%s, %s, %s::jsonb)", (automation_id, expected, json.dumps(body)))
+    assert out.ok, out
+
+
+def queued(conn, org) -> int:
+    return conn.execute("select count(*) as n from cfg_private.search_queue where org_id = %s",
+                        (org,)).fetchone()["n"]
+
+
+def test_a_save_is_found_at_once_and_indexed_by_the_job(shared):
+    """A save only queues its entries (migrations/20261204010000_search_index_queue.sql):
+    until the job indexes them, a search computes their terms itself, so the new value is
+    found at once, the old one no longer, and another org's queued entries stay theirs."""
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        note = content({"schedule": {"cron": "0 2 * * *", "note": "quarterly"}})
+        saved(conn, world["editor"], world.nightly, 1, note)
+        saved(conn, world["other_admin"], world.twin, 1, content({"http": {"base_url": URL, "token": "quarterly"}}))
+        waiting = queued(conn, world.org_a)
+        new, old = (search(conn, world["viewer"], q) for q in ("quarterly", '"billing export"'))
+        indexed = conn.execute("select cfg_private.index_search_queue() as n").fetchone()["n"]
+        new_after, old_after = (search(conn, world["viewer"], q) for q in ("quarterly", '"billing export"'))
+        terms = conn.execute(
+            "select es.search_tokens::text as t from cfg_private.entry_search as es "
+            "join cfg.config_entries as ce on ce.id = es.entry_id where ce.automation_id = %s and ce.key = 'note'",
+            (world.nightly,)).fetchone()["t"]
+        left = queued(conn, world.org_a) + queued(conn, world.org_b)
+    assert waiting == 1 and indexed >= 2 and left == 0
+    assert paths(new) == paths(new_after) == [("nightly-report", "schedule.note")]
+    assert old["results"] == old_after["results"] == []
+    assert "quarterly" in terms and "export" not in terms
+
+
+def test_an_entry_made_secret_is_not_found_by_its_old_value_even_before_the_job(shared):
+    conn, world = shared
+    gateway = {"routes": {"table": {"main": ["deep", {"target": "ledger-service", "via": "billing"}], "enabled": True}}}
+    with conn.transaction(force_rollback=True):
+        saved(conn, world["editor"], world.gateway, 2, content({
+            "http": {"base_url": ("secret", "https://api.v2.example.com"), "api_key": ("secret",), "timeout": 30},
+            **gateway}))
+        before = search(conn, world["admin"], "api.v2.example.com", org_id=world.org_a)
+        conn.execute("select cfg_private.index_search_queue()")
+        after = search(conn, world["admin"], "api.v2.example.com", org_id=world.org_a)
+        by_key = search(conn, world["viewer"], "base_url", org_id=world.org_a)
+        terms = conn.execute(
+            "select es.search_tokens::text as t from cfg_private.entry_search as es "
+            "join cfg.config_entries as ce on ce.id = es.entry_id where ce.automation_id = %s and ce.key = 'base_url'",
+            (world.gateway,)).fetchone()["t"]
+    assert before["results"] == after["results"] == []
+    assert ("edge-gateway", "http.base_url") in paths(by_key)
+    assert "example" not in terms
+
+
+def test_a_removed_entry_takes_its_terms_with_it(shared):
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        saved(conn, world["editor"], world.nightly, 1, content({"schedule": {"cron": "0 2 * * *"}}))
+        terms = conn.execute("select count(*) as n from cfg_private.entry_search as es "
+                             "where es.automation_id = %s and es.key = 'note'", (world.nightly,)).fetchone()["n"]
+        found = search(conn, world["viewer"], '"billing export"')
+    assert terms == 0 and found["results"] == []
 
 
 def test_values_nested_in_json_numbers_and_booleans_are_searched(shared):
@@ -297,19 +364,26 @@ def test_quick_find_follows_renames_and_deletes_but_not_tag_or_status_changes(sh
     assert gone is None
 
 
-def test_reindexing_an_org_rebuilds_what_later_environments_run(shared):
+def test_reindexing_an_org_rebuilds_its_entries_and_what_later_environments_run(shared):
     conn, world = shared
     with conn.transaction(force_rollback=True):
         before = conn.execute("select count(*) as n from cfg_private.deployed_entries where org_id = %s",
                               (world.org_a,)).fetchone()["n"]
+        live = conn.execute("select count(*) as n from cfg.config_entries where org_id = %s",
+                            (world.org_a,)).fetchone()["n"]
+        conn.execute("select cfg_private.index_search_queue()")
         conn.execute("delete from cfg_private.deployed_entries where org_id = %s", (world.org_a,))
+        conn.execute("delete from cfg_private.entry_search where org_id = %s", (world.org_a,))
         lost = search(conn, world["viewer"], "api.internal.example.com/v1")
+        lost_live = search(conn, world["viewer"], "ledger-service")
         done = run_as(conn, world["admin"], "select cfg.reindex_search(%s) as n", (world.org_a,))
         back = search(conn, world["viewer"], "api.internal.example.com/v1")
+        back_live = search(conn, world["viewer"], "ledger-service")
         editor = run_as(conn, world["editor"], "select cfg.reindex_search(%s)", (world.org_a,))
     assert done.ok, done
-    assert before > 0 and lost["results"] == []
-    assert done.rows[0]["n"] == before and len(back["results"]) == 1
+    assert before > 0 and lost["results"] == [] and lost_live["results"] == []
+    assert done.rows[0]["n"] == before + live and len(back["results"]) == 1
+    assert [r["environments"] for r in back_live["results"]] == [["dev", "staging"]]
     assert editor.code == "PT403"
 
 
