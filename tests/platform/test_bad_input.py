@@ -3,18 +3,14 @@ on) and changes nothing: every table in cfg, the audit log and the outbox keep t
 
 from __future__ import annotations
 
-import copy
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from sync_service.db import CfgError, acting_as
-from tests.support.cluster import WORLD_TEMPLATE, create_database, drop_database
+from tests.support.rls import shared_world
 from tests.support.world import World
 
 INJECTION = "x'); drop table cfg.orgs; --"
@@ -26,16 +22,8 @@ def _autocommit(conn):
     conn.autocommit = True
 
 
-@pytest.fixture(scope="module")
-def shared(pg_cluster, world_template):
-    """One world for the table of refused inputs: each case runs in a rolled-back transaction."""
-    name = f"bad_input_{os.getpid()}"
-    url = create_database(pg_cluster, name, WORLD_TEMPLATE)
-    try:
-        with psycopg.connect(url, row_factory=dict_row) as c:
-            yield c, copy.deepcopy(world_template)
-    finally:
-        drop_database(pg_cluster, name)
+# One world for the table of refused inputs: each case runs in a rolled-back transaction.
+shared = shared_world("bad_input")
 
 
 def snapshot(conn) -> dict[str, int]:

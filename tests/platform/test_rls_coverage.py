@@ -53,3 +53,19 @@ def test_every_table_in_cfg_has_rls_enabled(conn):
         "join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'cfg' and c.relkind = 'r'"
     ).fetchall()
     assert rows and all(r["relrowsecurity"] for r in rows), rows
+
+
+def test_no_api_role_reaches_a_table_in_cfg_private(conn):
+    """cfg_private's tables (search terms and queue, quick find's names, rollups, ...) are
+    read through definer helpers that check the caller: RLS on everywhere, no privilege for
+    anon, and signed-in users only where policies decide (cfg_private.deployed_entries)."""
+    rows = conn.execute(
+        "select c.relname, c.relrowsecurity, "
+        "       has_table_privilege('anon', c.oid, 'select, insert, update, delete') as anon, "
+        "       has_table_privilege('authenticated', c.oid, 'select, insert, update, delete') as signed_in, "
+        "       exists (select 1 from pg_policy p where p.polrelid = c.oid) as policed "
+        "from pg_class c where c.relnamespace = 'cfg_private'::regnamespace and c.relkind in ('r', 'p')"
+    ).fetchall()
+    names = {r["relname"] for r in rows}
+    assert {"entry_search", "search_queue", "quick_find_names"} <= names
+    assert [r for r in rows if not r["relrowsecurity"] or r["anon"] or (r["signed_in"] and not r["policed"])] == []
