@@ -238,6 +238,10 @@ returns table (
 )
 language plpgsql stable security definer
 rows 20  -- a page: the caller joins each row to its automation by id
+-- One plan per session (see cfg.search); no JIT: with several orgs the estimates pass
+-- jit_above_cost, and compiling took seconds where the query takes milliseconds.
+set plan_cache_mode = force_generic_plan
+set jit = off
 set search_path = ''
 as $$
 declare
@@ -318,32 +322,46 @@ begin
         where cs.org_id = any(readable) and (scope is null or cs.automation_id = any(scope))
             and to_tsvector('simple', cs.name || ' ' || cs.description) @@ q
         union all
-        select 2, 'entry', e.automation_id, e.section_id, null, e.key,
-            greatest((coalesce(ts_rank(e.tokens, t.wq), 0)
-                + case when e.tokens @@ t.sq then 0.05 else 0 end)::real, d.rank),
-            e.entry_id, null, e.section_id, ''
+        -- The live entries: each org's first page of them, in the order and after the
+        -- cursor below, so that only a page per org leaves the ranking.
+        select p.*
         from terms as t
         cross join lateral (
-            -- The matching live entries of t's org with their terms: indexed, or computed
-            -- for a queued one.
-            select es.entry_id, es.automation_id, es.section_id, es.key, es.search_tokens as tokens
-            from cfg_private.entry_search as es
-            -- coalesce: an org's terms are the org's already; no org index is ANDed with them.
-            where coalesce(es.org_id, none) = t.org_id and es.search_tokens @@ t.aq and es.entry_id <> all(queued)
-            union all
-            select ce.id, ce.automation_id, ce.section_id, ce.key, x.tokens
-            from cfg.config_entries as ce
+            select 2 as sort_kind, 'entry' as kind, e.automation_id, e.section_id, null::text as section, e.key,
+                r.rank, e.entry_id, null::uuid as environment_id, e.section_id as sort_section, '' as sort_name
+            from (
+                -- The matching live entries of t's org with their terms: indexed, or computed
+                -- for a queued one.
+                select es.entry_id, es.automation_id, es.section_id, es.key, es.search_tokens as tokens
+                from cfg_private.entry_search as es
+                -- coalesce: an org's terms are the org's already; no org index is ANDed with them.
+                where coalesce(es.org_id, none) = t.org_id and es.search_tokens @@ t.aq and es.entry_id <> all(queued)
+                union all
+                select ce.id, ce.automation_id, ce.section_id, ce.key, x.tokens
+                from cfg.config_entries as ce
+                cross join lateral (
+                    select cfg_private.entry_search_document(ce.org_id, ce.key, ce.description, ce.value) as tokens
+                ) as x
+                where ce.id = any(queued) and ce.org_id = t.org_id and x.tokens @@ t.aq
+            ) as e
+            left join deployed as d
+                on d.automation_id = e.automation_id and d.sort_section = e.section_id and d.sort_name = '' and d.key = e.key
             cross join lateral (
-                select cfg_private.entry_search_document(ce.org_id, ce.key, ce.description, ce.value) as tokens
-            ) as x
-            where ce.id = any(queued) and ce.org_id = t.org_id and x.tokens @@ t.aq
-        ) as e
-        left join deployed as d
-            on d.automation_id = e.automation_id and d.sort_section = e.section_id and d.sort_name = '' and d.key = e.key
-        where (scope is null or e.automation_id = any(scope))
-            and (whole is null or e.tokens @@ t.wq or strpos(cfg_private.entry_search_text(
-                e.key, (select ce.value from cfg.config_entries as ce where ce.id = e.entry_id)
-            ), whole) > 0)
+                select greatest((coalesce(ts_rank(e.tokens, t.wq), 0)
+                    + case when e.tokens @@ t.sq then 0.05 else 0 end)::real, d.rank) as rank
+            ) as r
+            where (scope is null or e.automation_id = any(scope))
+                and (whole is null or e.tokens @@ t.wq or strpos(cfg_private.entry_search_text(
+                    e.key, (select ce.value from cfg.config_entries as ce where ce.id = e.entry_id)
+                ), whole) > 0)
+                and (after is null or r.rank < (after ->> 0)::real
+                    or (r.rank = (after ->> 0)::real
+                        and (2, e.automation_id, e.section_id, '' collate "C", e.key collate "C")
+                        > ((after ->> 1)::integer, (after ->> 2)::uuid, (after ->> 3)::uuid, (after ->> 4) collate "C",
+                           (after ->> 5) collate "C")))
+            order by r.rank desc, e.automation_id, e.section_id, e.key collate "C"
+            limit max_rows
+        ) as p
         union all
         -- What only later environments still run.
         select 2, 'entry', d.automation_id, d.section_id, d.section, d.key, d.rank, null, d.environment_id,
@@ -395,6 +413,11 @@ create or replace function cfg.search(
 )
 returns jsonb
 language plpgsql stable
+-- Its queries (and search_hits') are planned once per session: each has a plan that suits
+-- every input (the page of hits drives the rest), and planning them anew cost about 4 ms a
+-- call, most of a search that finds little. No JIT (see search_hits).
+set plan_cache_mode = force_generic_plan
+set jit = off
 set search_path = ''
 as $$
 declare
