@@ -207,6 +207,10 @@ returns table (
     target text, score real
 )
 language plpgsql stable
+-- Planned once per session, never JIT-compiled, as cfg.search (docs/search.md, "Speed"):
+-- planning its branches anew cost 2-3 ms a call, half of a quick find.
+set plan_cache_mode = force_generic_plan
+set jit = off
 set search_path = ''
 as $$
 declare

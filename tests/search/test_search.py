@@ -110,19 +110,19 @@ def test_a_save_is_found_at_once_and_indexed_by_the_job(shared):
 
 def test_searches_scan_no_pending_list_and_are_planned_once_without_jit(shared):
     """The entries' GIN index keeps no pending list, which every search would scan in full
-    (only the index job writes it). cfg.search and search_hits keep one plan per session
-    and never JIT-compile: for a member of several orgs the estimates passed
+    (only the index job writes it). cfg.search, search_hits and quick_find keep one plan
+    per session and never JIT-compile: for a member of several orgs the estimates passed
     jit_above_cost and compiling took seconds (docs/search.md, "Speed")."""
     conn, _ = shared
     index = conn.execute(
         "select reloptions from pg_class where oid = 'cfg_private.entry_search_tokens_idx'::regclass").fetchone()
     settings = conn.execute(
         "select p.proname, p.proconfig from pg_proc as p where p.oid in ('cfg.search'::regproc, "
-        "'cfg_private.search_hits'::regproc) order by p.proname").fetchall()
+        "'cfg_private.search_hits'::regproc, 'cfg.quick_find'::regproc) order by p.proname").fetchall()
     assert index["reloptions"] == ["fastupdate=false"]
     expected = ["jit=off", "plan_cache_mode=force_generic_plan", 'search_path=""']
     assert [(s["proname"], sorted(s["proconfig"])) for s in settings] == [
-        ("search", expected), ("search_hits", expected)]
+        ("quick_find", expected), ("search", expected), ("search_hits", expected)]
 
 
 def test_an_entry_made_secret_is_not_found_by_its_old_value_even_before_the_job(shared):
