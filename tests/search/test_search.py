@@ -289,6 +289,33 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(shared):
     assert seen == paths(everything)
 
 
+def test_pages_through_equal_ranks_in_two_orgs_without_gaps_or_repeats(shared):
+    """Each org's live entries are cut to a page before they are merged (docs/search.md,
+    "Speed"): paging through many equal ranks across two orgs, part indexed and part
+    still queued, gives exactly the one long page."""
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        conn.execute("insert into cfg.org_members (org_id, user_id, role) values (%s, %s, 'viewer')",
+                     (world.org_b, world["viewer"].user_id))
+        for org, owner in ((world.org_a, world["admin"]), (world.org_b, world["other_admin"])):
+            for n in range(4):
+                made = run_as(conn, owner, "select id from cfg.create_automation(%s, %s, %s)",
+                              (org, f"Tie {n}", f"tie-{n}"))
+                saved(conn, owner, made.rows[0]["id"], 0, content({"main": {"word": "samerank", "other": "samerank"}}))
+            if org == world.org_a:
+                conn.execute("select cfg_private.index_search_queue()")  # org B's stay queued
+        everything = search(conn, world["viewer"], "samerank", max_rows=100)
+        seen, after = [], None
+        while True:
+            page = search(conn, world["viewer"], "samerank", max_rows=3, after=after)
+            seen += [(r["org_id"], r["automation"], r["path"]) for r in page["results"]]
+            after = page["next"]
+            if after is None:
+                break
+    assert len({r["rank"] for r in everything["results"]}) == 1 and len(everything["results"]) == 16
+    assert seen == [(r["org_id"], r["automation"], r["path"]) for r in everything["results"]]
+
+
 @pytest.mark.parametrize("filters, expected", [
     ({"type": "cron_job"}, {"nightly-report"}),
     ({"tags": ["eu", "batch"]}, {"edge-gateway", "nightly-report"}),
