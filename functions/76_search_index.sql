@@ -28,8 +28,31 @@ end
 $$;
 revoke execute on function cfg_private.index_entries(uuid []) from public, anon, authenticated, service_role;
 
+-- Merges the pending lists of the GIN indexes in cfg and cfg_private that the job's role
+-- owns (gin_clean_pending_list needs the owner). Saves append their index entries to
+-- these lists, which is cheap for them (a bulk status or tag change above all), but every
+-- search scans a list whole until it is merged: up to 4 MB each, 10-20 ms a search after
+-- a large import (docs/search.md, "Speed"). Returns the pages merged.
+create or replace function cfg_private.merge_gin_pending_lists()
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+begin
+    return (
+        select coalesce(sum(pg_catalog.gin_clean_pending_list(c.oid::regclass)), 0)
+        from pg_catalog.pg_class as c
+        join pg_catalog.pg_am as am on am.oid = c.relam
+        where am.amname = 'gin' and c.relnamespace in ('cfg'::regnamespace, 'cfg_private'::regnamespace)
+            and pg_catalog.pg_has_role(c.relowner, 'usage')
+    );
+end
+$$;
+revoke execute on function cfg_private.merge_gin_pending_lists() from public, anon, authenticated, service_role;
+
 -- The pg_cron job: indexes the queued entries, up to 1,000 statements' worth a run
--- (skip locked: a run alongside another takes other rows). Returns the entries indexed.
+-- (skip locked: a run alongside another takes other rows), then merges the GIN pending
+-- lists (above). Returns the entries indexed.
 create or replace function cfg_private.index_search_queue()
 returns integer
 language plpgsql
@@ -37,6 +60,7 @@ set search_path = ''
 as $$
 declare
     ids uuid [];
+    written integer;
 begin
     with taken as (
         delete from cfg_private.search_queue as q
@@ -44,7 +68,9 @@ begin
         returning q.entry_ids
     )
     select array(select distinct i from taken as t cross join unnest(t.entry_ids) as i) into ids;
-    return cfg_private.index_entries(ids);
+    written := cfg_private.index_entries(ids);
+    perform cfg_private.merge_gin_pending_lists();
+    return written;
 end
 $$;
 revoke execute on function cfg_private.index_search_queue() from public, anon, authenticated, service_role;

@@ -364,6 +364,7 @@ GRANTS: dict[str, str] = {
     # The live entries' terms: a queue and its pg_cron job (functions/76_search_index.sql).
     "cfg_private.index_entries(uuid[])": NOBODY,
     "cfg_private.index_search_queue()": NOBODY,
+    "cfg_private.merge_gin_pending_lists()": NOBODY,
     "cfg_private.queue_entries_for_search()": NOBODY,
     # Schedules (functions/90-93): the RPCs; lookups, checks and the pure model run as the
     # caller; the definer helpers check the caller's role first. The tick runs as the owner

@@ -125,6 +125,28 @@ def test_searches_scan_no_pending_list_and_are_planned_once_without_jit(shared):
         ("quick_find", expected), ("search", expected), ("search_hits", expected)]
 
 
+def test_the_index_job_merges_the_pending_lists_that_searches_would_scan(shared):
+    """Saves append to the GIN indexes' pending lists; the job merges them, so that searches
+    do not scan them (functions/76_search_index.sql)."""
+    conn, world = shared
+    lists = ("cfg.automations_search_idx", "cfg.automations_quick_find_idx", "cfg.config_sections_search_idx")
+    merge = "select sum(gin_clean_pending_list(i::regclass)) as pages from unnest(%s::text[]) as i"
+
+    def new_automations(first: int) -> None:
+        for n in range(first, first + 3):
+            made = run_as(conn, world["admin"], "select id from cfg.create_automation(%s, %s, %s)",
+                          (world.org_a, f"Pending {n}", f"pending-{n}"))
+            saved(conn, world["admin"], made.rows[0]["id"], 0, content({"main": {"k": "v"}}))
+
+    with conn.transaction(force_rollback=True):
+        new_automations(0)
+        appended = conn.execute(merge, (list(lists),)).fetchone()["pages"]  # without the job
+        new_automations(3)
+        conn.execute("select cfg_private.index_search_queue()")
+        left = conn.execute(merge, (list(lists),)).fetchone()["pages"]
+    assert appended >= len(lists) and left == 0
+
+
 def test_an_entry_made_secret_is_not_found_by_its_old_value_even_before_the_job(shared):
     conn, world = shared
     gateway = {"routes": {"table": {"main": ["deep", {"target": "ledger-service", "via": "billing"}], "enabled": True}}}
