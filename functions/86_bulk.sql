@@ -269,6 +269,30 @@ end
 $$;
 revoke execute on function cfg_private.bulk_items_unaudited(uuid, boolean) from public, anon, authenticated, service_role;
 
+-- Marks the transaction as running a batch of a status, tag or untag operation (on_ =
+-- true) until bulk_record has recorded it (on_ = false): meanwhile its automation.updated
+-- changes are broadcast to each automation's topic only, and the org's topic gets one
+-- automations.bulk_updated for the batch when its items are recorded
+-- (functions/95_realtime.sql, docs/realtime.md). A mark, not a setting: only definer code
+-- writes it, after checking the author.
+create or replace function cfg_private.bulk_batch_mark(op cfg.bulk_operations, on_ boolean)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if on_ and op.action in ('status', 'tag', 'untag') then
+        insert into cfg_private.transaction_marks (mark, subject_id) values ('bulk_batch', op.id) on conflict do nothing;
+    elsif not on_ then
+        delete from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark = 'bulk_batch' and m.subject_id = op.id;
+    end if;
+end
+$$;
+revoke execute on function cfg_private.bulk_batch_mark(cfg.bulk_operations, boolean)
+from public, anon, authenticated, service_role;
+
 -- Records a new operation: the selection resolved once (select_automations, as the
 -- caller), the items not found recorded at once. Editors and up.
 -- security definer: nobody writes the records directly.
@@ -314,6 +338,8 @@ begin
     perform cfg_private.bulk_items_unaudited(op.id, false);
     if cardinality(ids) = 0 then
         op := cfg_private.bulk_finish(op.id, case when op.atomic and op.not_found > 0 then 'failed' else 'completed' end);
+    elsif op.atomic then
+        perform cfg_private.bulk_batch_mark(op, true);  -- its one batch runs in this transaction
     end if;
     return op;
 end
@@ -344,6 +370,7 @@ begin
         op := cfg_private.bulk_operation_for(operation_id, false);
     elsif op.status = 'running' then
         ids := op.target_ids[op.cursor + 1:op.cursor + op.batch_size];
+        perform cfg_private.bulk_batch_mark(op, true);
     end if;
 end
 $$;
@@ -401,6 +428,7 @@ begin
     from jsonb_array_elements(results) with ordinality as r (item, i)
     left join audited as a on a.automation_id = (r.item ->> 'automation_id')::uuid;
     perform cfg_private.bulk_items_unaudited(op.id, false);
+    perform cfg_private.bulk_batch_mark(op, false);
 
     update cfg.bulk_operations as o
     set cursor = o.cursor + n, done = o.done + n, heartbeat_at = now(),
