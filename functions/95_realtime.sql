@@ -33,10 +33,10 @@ revoke execute on function cfg_private.change_cursor(xid8, bigint) from public, 
 -- realtime.send is SECURITY INVOKER, so the insert needs no privilege it did not need:
 -- the owner's (postgres on a hosted project: INSERT on realtime.messages, BYPASSRLS).
 -- org_topic = false: the changes go to their automations' topics only (a bulk batch's,
--- whose org topic gets one message for the batch: cfg_private.bulk_record); the log says
--- so, and an org's catch-up leaves them out as its topic did.
+-- whose org topic gets one message for the batch: broadcast_bulk_batch below); the log
+-- says so, and an org's catch-up leaves them out as its topic did.
 -- security definer: API roles cannot write cfg_private. Executable by nobody: only the
--- triggers below and bulk_record (definer too) call it, so nobody can forge a change.
+-- triggers below (definer too) call it, so nobody can forge a change.
 create or replace function cfg_private.broadcast_changes(changes jsonb [], org_topic boolean)
 returns void
 language plpgsql
@@ -50,38 +50,39 @@ declare
     -- seq half inline (a per-row call of a function with its own search_path costs more
     -- than the rest of the row). tests/realtime pins that the two agree.
     xid_half text := split_part(cfg_private.change_cursor(key_xid, 0), '-', 1);
-    logged cfg_private.changes [];
+    first_seq bigint;
+    last_seq bigint;
 begin
     if cardinality(changes) = 0 then
         return;
     end if;
-    -- In the order given, seq ascending with it (both ORDER BYs follow the ordinality:
-    -- no sort).
-    logged := array(
-        select row(
-            k.seq, key_xid, (k.change ->> 'org_id')::uuid, (k.change ->> 'automation_id')::uuid, k.change ->> 'type',
-            k.change || jsonb_build_object('id', k.cursor, 'cursor', k.cursor, 'stable', stable, 'at', now()), now(),
+    -- In the order given, seq ascending with it (no sort: the ORDER BY follows the
+    -- ordinality). The messages are then read back by key for the broadcast insert,
+    -- which is cheaper than carrying thousands of rows in a variable.
+    with logged as (
+        insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message, created_at, org_topic)
+        select s.seq, key_xid, (s.change ->> 'org_id')::uuid, (s.change ->> 'automation_id')::uuid, s.change ->> 'type',
+            s.change || jsonb_build_object('id', k.cursor, 'cursor', k.cursor, 'stable', stable, 'at', now()), now(),
             broadcast_changes.org_topic
-        )::cfg_private.changes
         from (
             select c.change, c.n, nextval('cfg_private.changes_seq') as seq
             from unnest(changes) with ordinality as c (change, n)
             order by c.n
         ) as s
-        cross join lateral (select s.change, s.seq, xid_half || '-' || lpad(to_hex(s.seq), 16, '0') as cursor) as k
-        order by s.n
-    );
-    insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message, created_at, org_topic)
-    select l.seq, l.xid, l.org_id, l.automation_id, l.type, l.message, l.created_at, l.org_topic from unnest(logged) as l;
+        cross join lateral (select xid_half || '-' || lpad(to_hex(s.seq), 16, '0') as cursor) as k
+        returning seq
+    )
+    select min(l.seq), max(l.seq) into first_seq, last_seq from logged as l;
     begin
         insert into realtime.messages (payload, event, topic, private, extension)
         select l.message, l.type, t.topic, true, 'broadcast'
-        from unnest(logged) with ordinality as l
+        from cfg_private.changes as l
         cross join lateral (
             values (1, case when l.org_topic then 'org:' || l.org_id end), (2, 'automation:' || l.automation_id)
         ) as t (place, topic)
-        where t.topic is not null
-        order by l.ordinality, t.place;
+        -- Another transaction's changes may hold keys in between: their xid differs.
+        where l.seq between first_seq and last_seq and l.xid = key_xid and t.topic is not null
+        order by l.seq, t.place;
     exception when others then
         raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
     end;
