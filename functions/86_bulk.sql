@@ -325,7 +325,8 @@ begin
     )
     values (
         bulk_start.org_id, bulk_start.action, selection, options, coalesce((options ->> 'atomic')::boolean, false),
-        coalesce((options ->> 'batch_size')::integer, 500), cardinality(ids) + jsonb_array_length(missing), jsonb_array_length(missing), jsonb_array_length(missing),
+        coalesce((options ->> 'batch_size')::integer, 500),
+        cardinality(ids) + jsonb_array_length(missing), jsonb_array_length(missing), jsonb_array_length(missing),
         (select auth.uid()), coalesce((select auth.email()), (select auth.role()), current_user::text)
     )
     returning * into op;

@@ -96,7 +96,7 @@ revoke execute on function cfg_private.broadcast_changes(jsonb [], boolean) from
 -- content_hash (a digest over the content, secrets included); `changes` lists keys only.
 -- Statement-level: the events one statement appended are broadcast together. In a batch
 -- of a bulk operation (the mark its definer helpers write), automation.updated goes to
--- the automation's topic only: the org's gets the batch's one message (bulk_record).
+-- the automation's topic only: the org's gets the batch's one message (broadcast_bulk_batch).
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_event()
 returns trigger
