@@ -105,9 +105,6 @@ security definer
 set search_path = ''
 as $$
 declare
-    in_bulk boolean := exists(
-        select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch'
-    );
     to_org jsonb [];
     to_automations jsonb [];
 begin
@@ -116,7 +113,12 @@ begin
         coalesce(array_agg(c.change order by c.id) filter (where c.bulk), '{}')
     into to_org, to_automations
     from (
-        select e.id, in_bulk and e.type = 'automation.updated' as bulk, jsonb_build_object(
+        -- The mark is looked up once, and only when there is an automation.updated.
+        select e.id, e.type = 'automation.updated' and (
+            select exists (
+                select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch'
+            )
+        ) as bulk, jsonb_build_object(
             'type', e.type, 'org_id', e.org_id, 'automation_id', e.automation_id,
             'actor', jsonb_build_object('id', e.actor_id, 'email', e.actor_email),
             'data', case
@@ -132,8 +134,12 @@ begin
             'bulk.completed'
         )
     ) as c;
-    perform cfg_private.broadcast_changes(to_org, true);
-    perform cfg_private.broadcast_changes(to_automations, false);
+    if cardinality(to_org) > 0 then
+        perform cfg_private.broadcast_changes(to_org, true);
+    end if;
+    if cardinality(to_automations) > 0 then
+        perform cfg_private.broadcast_changes(to_automations, false);
+    end if;
     return null;
 end
 $$;
