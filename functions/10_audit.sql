@@ -34,8 +34,8 @@ grant execute on function cfg_private.current_actor() to authenticated, service_
 -- typed comparisons, to_jsonb of only those. The general path turns both versions of
 -- every row into JSON and compares them key by key: two thirds of the audit of a
 -- 5,000-row bulk change (docs/bulk.md). The same rows and values
--- (tests/audit/test_audit_bulk.py). The insert's parameters: $1-$3 the actor (id, email,
--- role), $4 omitted, $5 watched, $6 masks, $7 readable_by (see audit_changes).
+-- (tests/audit/test_audit_statements.py). The insert's parameters: $1-$3 the actor
+-- (id, email, role), $4 omitted, $5 watched, $6 masks, $7 readable_by (see audit_changes).
 create or replace function cfg_private.audit_update_query(tbl regclass, changed text [])
 returns text
 language plpgsql stable
@@ -170,7 +170,7 @@ begin
     -- Many rows updated at once (a bulk change): a query built for the table. Not for one
     -- or a few rows, where building and planning it would cost more than it saves, nor for
     -- entry_secrets (its automation is its entry's, see below).
-    -- (Nested: an IF's condition is one query, and an INSERT's or DELETE's trigger lacks new_rows or old_rows.)
+    -- (Nested: an IF's condition is one query, and a DELETE's trigger has no new_rows.)
     if tg_op = 'UPDATE' and tg_table_name <> 'entry_secrets' then
         if (select count(*) > 100 from new_rows) then
             execute cfg_private.audit_update_query(tg_relid, null) into changed_columns;
