@@ -54,6 +54,8 @@ def summary(change: dict) -> str:
         text = f"{data['environment']} runs v{data['version']} (was v{data.get('previous_version')})"
     elif kind.startswith("promotion."):
         text = f"request {data.get('request_id')} for v{data.get('version')}"
+    elif kind == "automations.bulk_updated":
+        text = f"{data['action']} of {len(data['automation_ids'])} automations: {json.dumps(data['changes'])}"
     else:
         text = f"{data.get('from')} -> {data.get('to')}"
     return f"{change['at'][:19]} {kind:<26} {text} [{change['actor'].get('email') or 'system'}]"

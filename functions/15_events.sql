@@ -77,20 +77,19 @@ set search_path = ''
 as $$
 declare
     actor record := cfg_private.current_actor();
-    written jsonb [];
 begin
+    -- Straight from the transition table (no array of rows in between).
     if tg_op = 'DELETE' then
-        select array_agg(to_jsonb(o)) into written from old_rows as o;
+        insert into cfg_private.events (org_id, type, subject_type, subject_id, automation_id, payload, actor_id, actor_email)
+        select o.org_id, 'automation.deleted', 'automation', o.id, o.id, jsonb_build_object('automation', to_jsonb(o)),
+            actor.actor_id, actor.actor_email
+        from old_rows as o;
     else
-        select array_agg(to_jsonb(n)) into written from new_rows as n;
+        insert into cfg_private.events (org_id, type, subject_type, subject_id, automation_id, payload, actor_id, actor_email)
+        select n.org_id, case tg_op when 'INSERT' then 'automation.created' else 'automation.updated' end, 'automation',
+            n.id, n.id, jsonb_build_object('automation', to_jsonb(n)), actor.actor_id, actor.actor_email
+        from new_rows as n;
     end if;
-    insert into cfg_private.events (org_id, type, subject_type, subject_id, automation_id, payload, actor_id, actor_email)
-    select
-        (a ->> 'org_id')::uuid,
-        'automation.' || case tg_op when 'INSERT' then 'created' when 'UPDATE' then 'updated' else 'deleted' end,
-        'automation', (a ->> 'id')::uuid, (a ->> 'id')::uuid, jsonb_build_object('automation', a),
-        actor.actor_id, actor.actor_email
-    from unnest(written) as a;
     return null;
 end
 $$;

@@ -183,13 +183,13 @@ $$;
 revoke execute on function cfg_private.bulk_not_found(uuid) from public, anon;
 grant execute on function cfg_private.bulk_not_found(uuid) to authenticated, service_role;
 
--- An operation as the RPCs return it: the record without its list of targets.
+-- An operation as the RPCs return it: the record without its cursor (done says as much).
 create or replace function cfg_private.bulk_summary(op cfg.bulk_operations)
 returns jsonb
 language sql immutable
 set search_path = ''
 as $$
-    select to_jsonb(op) - 'target_ids' - 'target_positions' - 'cursor'
+    select to_jsonb(op) - 'cursor'
 $$;
 revoke execute on function cfg_private.bulk_summary(cfg.bulk_operations) from public, anon;
 grant execute on function cfg_private.bulk_summary(cfg.bulk_operations) to authenticated, service_role;
@@ -269,8 +269,33 @@ end
 $$;
 revoke execute on function cfg_private.bulk_items_unaudited(uuid, boolean) from public, anon, authenticated, service_role;
 
+-- Marks the transaction as running a batch of a status, tag or untag operation (on_ =
+-- true) until bulk_record has recorded it (on_ = false): meanwhile its automation.updated
+-- changes are broadcast to each automation's topic only, and the org's topic gets one
+-- automations.bulk_updated for the batch when its items are recorded
+-- (functions/95_realtime.sql, docs/realtime.md). A mark, not a setting: only definer code
+-- writes it, after checking the author.
+create or replace function cfg_private.bulk_batch_mark(op cfg.bulk_operations, on_ boolean)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if on_ and op.action in ('status', 'tag', 'untag') then
+        insert into cfg_private.transaction_marks (mark, subject_id) values ('bulk_batch', op.id) on conflict do nothing;
+    elsif not on_ then
+        delete from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark = 'bulk_batch' and m.subject_id = op.id;
+    end if;
+end
+$$;
+revoke execute on function cfg_private.bulk_batch_mark(cfg.bulk_operations, boolean)
+from public, anon, authenticated, service_role;
+
 -- Records a new operation: the selection resolved once (select_automations, as the
--- caller), the items not found recorded at once. Editors and up.
+-- caller) into its targets (cfg_private.bulk_targets), the items not found recorded at
+-- once. Editors and up.
 -- security definer: nobody writes the records directly.
 create or replace function cfg_private.bulk_start(org_id uuid, selection jsonb, action text, options jsonb)
 returns cfg.bulk_operations
@@ -296,16 +321,16 @@ begin
     perform cfg_private.bulk_refuse_secrets(action, options, ids);
 
     insert into cfg.bulk_operations (
-        org_id, action, selection, options, atomic, batch_size, target_ids, target_positions,
-        total, done, not_found, created_by, created_by_email
+        org_id, action, selection, options, atomic, batch_size, total, done, not_found, created_by, created_by_email
     )
     values (
         bulk_start.org_id, bulk_start.action, selection, options, coalesce((options ->> 'atomic')::boolean, false),
-        coalesce((options ->> 'batch_size')::integer, 500), ids, positions,
+        coalesce((options ->> 'batch_size')::integer, 500),
         cardinality(ids) + jsonb_array_length(missing), jsonb_array_length(missing), jsonb_array_length(missing),
         (select auth.uid()), coalesce((select auth.email()), (select auth.role()), current_user::text)
     )
     returning * into op;
+    insert into cfg_private.bulk_targets (operation_id, target_ids, target_positions) values (op.id, ids, positions);
     perform cfg_private.bulk_items_unaudited(op.id, true);
     insert into cfg.bulk_operation_items (org_id, operation_id, position, automation_id, result, code, message, detail)
     select op.org_id, op.id, (m ->> 'position')::integer, (m ->> 'automation_id')::uuid, m ->> 'result',
@@ -324,7 +349,8 @@ grant execute on function cfg_private.bulk_start(uuid, jsonb, text, jsonb) to au
 -- The next batch of a running operation, for its author only (it runs with the author's
 -- rights). The operation stays locked until the caller commits, so two continuations
 -- (the author's client and the worker) never run one batch twice; one that finds it
--- locked gets busy = true and no ids. security definer: as bulk_start.
+-- locked gets busy = true and no ids. An atomic operation's one batch is all its targets.
+-- security definer: as bulk_start.
 create or replace function cfg_private.bulk_claim(
     operation_id uuid, out op cfg.bulk_operations, out ids uuid [], out busy boolean
 )
@@ -343,7 +369,10 @@ begin
     if busy then
         op := cfg_private.bulk_operation_for(operation_id, false);
     elsif op.status = 'running' then
-        ids := op.target_ids[op.cursor + 1:op.cursor + op.batch_size];
+        select t.target_ids[op.cursor + 1:case when op.atomic then cardinality(t.target_ids) else op.cursor + op.batch_size end]
+        into ids
+        from cfg_private.bulk_targets as t where t.operation_id = op.id;
+        perform cfg_private.bulk_batch_mark(op, true);
     end if;
 end
 $$;
@@ -363,16 +392,18 @@ set search_path = ''
 as $$
 declare
     op cfg.bulk_operations := cfg_private.bulk_operation_for(operation_id, true);
+    targets cfg_private.bulk_targets;
     n integer := jsonb_array_length(results);
     undo boolean;
 begin
+    select * into targets from cfg_private.bulk_targets as t where t.operation_id = op.id;
     if op.created_by is distinct from (select auth.uid()) or op.status <> 'running' then
         raise exception 'only the author records the batches of a running bulk operation'
             using errcode = 'PT403', detail = jsonb_build_object('operation_id', op.id, 'status', op.status)::text;
     end if;
-    if n = 0 or (op.atomic and n <> cardinality(op.target_ids)) or exists (
+    if n = 0 or (op.atomic and n <> cardinality(targets.target_ids)) or exists (
         select 1 from jsonb_array_elements(results) with ordinality as r (item, i)
-        where (r.item ->> 'automation_id')::uuid is distinct from op.target_ids[op.cursor + r.i::integer]
+        where (r.item ->> 'automation_id')::uuid is distinct from targets.target_ids[op.cursor + r.i::integer]
     ) then
         raise exception 'these results are not those of the next batch'
             using errcode = 'PT409', detail = jsonb_build_object('operation_id', op.id, 'cursor', op.cursor)::text;
@@ -392,7 +423,7 @@ begin
     insert into cfg.bulk_operation_items (
         org_id, operation_id, position, automation_id, result, code, message, detail, version_id, request_id, audit_ids
     )
-    select op.org_id, op.id, op.target_positions[op.cursor + r.i::integer], (r.item ->> 'automation_id')::uuid,
+    select op.org_id, op.id, targets.target_positions[op.cursor + r.i::integer], (r.item ->> 'automation_id')::uuid,
         case when undo and r.item ->> 'result' = 'succeeded' then 'rolled_back' else r.item ->> 'result' end,
         r.item ->> 'code', r.item ->> 'message', r.item -> 'detail',
         case when not undo then (r.item ->> 'version_id')::uuid end,
@@ -401,6 +432,7 @@ begin
     from jsonb_array_elements(results) with ordinality as r (item, i)
     left join audited as a on a.automation_id = (r.item ->> 'automation_id')::uuid;
     perform cfg_private.bulk_items_unaudited(op.id, false);
+    perform cfg_private.bulk_batch_mark(op, false);
 
     update cfg.bulk_operations as o
     set cursor = o.cursor + n, done = o.done + n, heartbeat_at = now(),
@@ -417,7 +449,7 @@ begin
     ) as c
     where o.id = op.id
     returning o.* into op;
-    if op.cursor = cardinality(op.target_ids) then
+    if op.cursor = cardinality(targets.target_ids) then
         op := cfg_private.bulk_finish(op.id, case when undo then 'failed' else 'completed' end);
     end if;
     return op;
@@ -497,7 +529,6 @@ $$;
 revoke execute on function cfg_private.fail_bulk_operation(uuid, jsonb) from public, anon, authenticated;
 grant execute on function cfg_private.fail_bulk_operation(uuid, jsonb) to service_role;
 
--- The target list is the operation's own (thousands of ids): its audit rows leave it out.
 -- Items: audited, except the inserts cfgctl makes (cfg_private.bulk_items_unaudited).
-select cfg_private.register_table('cfg.bulk_operations', audit_arguments => '{-target_ids,-target_positions}');
+select cfg_private.register_table('cfg.bulk_operations');
 select cfg_private.register_table('cfg.bulk_operation_items', audit_arguments => '{-audit_ids}', versioned => 'audit');

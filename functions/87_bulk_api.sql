@@ -263,6 +263,7 @@ as $$
 declare
     checked jsonb;
     op cfg.bulk_operations;
+    claim record;
     ids uuid [];
     positions integer [];
     missing jsonb;
@@ -275,15 +276,16 @@ begin
         if not op.atomic then
             return cfg.bulk_continue(op.id);
         end if;
-        begin
-            results := cfg_private.bulk_run(op.org_id, op.action, op.options, op.target_ids, false);
-            if op.not_found > 0 or jsonb_path_exists(results, '$[*] ? (@.result == "failed")') then
-                raise exception 'atomic bulk operation failed' using errcode = 'BK000';
-            end if;
-        exception when sqlstate 'BK000' then
-            null;  -- every item's work is undone; bulk_record says so
-        end;
-        if cardinality(op.target_ids) > 0 then
+        select * into claim from cfg_private.bulk_claim(op.id);  -- all its targets: one batch
+        if claim.ids is not null then
+            begin
+                results := cfg_private.bulk_run(op.org_id, op.action, op.options, claim.ids, false);
+                if op.not_found > 0 or jsonb_path_exists(results, '$[*] ? (@.result == "failed")') then
+                    raise exception 'atomic bulk operation failed' using errcode = 'BK000';
+                end if;
+            exception when sqlstate 'BK000' then
+                null;  -- every item's work is undone; bulk_record says so
+            end;
             op := cfg_private.bulk_record(op.id, results);
         end if;
         return cfg_private.bulk_summary(op) || jsonb_build_object('items', cfg_private.bulk_items(op.id, false));

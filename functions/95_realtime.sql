@@ -32,9 +32,12 @@ revoke execute on function cfg_private.change_cursor(xid8, bigint) from public, 
 -- the change for changes_since) at the cost of one step per statement, not per message.
 -- realtime.send is SECURITY INVOKER, so the insert needs no privilege it did not need:
 -- the owner's (postgres on a hosted project: INSERT on realtime.messages, BYPASSRLS).
+-- org_topic = false: the changes go to their automations' topics only (a bulk batch's,
+-- whose org topic gets one message for the batch: broadcast_bulk_batch below); the log
+-- says so, and an org's catch-up leaves them out as its topic did.
 -- security definer: API roles cannot write cfg_private. Executable by nobody: only the
 -- triggers below (definer too) call it, so nobody can forge a change.
-create or replace function cfg_private.broadcast_changes(changes jsonb [])
+create or replace function cfg_private.broadcast_changes(changes jsonb [], org_topic boolean)
 returns void
 language plpgsql
 security definer
@@ -47,44 +50,53 @@ declare
     -- seq half inline (a per-row call of a function with its own search_path costs more
     -- than the rest of the row). tests/realtime pins that the two agree.
     xid_half text := split_part(cfg_private.change_cursor(key_xid, 0), '-', 1);
-    logged cfg_private.changes [];
+    first_seq bigint;
+    last_seq bigint;
 begin
-    -- In the order given, seq ascending with it (both ORDER BYs follow the ordinality:
-    -- no sort).
-    logged := array(
-        select row(
-            k.seq, key_xid, (k.change ->> 'org_id')::uuid, (k.change ->> 'automation_id')::uuid, k.change ->> 'type',
-            k.change || jsonb_build_object('id', k.cursor, 'cursor', k.cursor, 'stable', stable, 'at', now()), now()
-        )::cfg_private.changes
+    if cardinality(changes) = 0 then
+        return;
+    end if;
+    -- In the order given, seq ascending with it (no sort: the ORDER BY follows the
+    -- ordinality). The messages are then read back by key for the broadcast insert,
+    -- which is cheaper than carrying thousands of rows in a variable.
+    with logged as (
+        insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message, created_at, org_topic)
+        select s.seq, key_xid, (s.change ->> 'org_id')::uuid, (s.change ->> 'automation_id')::uuid, s.change ->> 'type',
+            s.change || jsonb_build_object('id', k.cursor, 'cursor', k.cursor, 'stable', stable, 'at', now()), now(),
+            broadcast_changes.org_topic
         from (
             select c.change, c.n, nextval('cfg_private.changes_seq') as seq
             from unnest(changes) with ordinality as c (change, n)
             order by c.n
         ) as s
-        cross join lateral (select s.change, s.seq, xid_half || '-' || lpad(to_hex(s.seq), 16, '0') as cursor) as k
-        order by s.n
-    );
-    insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message, created_at)
-    select l.seq, l.xid, l.org_id, l.automation_id, l.type, l.message, l.created_at from unnest(logged) as l;
+        cross join lateral (select xid_half || '-' || lpad(to_hex(s.seq), 16, '0') as cursor) as k
+        returning seq
+    )
+    select min(l.seq), max(l.seq) into first_seq, last_seq from logged as l;
     begin
         insert into realtime.messages (payload, event, topic, private, extension)
         select l.message, l.type, t.topic, true, 'broadcast'
-        from unnest(logged) with ordinality as l
-        cross join lateral (values (1, 'org:' || l.org_id), (2, 'automation:' || l.automation_id)) as t (place, topic)
-        where t.topic is not null
-        order by l.ordinality, t.place;
+        from cfg_private.changes as l
+        cross join lateral (
+            values (1, case when l.org_topic then 'org:' || l.org_id end), (2, 'automation:' || l.automation_id)
+        ) as t (place, topic)
+        -- Another transaction's changes may hold keys in between: their xid differs.
+        where l.seq between first_seq and last_seq and l.xid = key_xid and t.topic is not null
+        order by l.seq, t.place;
     exception when others then
         raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
     end;
 end
 $$;
-revoke execute on function cfg_private.broadcast_changes(jsonb []) from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.broadcast_changes(jsonb [], boolean) from public, anon, authenticated, service_role;
 
 -- The outbox already records, once per change and with the right type, what a
 -- dashboard shows: automations, saves and rollbacks, promotion requests and their
 -- decisions, validation status. Each becomes a broadcast of its non-secret part: no
 -- content_hash (a digest over the content, secrets included); `changes` lists keys only.
--- Statement-level: the events one statement appended are broadcast together.
+-- Statement-level: the events one statement appended are broadcast together. In a batch
+-- of a bulk operation (the mark its definer helpers write), automation.updated goes to
+-- the automation's topic only: the org's gets the batch's one message (broadcast_bulk_batch).
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_event()
 returns trigger
@@ -92,16 +104,28 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+    to_org jsonb [];
+    to_automations jsonb [];
 begin
-    perform cfg_private.broadcast_changes(array(
-        select jsonb_build_object(
+    select
+        coalesce(array_agg(c.change order by c.id) filter (where not c.bulk), '{}'),
+        coalesce(array_agg(c.change order by c.id) filter (where c.bulk), '{}')
+    into to_org, to_automations
+    from (
+        -- The mark is looked up once, and only when there is an automation.updated.
+        select e.id, e.type = 'automation.updated' and (
+            select exists (
+                select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch'
+            )
+        ) as bulk, jsonb_build_object(
             'type', e.type, 'org_id', e.org_id, 'automation_id', e.automation_id,
             'actor', jsonb_build_object('id', e.actor_id, 'email', e.actor_email),
             'data', case
                 when e.type like 'automation.%' then e.payload -> 'automation'
                 else (e.payload - 'content_hash') || jsonb_build_object('environment_id', e.environment_id)
             end
-        )
+        ) as change
         from new_events as e
         where e.type in (
             'automation.created', 'automation.updated', 'automation.deleted', 'config.saved', 'config.rolled_back',
@@ -109,8 +133,13 @@ begin
             -- The end of a bulk operation, for the dashboard's progress bar (a summary: counts).
             'bulk.completed'
         )
-        order by e.id
-    ));
+    ) as c;
+    if cardinality(to_org) > 0 then
+        perform cfg_private.broadcast_changes(to_org, true);
+    end if;
+    if cardinality(to_automations) > 0 then
+        perform cfg_private.broadcast_changes(to_automations, false);
+    end if;
     return null;
 end
 $$;
@@ -146,7 +175,7 @@ begin
             'previous_version', case when tg_op = 'UPDATE' then old.version end,
             'deployed_by', new.deployed_by_email
         )
-    )]);
+    )], true);
     return null;
 end
 $$;
@@ -154,6 +183,55 @@ revoke execute on function cfg_private.broadcast_deployment() from public, anon,
 
 create or replace trigger broadcast after insert or update of version_id on cfg.deployments
 for each row execute function cfg_private.broadcast_deployment();
+
+-- A batch of a bulk status, tag or untag operation: one message on the org's topic for
+-- the batch, when bulk_record records its items (each automation's topic had its own
+-- automation.updated: broadcast_event). Supabase Realtime limits messages per second per
+-- project and channel; thousands of automation.updated on one org topic would be
+-- throttled and flood every open grid. The message says which automations changed and
+-- how, so a grid applies it as it would apply each of them (docs/realtime.md).
+-- security definer: it calls broadcast_changes. Executable by nobody.
+create or replace function cfg_private.broadcast_bulk_batch()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    actor record := cfg_private.current_actor();
+begin
+    perform cfg_private.broadcast_changes(array(
+        select jsonb_build_object(
+            'type', 'automations.bulk_updated', 'org_id', o.org_id, 'automation_id', null,
+            'actor', jsonb_build_object('id', actor.actor_id, 'email', actor.actor_email),
+            'data', jsonb_build_object(
+                'operation_id', o.id, 'action', o.action, 'automation_ids', i.ids,
+                'changes', case o.action
+                    when 'status' then jsonb_build_object('status', o.options -> 'status')
+                    when 'tag' then jsonb_build_object('tags', jsonb_build_object('add', o.options -> 'tags'))
+                    else jsonb_build_object('tags', jsonb_build_object('remove', o.options -> 'tags'))
+                end,
+                -- What the update's row triggers stamped on each (touch_row, stamp_author).
+                'updated_at', now(), 'updated_by', actor.actor_id
+            )
+        )
+        from (
+            select n.operation_id, jsonb_agg(n.automation_id order by n.position) as ids
+            from new_items as n
+            where n.result = 'succeeded'
+            group by n.operation_id
+        ) as i
+        join cfg.bulk_operations as o on o.id = i.operation_id
+        where o.action in ('status', 'tag', 'untag')
+    ), true);
+    return null;
+end
+$$;
+revoke execute on function cfg_private.broadcast_bulk_batch() from public, anon, authenticated, service_role;
+
+create or replace trigger broadcast after insert on cfg.bulk_operation_items
+referencing new table as new_items
+for each statement execute function cfg_private.broadcast_bulk_batch();
 
 -- =============================================================================
 -- Who may join a channel (called by the policies on realtime.messages once per
@@ -255,7 +333,9 @@ begin
         select ch.xid, ch.seq, ch.message
         from cfg_private.changes as ch
         where ch.org_id = changes_page.org_id
-          and (changes_page.automation_id is null or ch.automation_id = changes_page.automation_id)
+          -- As the topic carried them: the org's (a bulk batch's per-automation changes went
+          -- to their automations' topics only), or the automation's.
+          and (changes_page.automation_id is null and ch.org_topic or ch.automation_id = changes_page.automation_id)
           and (ch.xid, ch.seq) > (after_xid, after_seq)
           and ch.xid < pg_snapshot_xmin(snap)
         order by ch.xid, ch.seq

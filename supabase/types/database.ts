@@ -297,8 +297,6 @@ export type Database = {
           selection: Json
           status: string
           succeeded: number
-          target_ids: string[]
-          target_positions: number[]
           total: number
           unchanged: number
           updated_at: string
@@ -325,8 +323,6 @@ export type Database = {
           selection: Json
           status?: string
           succeeded?: number
-          target_ids?: string[]
-          target_positions?: number[]
           total?: number
           unchanged?: number
           updated_at?: string
@@ -353,8 +349,6 @@ export type Database = {
           selection?: Json
           status?: string
           succeeded?: number
-          target_ids?: string[]
-          target_positions?: number[]
           total?: number
           unchanged?: number
           updated_at?: string

@@ -1,8 +1,10 @@
 """Statement-level audit, events, fan-out and broadcasts (issue 12, bulk benchmark (a)):
 a statement writing many rows still leaves, for each row, the audit row, event, webhook
-delivery and realtime messages a one-row statement leaves. One world per module: org A
-with three automations bulk-1..3, a webhook endpoint for automation.updated and a
-secret binding; every case is rolled back."""
+delivery and realtime messages a one-row statement leaves; over 100 rows (a query built for
+the table, cfg_private.audit_update_query) exactly the audit rows one-row statements leave.
+One world per module: org A with three automations bulk-1..3, a webhook endpoint for
+automation.updated, a secret binding, and 120 more automations and webhook endpoints; every
+case is rolled back."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tests.support.vaults import add_backend, bind
 from tests.support.world import World
 
 SLUGS = ("bulk-1", "bulk-2", "bulk-3")
+MANY = 120  # over audit_changes' threshold of 100 rows
 
 
 def with_bulk_rows(conn, world: World) -> None:
@@ -26,6 +29,12 @@ def with_bulk_rows(conn, world: World) -> None:
             (world.org_a,)).fetchone()["id"]
     backend = add_backend(conn, world["admin"], world.org_a, "aws")
     world.binding = bind(conn, world["admin"], world.automation_a, backend["id"], "aws-sm://billing-key")["id"]
+    world.many = [r["id"] for r in conn.execute(
+        "insert into cfg.automations (org_id, name, slug) select %s, 'Many ' || n, 'many-' || n "
+        "from generate_series(1, %s) as n returning id", (world.org_a, MANY))]
+    world.hooks = [r["id"] for r in conn.execute(
+        "insert into cfg.webhook_endpoints (org_id, url, event_types) select %s, 'https://hooks.example.com/' || n, "
+        "'{bulk.completed}' from generate_series(1, %s) as n returning id", (world.org_a, MANY))]
 
 
 shared = shared_world("audit_statements", with_bulk_rows)
@@ -192,3 +201,56 @@ def test_every_event_of_a_multi_row_statement_notifies_its_id_on_commit(conn, wo
     events = conn.execute("select id from cfg_private.events where id > %s order by id", (mark,)).fetchall()
     assert [(n.channel, n.payload) for n in received] == [("cfgctl_events", str(e["id"])) for e in events]
     assert len(events) == 2
+
+
+# =============================================================================
+# Over 100 rows: the query built for the table (cfg_private.audit_update_query)
+# =============================================================================
+
+
+def audited(conn, who, table: str, change: str, ids: list, one_by_one: bool) -> dict:
+    """{row_id: audit row} that change (an UPDATE whose `{ids}` is the id predicate) leaves, in
+    one statement or one statement per row (in one DO block: the general path), rolled back."""
+    with conn.transaction(force_rollback=True):
+        mark = conn.execute("select coalesce(max(id), 0) as m from cfg.audit_log").fetchone()["m"]
+        if one_by_one:
+            array = "array[" + ",".join(f"'{i}'" for i in ids) + "]::uuid[]"
+            ok(conn, who, "do $$ declare i uuid; begin foreach i in array " + array + " loop "
+               + change.format(ids="array[i]") + "; end loop; end $$")
+        else:
+            ok(conn, who, change.format(ids="%s"), (ids,))
+        rows = conn.execute(
+            "select row_id, org_id, automation_id, actor_email, operation, old_values, new_values, readable_by "
+            "from cfg.audit_log where id > %s and table_name = %s order by id", (mark, table)).fetchall()
+    return {r.pop("row_id"): r for r in rows}
+
+
+def test_a_many_row_update_audits_as_one_row_statements_do(shared):
+    conn, world = shared
+    # Per row: tags (an array), status (an enum), description (text), or only updated_by.
+    change = ("update cfg.automations as a set "
+              "tags = case when right(a.slug, 1) = '1' then a.tags else a.tags || '{{bulk}}' end, "
+              "status = case when right(a.slug, 1) = '2' then 'paused'::cfg.automation_status else a.status end, "
+              "description = case when right(a.slug, 1) = '3' then 'three' else a.description end "
+              "where a.id = any({ids}) and a.slug <> 'many-11'")
+    at_once = audited(conn, world["editor"], "automations", change, world.many, one_by_one=False)
+    one_by_one = audited(conn, world["editor"], "automations", change, world.many, one_by_one=True)
+    assert len(at_once) == MANY - 1 and at_once == one_by_one
+    sample = at_once[world.many[1]]  # many-2: tags and status; updated_by: the editor, none before
+    assert (sample["automation_id"], sample["operation"], sample["actor_email"]) == (
+        world.many[1], "UPDATE", world["editor"].email)
+    assert sample["old_values"] == {"tags": [], "status": "active", "updated_by": None}
+    assert sample["new_values"] == {"tags": ["bulk"], "status": "paused", "updated_by": str(world["editor"].user_id)}
+
+
+def test_a_many_row_update_keeps_redactions_and_admin_only_rows(shared):
+    conn, world = shared
+    change = ("update cfg.webhook_endpoints as w set "
+              "url = case when right(w.url, 1) = '1' then w.url || '/moved' else w.url end, "
+              "description = 'bulk' where w.id = any({ids})")
+    at_once = audited(conn, world["admin"], "webhook_endpoints", change, world.hooks, one_by_one=False)
+    one_by_one = audited(conn, world["admin"], "webhook_endpoints", change, world.hooks, one_by_one=True)
+    assert len(at_once) == MANY and at_once == one_by_one
+    moved = at_once[world.hooks[0]]
+    assert moved["old_values"]["url"] == moved["new_values"]["url"] == "[redacted]"
+    assert moved["readable_by"] == "admin" and "url" not in at_once[world.hooks[1]]["new_values"]

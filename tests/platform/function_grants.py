@@ -263,9 +263,11 @@ GRANTS: dict[str, str] = {
     # attach them to a table of their own and write another org's audit log or events).
     "cfg_private.accept_invitations_on_sign_in()": NOBODY,
     "cfg_private.audit_changes()": NOBODY,
+    "cfg_private.audit_update_query(regclass,text[])": NOBODY,
     "cfg_private.automation_event()": NOBODY,
     "cfg_private.broadcast_event()": NOBODY,
     "cfg_private.broadcast_deployment()": NOBODY,
+    "cfg_private.broadcast_bulk_batch()": NOBODY,
     "cfg_private.quick_find_names_insert()": NOBODY,
     "cfg_private.quick_find_names_rename()": NOBODY,
     "cfg_private.check_webhook_endpoint()": NOBODY,
@@ -299,13 +301,14 @@ GRANTS: dict[str, str] = {
 
     # Internals called only from the definer functions above: executable by nobody.
     "cfg_private.apply_content(uuid,uuid,jsonb)": NOBODY,
-    "cfg_private.broadcast_changes(jsonb[])": NOBODY,
+    "cfg_private.broadcast_changes(jsonb[],boolean)": NOBODY,
     "cfg_private.change_cursor(xid8,bigint)": NOBODY,
     "cfg_private.apply_environment_change(cfg.environment_change_requests)": NOBODY,
     "cfg_private.apply_request(cfg.promotion_requests)": NOBODY,
     "cfg_private.bulk_operation_for(uuid,boolean)": NOBODY,
     "cfg_private.bulk_finish(uuid,text)": NOBODY,
     "cfg_private.bulk_items_unaudited(uuid,boolean)": NOBODY,
+    "cfg_private.bulk_batch_mark(cfg.bulk_operations,boolean)": NOBODY,
     "cfg_private.content_snapshot(uuid,jsonb)": NOBODY,
     "cfg_private.deploy(cfg.config_versions,uuid,text,uuid,uuid,text)": NOBODY,
     "cfg_private.live_content(uuid)": NOBODY,

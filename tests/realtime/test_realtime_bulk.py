@@ -24,24 +24,59 @@ def new_automations(conn, world, count: int) -> list:
             "from generate_series(1, %s) as n returning id", (world.org_a, count))]
 
 
-def bulk_tag(conn, who, org_id, ids, batch_size: int) -> dict:
+def bulk_tag(conn, who, org_id, ids, batch_size: int, action: str = "tag") -> dict:
     with acting_as(conn, who) as cur:
-        op = cur.execute("select cfg.bulk_apply(%s, %s::jsonb, 'tag', %s::jsonb) as r",
-                         (org_id, json.dumps({"ids": [str(i) for i in ids]}),
+        op = cur.execute("select cfg.bulk_apply(%s, %s::jsonb, %s, %s::jsonb) as r",
+                         (org_id, json.dumps({"ids": [str(i) for i in ids]}), action,
                           json.dumps({"tags": ["bulk"], "batch_size": batch_size}))).fetchone()["r"]
     while op["status"] == "running":
         op = rpc(conn, who, "select cfg.bulk_continue(%s) as r", (op["id"],))["r"]
     return op
 
 
-def on_both_topics(changes: list[dict]) -> list[tuple[str, dict]]:
+def on_topics(changes: list[dict]) -> list[tuple[str, dict]]:
     """What Realtime must stream for these changes, in order: each on its org's topic, then
-    on its automation's."""
+    on its automation's; a bulk batch's automation.updated on its automation's only."""
     return [(topic, c) for c in changes
-            for topic in (f"org:{c['org_id']}", c["automation_id"] and f"automation:{c['automation_id']}") if topic]
+            for topic in (c.get("bulk") is None and f"org:{c['org_id']}",
+                          c["automation_id"] and f"automation:{c['automation_id']}") if topic]
 
 
-def test_a_bulk_statements_messages_all_arrive_in_cursor_order_on_both_topics(conn, world):
+def paged(conn, who, org_id, after, automation_id=None) -> list[dict]:
+    """Everything changes_since serves after a cursor, five at a time."""
+    served = []
+    while True:
+        page = rpc(conn, who, "select cfg.changes_since(%s, %s, 5, %s) as r", (org_id, after, automation_id))["r"]
+        served += page["changes"]
+        after = page["next"]
+        if not page["more"]:
+            return served
+
+
+def apply(state: dict, message: dict) -> None:
+    """A dashboard's store (docs/realtime.md): automations by id."""
+    data = message["data"]
+    if message["type"] in ("automation.created", "automation.updated"):
+        state[data["id"]] = {k: data[k] for k in ("status", "tags", "updated_at", "updated_by")}
+    elif message["type"] == "automations.bulk_updated":
+        for automation_id in data["automation_ids"]:
+            row = state[automation_id]
+            tags = data["changes"].get("tags", {})
+            row["status"] = data["changes"].get("status", row["status"])
+            row["tags"] = [t for t in row["tags"] if t not in tags.get("remove", [])]
+            row["tags"] += [t for t in tags.get("add", []) if t not in row["tags"]]
+            row.update(updated_at=data["updated_at"], updated_by=data["updated_by"])
+
+
+def snapshot(conn, ids) -> dict:
+    """The automations as list_automations would load them."""
+    rows = conn.execute("select id::text, to_jsonb(a) as r from cfg.automations as a where id = any(%s)",
+                        (ids,)).fetchall()
+    conn.commit()
+    return {r["id"]: {k: r["r"][k] for k in ("status", "tags", "updated_at", "updated_by")} for r in rows}
+
+
+def test_a_bulk_batch_is_one_message_on_the_org_topic_and_one_per_automation_on_theirs(conn, world):
     org, start = world.org_a, head_cursor(conn, world.org_a)
     conn.execute("set synchronous_commit = on")  # the slot reads what is flushed
     conn.execute("select pg_create_logical_replication_slot('bulk_broadcasts', 'wal2json')")
@@ -49,28 +84,43 @@ def test_a_bulk_statements_messages_all_arrive_in_cursor_order_on_both_topics(co
     try:
         ids = new_automations(conn, world, 12)
         created = wal_messages(conn, "bulk_broadcasts")
-        # Three batches of five, four and three: three transactions, three statements.
+        before = snapshot(conn, ids)
+        after_create = head_cursor(conn, org)
+        # Three batches of five, five and two: three transactions, three statements.
         op = bulk_tag(conn, world["editor"], org, ids, batch_size=5)
+        untag = bulk_tag(conn, world["editor"], org, ids[:2], batch_size=500, action="untag")
         tagged = wal_messages(conn, "bulk_broadcasts")
     finally:
         conn.rollback()
         conn.execute("select pg_drop_replication_slot('bulk_broadcasts')")
         conn.commit()
-    assert (op["status"], op["succeeded"]) == ("completed", 12)
+    assert (op["status"], op["succeeded"], untag["succeeded"]) == ("completed", 12, 2)
 
+    # The org topic: the 12 creations (a multi-row insert is no bulk operation), then one
+    # automations.bulk_updated per batch and the operation's end (a progress bar's last step).
     served = changes_since(conn, world["viewer"], org, start)["changes"]
-    # The operation's end reaches the org topic too (a progress bar's last step), once.
-    done = served.pop()
-    assert (done["type"], done["automation_id"], done["data"]["succeeded"]) == ("bulk.completed", None, 12)
-    assert [c["type"] for c in served] == ["automation.created"] * 12 + ["automation.updated"] * 12
-    for made in (served[:12], served[12:]):
-        assert sorted(c["automation_id"] for c in made) == sorted(str(i) for i in ids)
-    assert all("bulk" in c["data"]["tags"] and c["actor"]["email"] == world["editor"].email for c in served[12:])
-    # Every change reached both topics once, in cursor order, as the log serves it.
-    for sent, changes in ((created, served[:12]), (tagged, served[12:] + [done])):
-        assert [(m["topic"], m["payload"]) for m in sent] == on_both_topics(changes)
-        assert all(m["event"] == m["payload"]["type"] and m["private"] is True and m["extension"] == "broadcast"
-                   for m in sent)
+    assert [c["type"] for c in served] == ["automation.created"] * 12 + [
+        "automations.bulk_updated", "automations.bulk_updated", "automations.bulk_updated", "bulk.completed",
+        "automations.bulk_updated", "bulk.completed"]
+    batches = [c["data"] for c in served[12:] if c["type"] == "automations.bulk_updated"]
+    assert [b["automation_ids"] for b in batches] == [
+        [str(i) for i in ids[:5]], [str(i) for i in ids[5:10]], [str(i) for i in ids[10:]], [str(i) for i in ids[:2]]]
+    assert [(b["operation_id"], b["action"], b["changes"]) for b in batches] == [
+        (op["id"], "tag", {"tags": {"add": ["bulk"]}})] * 3 + [(untag["id"], "untag", {"tags": {"remove": ["bulk"]}})]
+    assert all(c["automation_id"] is None and c["actor"]["email"] == world["editor"].email for c in served[12:])
+    # Each automation's topic: its creation and its own automation.updated per change.
+    first = rpc(conn, world["viewer"], "select cfg.changes_since(%s, %s, 100, %s) as r", (org, start, ids[0]))["r"]
+    assert [c["type"] for c in first["changes"]] == ["automation.created", "automation.updated", "automation.updated"]
+    assert [c["data"]["tags"] for c in first["changes"][1:]] == [["bulk"], []]
+    # What Realtime streamed is what the log serves, topic by topic, in cursor order.
+    every = conn.execute("select message from cfg_private.changes where org_id = %s and message ->> 'cursor' > %s "
+                         "order by xid, seq", (org, start)).fetchall()
+    logged = [r["message"] | ({"bulk": True} if r["message"]["type"] == "automation.updated" else {})
+              for r in every]
+    sent = [(m["topic"], m["payload"]) for m in created + tagged]
+    assert sent == [(t, {k: v for k, v in c.items() if k != "bulk"}) for t, c in on_topics(logged)]
+    assert all(m["event"] == m["payload"]["type"] and m["private"] is True and m["extension"] == "broadcast"
+               for m in created + tagged)
     assert [c["cursor"] for c in served] == sorted(c["cursor"] for c in served)
     # The cursors built inline are change_cursor's.
     assert conn.execute(
@@ -78,15 +128,21 @@ def test_a_bulk_statements_messages_all_arrive_in_cursor_order_on_both_topics(co
         "message ->> 'cursor' and message ->> 'stable' <= message ->> 'cursor') as ok "
         "from cfg_private.changes where org_id = %s and message ->> 'cursor' > %s", (org, start)).fetchone()["ok"]
     conn.commit()
-    # Paged, the log gives the same changes: no gap, no repeat.
-    paged, after = [], start
-    while True:
-        page = changes_since(conn, world["viewer"], org, after, 5)
-        paged += page["changes"]
-        after = page["next"]
-        if not page["more"]:
-            break
-    assert paged == served + [done]
+
+    # A grid tab that loaded the list after the creations and missed everything since
+    # catches up (paged, no gap, no repeat) to the state a fresh load gives; so does a tab
+    # open on one automation, from that automation's changes.
+    grid = dict(before)
+    org_changes = paged(conn, world["viewer"], org, after_create)
+    assert org_changes == served[12:]
+    for message in org_changes:
+        apply(grid, message)
+    assert grid == snapshot(conn, ids)
+    for automation_id in (ids[0], ids[7]):
+        tab = {str(automation_id): dict(before[str(automation_id)])}
+        for message in paged(conn, world["viewer"], org, after_create, automation_id):
+            apply(tab, message)
+        assert tab == snapshot(conn, [automation_id])
 
 
 def test_a_broadcast_that_fails_never_fails_the_write_and_the_log_keeps_every_change(conn, world):
@@ -113,6 +169,10 @@ def test_a_broadcast_that_fails_never_fails_the_write_and_the_log_keeps_every_ch
     assert any(w.startswith("ErrorSendingBroadcastMessage: no partition") for w in warnings)
     assert messages(conn) == []
     served = changes_since(conn, world["viewer"], org, start)["changes"]
-    assert [c["type"] for c in served] == ["automation.updated"] * 3 + [
-        "bulk.completed", "deployment.moved", "config.saved"]
-    assert sorted(c["automation_id"] for c in served[:3]) == sorted(str(i) for i in ids)
+    assert [c["type"] for c in served] == [
+        "automations.bulk_updated", "bulk.completed", "deployment.moved", "config.saved"]
+    assert served[0]["data"]["automation_ids"] == [str(i) for i in ids]
+    for automation_id in ids:
+        mine = rpc(conn, world["viewer"], "select cfg.changes_since(%s, %s, 100, %s) as r",
+                   (org, start, automation_id))["r"]["changes"]
+        assert [(c["type"], c["data"]["tags"]) for c in mine] == [("automation.updated", ["bulk"])]

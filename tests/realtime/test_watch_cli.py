@@ -26,6 +26,17 @@ def test_watch_locally_prints_the_changes_after_a_cursor(cfgctl, conn, world):
     assert world["editor"].email in people.out
 
 
+def test_watch_prints_a_bulk_batch_as_one_line(cfgctl, conn, world):
+    start = head_cursor(conn, world.org_a)
+    ids = [r["id"] for r in conn.execute("select id from cfg.automations where org_id = %s", (world.org_a,))]
+    conn.commit()
+    run = cfgctl("bulk", "tag", "org-a", "eu-west", "--ids", ",".join(map(str, ids)), "--as", world["editor"].email)
+    assert run.code == 0, run.output
+    people = cfgctl("watch", "org-a", "--as", world["viewer"].email, "--after", start, "--count", "2")
+    assert people.code == 0, people.output
+    assert f'automations.bulk_updated   tag of {len(ids)} automations: {{"tags": {{"add": ["eu-west"]}}}}' in people.out
+
+
 def test_watch_locally_from_now_stops_at_its_timeout(cfgctl, world):
     run = cfgctl("watch", "org-a", "--as", world["viewer"].email, "--timeout", "0.3", "--interval", "0.1",
                  "--json")
