@@ -51,15 +51,17 @@ declare
         select 1 from pg_catalog.pg_attribute as a
         where a.attrelid = tbl and a.attname = 'automation_id' and not a.attisdropped
     );
+    btree oid := (select am.oid from pg_catalog.pg_am as am where am.amname = 'btree');
 begin
     -- Typed comparison where the type has a default btree opclass (its equality), else as
     -- JSON, as the general path compares.
     select array_agg(a.attname::text order by a.attnum), array_agg(case when exists (
             select 1 from pg_catalog.pg_opclass as c
-            where c.opcmethod = 403 and c.opcdefault and c.opcintype = any(array[t.oid,
+            where c.opcmethod = btree and c.opcdefault and c.opcintype = any(array[t.oid,
                 case t.typcategory when 'E' then 'anyenum'::regtype when 'A' then 'anyarray'::regtype end])
                 and (t.typcategory <> 'A' or exists (
-                    select 1 from pg_catalog.pg_opclass as e where e.opcmethod = 403 and e.opcdefault and e.opcintype = t.typelem
+                    select 1 from pg_catalog.pg_opclass as e
+                    where e.opcmethod = btree and e.opcdefault and e.opcintype = t.typelem
                 ))
         ) then format('o.%1$I is distinct from n.%1$I', a.attname)
         else format('to_jsonb(o.%1$I) is distinct from to_jsonb(n.%1$I)', a.attname) end order by a.attnum)
