@@ -102,17 +102,27 @@ async def follow_hosted(url: str, anon_key: str, token: str, org_id: str, automa
 
     client = AsyncRealtimeClient(f"{url.rstrip('/')}/realtime/v1", anon_key, auto_reconnect=False)
     await client.set_auth(token)
-    topic = f"automation:{automation_id}" if automation_id else f"org:{org_id}"
-    channel = client.channel(topic, {"config": {"private": True, "broadcast": {"self": False, "ack": False},
-                                                "presence": None}})
     received: asyncio.Queue = asyncio.Queue()
-    channel.on_broadcast("*", lambda message: received.put_nowait(message["payload"]))
-    joined: dict = {}
-    await channel.subscribe(lambda status, error: joined.update(status=status, error=error))
-    try:
+    config = {"config": {"private": True, "broadcast": {"self": False, "ack": False}, "presence": None}}
+
+    async def join(topic: str, event: str, keep: Callable[[dict], bool]) -> None:
+        channel = client.channel(topic, config)
+        channel.on_broadcast(event, lambda m: keep(m["payload"]) and received.put_nowait(m["payload"]))
+        joined: dict = {}
+        await channel.subscribe(lambda status, error: joined.update(status=status, error=error))
         if joined.get("status") != RealtimeSubscribeStates.SUBSCRIBED:
             raise CfgError(f"Realtime refused to join {topic}: {joined.get('error') or joined.get('status')}",
                            "PT403")
+
+    try:
+        if automation_id is None:
+            await join(f"org:{org_id}", "*", lambda _: True)
+        else:
+            # A bulk batch is one message on the org's topic only (docs/realtime.md): an
+            # automation's tab hears those that name it there.
+            await join(f"automation:{automation_id}", "*", lambda _: True)
+            await join(f"org:{org_id}", "automations.bulk_updated",
+                       lambda payload: automation_id in payload["data"]["automation_ids"])
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         seen = 0

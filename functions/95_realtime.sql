@@ -32,12 +32,9 @@ revoke execute on function cfg_private.change_cursor(xid8, bigint) from public, 
 -- the change for changes_since) at the cost of one step per statement, not per message.
 -- realtime.send is SECURITY INVOKER, so the insert needs no privilege it did not need:
 -- the owner's (postgres on a hosted project: INSERT on realtime.messages, BYPASSRLS).
--- org_topic = false: the changes go to their automations' topics only (a bulk batch's,
--- whose org topic gets one message for the batch: broadcast_bulk_batch below); the log
--- says so, and an org's catch-up leaves them out as its topic did.
 -- security definer: API roles cannot write cfg_private. Executable by nobody: only the
 -- triggers below (definer too) call it, so nobody can forge a change.
-create or replace function cfg_private.broadcast_changes(changes jsonb [], org_topic boolean)
+create or replace function cfg_private.broadcast_changes(changes jsonb [])
 returns void
 language plpgsql
 security definer
@@ -60,10 +57,9 @@ begin
     -- ordinality). The messages are then read back by key for the broadcast insert,
     -- which is cheaper than carrying thousands of rows in a variable.
     with logged as (
-        insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message, created_at, org_topic)
+        insert into cfg_private.changes (seq, xid, org_id, automation_id, type, message, created_at)
         select s.seq, key_xid, (s.change ->> 'org_id')::uuid, (s.change ->> 'automation_id')::uuid, s.change ->> 'type',
-            s.change || jsonb_build_object('id', k.cursor, 'cursor', k.cursor, 'stable', stable, 'at', now()), now(),
-            broadcast_changes.org_topic
+            s.change || jsonb_build_object('id', k.cursor, 'cursor', k.cursor, 'stable', stable, 'at', now()), now()
         from (
             select c.change, c.n, nextval('cfg_private.changes_seq') as seq
             from unnest(changes) with ordinality as c (change, n)
@@ -78,7 +74,7 @@ begin
         select l.message, l.type, t.topic, true, 'broadcast'
         from cfg_private.changes as l
         cross join lateral (
-            values (1, case when l.org_topic then 'org:' || l.org_id end), (2, 'automation:' || l.automation_id)
+            values (1, 'org:' || l.org_id), (2, 'automation:' || l.automation_id)
         ) as t (place, topic)
         -- Another transaction's changes may hold keys in between: their xid differs.
         where l.seq between first_seq and last_seq and l.xid = key_xid and t.topic is not null
@@ -88,15 +84,17 @@ begin
     end;
 end
 $$;
-revoke execute on function cfg_private.broadcast_changes(jsonb [], boolean) from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.broadcast_changes(jsonb []) from public, anon, authenticated, service_role;
 
 -- The outbox already records, once per change and with the right type, what a
 -- dashboard shows: automations, saves and rollbacks, promotion requests and their
 -- decisions, validation status. Each becomes a broadcast of its non-secret part: no
 -- content_hash (a digest over the content, secrets included); `changes` lists keys only.
 -- Statement-level: the events one statement appended are broadcast together. In a batch
--- of a bulk operation (the mark its definer helpers write), automation.updated goes to
--- the automation's topic only: the org's gets the batch's one message (broadcast_bulk_batch).
+-- of a bulk operation (the mark its definer helpers write), the automation.updated are
+-- not broadcast at all: the batch is one message on the org's topic, which automation
+-- tabs hear too (broadcast_bulk_batch). Realtime counts every row of realtime.messages
+-- against the project's messages per second, subscribed or not, and drops what is over.
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_event()
 returns trigger
@@ -105,41 +103,31 @@ security definer
 set search_path = ''
 as $$
 declare
-    to_org jsonb [];
-    to_automations jsonb [];
+    changes jsonb [];
 begin
-    select
-        coalesce(array_agg(c.change order by c.id) filter (where not c.bulk), '{}'),
-        coalesce(array_agg(c.change order by c.id) filter (where c.bulk), '{}')
-    into to_org, to_automations
-    from (
-        -- The mark is looked up once, and only when there is an automation.updated.
-        select e.id, e.type = 'automation.updated' and (
-            select exists (
-                select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch'
-            )
-        ) as bulk, jsonb_build_object(
-            'type', e.type, 'org_id', e.org_id, 'automation_id', e.automation_id,
-            'actor', jsonb_build_object('id', e.actor_id, 'email', e.actor_email),
-            'data', case
-                when e.type like 'automation.%' then e.payload -> 'automation'
-                else (e.payload - 'content_hash') || jsonb_build_object('environment_id', e.environment_id)
-            end
-        ) as change
-        from new_events as e
-        where e.type in (
-            'automation.created', 'automation.updated', 'automation.deleted', 'config.saved', 'config.rolled_back',
-            'promotion.requested', 'promotion.approved', 'promotion.rejected', 'validation.status_changed',
-            -- The end of a bulk operation, for the dashboard's progress bar (a summary: counts).
-            'bulk.completed'
+    select coalesce(array_agg(jsonb_build_object(
+        'type', e.type, 'org_id', e.org_id, 'automation_id', e.automation_id,
+        'actor', jsonb_build_object('id', e.actor_id, 'email', e.actor_email),
+        'data', case
+            when e.type like 'automation.%' then e.payload -> 'automation'
+            else (e.payload - 'content_hash') || jsonb_build_object('environment_id', e.environment_id)
+        end
+    ) order by e.id), '{}')
+    into changes
+    from new_events as e
+    where e.type in (
+        'automation.created', 'automation.updated', 'automation.deleted', 'config.saved', 'config.rolled_back',
+        'promotion.requested', 'promotion.approved', 'promotion.rejected', 'validation.status_changed',
+        -- The end of a bulk operation, for the dashboard's progress bar (a summary: counts).
+        'bulk.completed'
+    )
+    -- The mark is looked up once per statement (an init plan).
+    and not (e.type = 'automation.updated' and (
+        select exists (
+            select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch'
         )
-    ) as c;
-    if cardinality(to_org) > 0 then
-        perform cfg_private.broadcast_changes(to_org, true);
-    end if;
-    if cardinality(to_automations) > 0 then
-        perform cfg_private.broadcast_changes(to_automations, false);
-    end if;
+    ));
+    perform cfg_private.broadcast_changes(changes);
     return null;
 end
 $$;
@@ -175,7 +163,7 @@ begin
             'previous_version', case when tg_op = 'UPDATE' then old.version end,
             'deployed_by', new.deployed_by_email
         )
-    )], true);
+    )]);
     return null;
 end
 $$;
@@ -185,11 +173,13 @@ create or replace trigger broadcast after insert or update of version_id on cfg.
 for each row execute function cfg_private.broadcast_deployment();
 
 -- A batch of a bulk status, tag or untag operation: one message on the org's topic for
--- the batch, when bulk_record records its items (each automation's topic had its own
--- automation.updated: broadcast_event). Supabase Realtime limits messages per second per
--- project and channel; thousands of automation.updated on one org topic would be
--- throttled and flood every open grid. The message says which automations changed and
--- how, so a grid applies it as it would apply each of them (docs/realtime.md).
+-- the batch, when bulk_record records its items, instead of an automation.updated per
+-- automation on two topics (broadcast_event). Supabase Realtime counts every broadcast
+-- against the project's messages per second (500 on Pro) and drops what is over, every
+-- org's alike: a batch of 5,000 would silence the project's realtime for seconds. The
+-- message says which automations changed and how, so a grid applies it as it would
+-- apply each of them, and a tab open on one of them, which also hears its org's topic
+-- for these, applies it to that one (docs/realtime.md).
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_bulk_batch()
 returns trigger
@@ -223,7 +213,7 @@ begin
         ) as i
         join cfg.bulk_operations as o on o.id = i.operation_id
         where o.action in ('status', 'tag', 'untag')
-    ), true);
+    ));
     return null;
 end
 $$;
@@ -333,9 +323,11 @@ begin
         select ch.xid, ch.seq, ch.message
         from cfg_private.changes as ch
         where ch.org_id = changes_page.org_id
-          -- As the topic carried them: the org's (a bulk batch's per-automation changes went
-          -- to their automations' topics only), or the automation's.
-          and (changes_page.automation_id is null and ch.org_topic or ch.automation_id = changes_page.automation_id)
+          -- As the topics carried them: all the org's, or the automation's and the bulk
+          -- batches that changed it (broadcast_bulk_batch).
+          and (changes_page.automation_id is null or ch.automation_id = changes_page.automation_id
+               or ch.type = 'automations.bulk_updated'
+               and ch.message -> 'data' -> 'automation_ids' ? changes_page.automation_id::text)
           and (ch.xid, ch.seq) > (after_xid, after_seq)
           and ch.xid < pg_snapshot_xmin(snap)
         order by ch.xid, ch.seq

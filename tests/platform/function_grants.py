@@ -301,7 +301,7 @@ GRANTS: dict[str, str] = {
 
     # Internals called only from the definer functions above: executable by nobody.
     "cfg_private.apply_content(uuid,uuid,jsonb)": NOBODY,
-    "cfg_private.broadcast_changes(jsonb[],boolean)": NOBODY,
+    "cfg_private.broadcast_changes(jsonb[])": NOBODY,
     "cfg_private.change_cursor(xid8,bigint)": NOBODY,
     "cfg_private.apply_environment_change(cfg.environment_change_requests)": NOBODY,
     "cfg_private.apply_request(cfg.promotion_requests)": NOBODY,

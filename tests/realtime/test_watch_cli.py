@@ -66,6 +66,26 @@ def test_watch_on_a_hosted_project_joins_the_private_channel_with_the_users_toke
     assert any(f["event"] == "heartbeat" and f["topic"] == "phoenix" for f in realtime.frames)
 
 
+def test_watch_of_one_automation_on_a_hosted_project_hears_the_bulk_batches_that_name_it(conn, world):
+    save(conn, world["editor"], world.automation_a, 1, content({"http": {"port": 9090}}))
+    mine = [m["payload"] for m in messages(conn, f"automation:{world.automation_a}")][-1]
+    batch = {"type": "automations.bulk_updated", "automation_id": None, "data": {
+        "action": "tag", "automation_ids": [str(world.automation_a)], "changes": {"tags": {"add": ["eu"]}}}}
+    other = batch | {"data": batch["data"] | {"automation_ids": [str(world.org_b)]}}
+    org, automation = f"org:{world.org_a}", f"automation:{world.automation_a}"
+    with ScriptedRealtime(ANON_KEY, {"user-jwt": {org, automation}}) as realtime:
+        realtime.broadcast(automation, mine["type"], mine)
+        for payload in (other, mine | {"type": "config.saved"}, batch):  # the org's others are not this tab's
+            realtime.broadcast(org, payload["type"], payload)
+        env = {"CFGCTL_SUPABASE_URL": realtime.url, "CFGCTL_SUPABASE_ANON_KEY": ANON_KEY}
+        run = run_cfgctl("watch", f"{world.org_a}/{world.automation_a}", "--token", "user-jwt", "--timeout", "3",
+                         "--json", env=env)
+    assert run.code == 0, run.output
+    assert [json.loads(line) for line in run.out.splitlines()] == [mine, batch]
+    assert [f["topic"] for f in realtime.frames if f["event"] == "phx_join"] == [f"realtime:{automation}",
+                                                                               f"realtime:{org}"]
+
+
 def test_watch_on_a_hosted_project_refused_by_realtime_exits_forbidden(world):
     with ScriptedRealtime(ANON_KEY, {"user-jwt": {f"org:{world.org_b}"}}) as realtime:
         env = {"CFGCTL_SUPABASE_URL": realtime.url, "CFGCTL_SUPABASE_ANON_KEY": ANON_KEY}
