@@ -63,6 +63,56 @@ create or replace trigger notify after insert on cfg_private.events
 referencing new table as new_events
 for each statement execute function cfg_private.notify_events();
 
+-- Every event's type is in the catalogue (cfg_private.event_types): checked for the
+-- statement's rows at once, as a foreign key would check each row with a query of its own
+-- (migrations/20261206000100_events_type_checked_per_statement.sql).
+-- security definer: runs as the owner whoever appends. Executable by nobody.
+create or replace function cfg_private.check_event_types()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    unknown text;
+begin
+    select e.type into unknown
+    from new_events as e
+    where not exists (select 1 from cfg_private.event_types as t where t.type = e.type)
+    limit 1;
+    if found then
+        raise exception 'event type % is not in cfg_private.event_types', quote_literal(unknown)
+            using errcode = '23503', detail = jsonb_build_object('type', unknown)::text;
+    end if;
+    return null;
+end
+$$;
+revoke execute on function cfg_private.check_event_types() from public, anon, authenticated, service_role;
+
+create or replace trigger check_type after insert on cfg_private.events
+referencing new table as new_events
+for each statement execute function cfg_private.check_event_types();
+
+-- A registered type stays: the outbox and webhook endpoints' filters name it.
+-- Executable by nobody.
+create or replace function cfg_private.keep_event_types()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if tg_op = 'UPDATE' and new.type = old.type then
+        return new;
+    end if;
+    raise exception 'event type % is registered for good: it cannot be deleted or renamed', quote_literal(old.type)
+        using errcode = '23503', detail = jsonb_build_object('type', old.type)::text;
+end
+$$;
+revoke execute on function cfg_private.keep_event_types() from public, anon, authenticated, service_role;
+
+create or replace trigger keep_registered before delete or update of type on cfg_private.event_types
+for each row execute function cfg_private.keep_event_types();
+
 -- automation.created / updated / deleted, one per row written, as the same statement's
 -- one INSERT (statement-level: a bulk change of thousands of rows appends its events
 -- at once, bench/bench_bulk.py). The payload is the row ({"automation": row}).

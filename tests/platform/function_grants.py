@@ -263,6 +263,8 @@ GRANTS: dict[str, str] = {
     # attach them to a table of their own and write another org's audit log or events).
     "cfg_private.accept_invitations_on_sign_in()": NOBODY,
     "cfg_private.audit_changes()": NOBODY,
+    "cfg_private.check_event_types()": NOBODY,
+    "cfg_private.keep_event_types()": NOBODY,
     "cfg_private.audit_update_query(regclass,text[])": NOBODY,
     "cfg_private.automation_event()": NOBODY,
     "cfg_private.broadcast_event()": NOBODY,

@@ -198,6 +198,26 @@ def test_known_event_types_include_other_features(conn, world):
             "webhook.delivery_failed", "webhook.endpoint_disabled", "webhook.test"} <= known
 
 
+def test_the_outbox_takes_only_registered_types_and_a_registered_type_stays(conn, world):
+    """Checked once per statement (no foreign key): one unknown type in a multi-row insert
+    refuses the whole insert, with the foreign key's SQLSTATE."""
+    count = "select count(*) as n from cfg_private.events"
+    before = conn.execute(count).fetchone()["n"]
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="event type 'config.saevd' is not in"):
+        conn.execute("insert into cfg_private.events (org_id, type, subject_type, subject_id) "
+                     "select %s, t, 'org', %s from unnest(array['config.saved', 'config.saevd']) as t",
+                     (world.org_a, world.org_a))
+    conn.rollback()
+    assert conn.execute(count).fetchone()["n"] == before
+    for statement in ("delete from cfg_private.event_types where type = 'config.saved'",
+                      "update cfg_private.event_types set type = 'config.stored' where type = 'config.saved'"):
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="registered for good"):
+            conn.execute(statement)
+        conn.rollback()
+    conn.execute("update cfg_private.event_types set description = description where type = 'config.saved'")
+    conn.rollback()
+
+
 # =============================================================================
 # Retry controls and the log (dispatcher simulated through its SQL functions)
 # =============================================================================
