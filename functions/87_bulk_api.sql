@@ -80,11 +80,12 @@ begin
     select jsonb_agg(
         case
             when v.id is null then cfg_private.bulk_not_found(u.id)
-            else jsonb_build_object('automation_id', u.id, 'result', case when c.id is null then 'unchanged' else 'succeeded' end)
-                || case when preview and c.id is not null then jsonb_build_object('preview', case
-                    when action = 'status' then jsonb_build_object('status', jsonb_build_object('from', v.status, 'to', c.status))
-                    else jsonb_build_object('tags', jsonb_build_object('from', v.tags, 'to', c.tags))
-                end) else '{}' end
+            when c.id is null then jsonb_build_object('automation_id', u.id, 'result', 'unchanged')
+            when not preview then jsonb_build_object('automation_id', u.id, 'result', 'succeeded')
+            else jsonb_build_object('automation_id', u.id, 'result', 'succeeded', 'preview', case
+                when action = 'status' then jsonb_build_object('status', jsonb_build_object('from', v.status, 'to', c.status))
+                else jsonb_build_object('tags', jsonb_build_object('from', v.tags, 'to', c.tags))
+            end)
         end
         order by u.n
     )
