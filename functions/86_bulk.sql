@@ -394,6 +394,7 @@ declare
     op cfg.bulk_operations := cfg_private.bulk_operation_for(operation_id, true);
     targets cfg_private.bulk_targets;
     n integer := jsonb_array_length(results);
+    counts record;
     undo boolean;
 begin
     select * into targets from cfg_private.bulk_targets as t where t.operation_id = op.id;
@@ -401,17 +402,25 @@ begin
         raise exception 'only the author records the batches of a running bulk operation'
             using errcode = 'PT403', detail = jsonb_build_object('operation_id', op.id, 'status', op.status)::text;
     end if;
-    if n = 0 or (op.atomic and n <> cardinality(targets.target_ids)) or exists (
-        select 1 from jsonb_array_elements(results) with ordinality as r (item, i)
-        where (r.item ->> 'automation_id')::uuid is distinct from targets.target_ids[op.cursor + r.i::integer]
-    ) then
+    -- One reading of the results for the check and the counts (thousands of items).
+    select
+        coalesce(bool_or(r.automation_id is distinct from targets.target_ids[op.cursor + r.i::integer]), false)
+        as mismatched,
+        count(*) filter (where r.result = 'succeeded') as succeeded,
+        count(*) filter (where r.result = 'unchanged') as unchanged,
+        count(*) filter (where r.result = 'failed') as failed,
+        count(*) filter (where r.result = 'not_found') as not_found
+    into counts
+    from (
+        select (e.item ->> 'automation_id')::uuid as automation_id, e.item ->> 'result' as result, e.i
+        from jsonb_array_elements(results) with ordinality as e (item, i)
+    ) as r;
+    if n = 0 or (op.atomic and n <> cardinality(targets.target_ids)) or counts.mismatched then
         raise exception 'these results are not those of the next batch'
             using errcode = 'PT409', detail = jsonb_build_object('operation_id', op.id, 'cursor', op.cursor)::text;
     end if;
     -- All or nothing: anything failed (or not found at the start), nothing stays.
-    undo := op.atomic and (op.not_found > 0 or exists (
-        select 1 from jsonb_array_elements(results) as r where r ->> 'result' in ('failed', 'not_found')
-    ));
+    undo := op.atomic and (op.not_found > 0 or counts.failed + counts.not_found > 0);
 
     perform cfg_private.bulk_items_unaudited(op.id, true);
     with audited as (
@@ -436,17 +445,9 @@ begin
 
     update cfg.bulk_operations as o
     set cursor = o.cursor + n, done = o.done + n, heartbeat_at = now(),
-        succeeded = o.succeeded + c.succeeded, unchanged = o.unchanged + c.unchanged,
-        failed = o.failed + c.failed, not_found = o.not_found + c.not_found, rolled_back = o.rolled_back + c.rolled_back
-    from (
-        select
-            count(*) filter (where r ->> 'result' = 'succeeded' and not undo) as succeeded,
-            count(*) filter (where r ->> 'result' = 'unchanged') as unchanged,
-            count(*) filter (where r ->> 'result' = 'failed') as failed,
-            count(*) filter (where r ->> 'result' = 'not_found') as not_found,
-            count(*) filter (where r ->> 'result' = 'succeeded' and undo) as rolled_back
-        from jsonb_array_elements(results) as r
-    ) as c
+        succeeded = o.succeeded + case when undo then 0 else counts.succeeded end, unchanged = o.unchanged + counts.unchanged,
+        failed = o.failed + counts.failed, not_found = o.not_found + counts.not_found,
+        rolled_back = o.rolled_back + case when undo then counts.succeeded else 0 end
     where o.id = op.id
     returning o.* into op;
     if op.cursor = cardinality(targets.target_ids) then

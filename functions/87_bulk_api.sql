@@ -80,11 +80,12 @@ begin
     select jsonb_agg(
         case
             when v.id is null then cfg_private.bulk_not_found(u.id)
-            else jsonb_build_object('automation_id', u.id, 'result', case when c.id is null then 'unchanged' else 'succeeded' end)
-                || case when preview and c.id is not null then jsonb_build_object('preview', case
-                    when action = 'status' then jsonb_build_object('status', jsonb_build_object('from', v.status, 'to', c.status))
-                    else jsonb_build_object('tags', jsonb_build_object('from', v.tags, 'to', c.tags))
-                end) else '{}' end
+            when c.id is null then jsonb_build_object('automation_id', u.id, 'result', 'unchanged')
+            when not preview then jsonb_build_object('automation_id', u.id, 'result', 'succeeded')
+            else jsonb_build_object('automation_id', u.id, 'result', 'succeeded', 'preview', case
+                when action = 'status' then jsonb_build_object('status', jsonb_build_object('from', v.status, 'to', c.status))
+                else jsonb_build_object('tags', jsonb_build_object('from', v.tags, 'to', c.tags))
+            end)
         end
         order by u.n
     )
@@ -219,24 +220,24 @@ grant execute on function cfg_private.bulk_run(uuid, text, jsonb, uuid [], boole
 
 -- The items an operation recorded (only those recorded by this transaction: the batch
 -- just run), in selection order, with the status of their promotion requests.
+-- One to_jsonb of the item rows, not an object built per item: about half the cost for
+-- thousands of items. The columns are listed in the order jsonb keeps an object's keys
+-- (shorter first, then bytewise), so no item's keys need sorting; the answer is the same.
 -- security invoker: members read them under RLS.
 create or replace function cfg_private.bulk_items(operation_id uuid, this_transaction boolean)
 returns jsonb
 language sql stable
 set search_path = ''
 as $$
-    select coalesce(jsonb_agg(
-        jsonb_build_object(
-            'position', i.position, 'automation_id', i.automation_id, 'slug', a.slug, 'result', i.result,
-            'code', i.code, 'message', i.message, 'detail', i.detail, 'version_id', i.version_id,
-            'request_id', i.request_id, 'request_status', r.status, 'audit_ids', i.audit_ids
-        )
-        order by i.position
-    ), '[]')
-    from cfg.bulk_operation_items as i
-    left join cfg.automations as a on a.id = i.automation_id and a.org_id = i.org_id
-    left join cfg.promotion_requests as r on r.id = i.request_id
-    where i.operation_id = bulk_items.operation_id and (not this_transaction or i.created_at = now())
+    select coalesce(to_jsonb(array_agg(item order by item.position)), '[]')
+    from (
+        select i.code, a.slug, i.detail, i.result, i.message, i.position, i.audit_ids, i.request_id,
+            i.version_id, i.automation_id, r.status as request_status
+        from cfg.bulk_operation_items as i
+        left join cfg.automations as a on a.id = i.automation_id and a.org_id = i.org_id
+        left join cfg.promotion_requests as r on r.id = i.request_id
+        where i.operation_id = bulk_items.operation_id and (not this_transaction or i.created_at = now())
+    ) as item
 $$;
 revoke execute on function cfg_private.bulk_items(uuid, boolean) from public, anon;
 grant execute on function cfg_private.bulk_items(uuid, boolean) to authenticated, service_role;
@@ -288,7 +289,7 @@ begin
             end;
             op := cfg_private.bulk_record(op.id, results);
         end if;
-        return cfg_private.bulk_summary(op) || jsonb_build_object('items', cfg_private.bulk_items(op.id, false));
+        return jsonb_set(cfg_private.bulk_summary(op), '{items}', cfg_private.bulk_items(op.id, false));
     end if;
 
     -- A dry run: the same engine, rolled back; nothing is recorded.
@@ -345,8 +346,11 @@ begin
     if claim.ids is not null then
         op := cfg_private.bulk_record(op.id, cfg_private.bulk_run(op.org_id, op.action, op.options, claim.ids, false));
     end if;
-    return cfg_private.bulk_summary(op)
-        || jsonb_build_object('busy', claim.busy, 'items', cfg_private.bulk_items(op.id, true));
+    -- jsonb_set copies the items once; || with a built object copied them twice.
+    return jsonb_set(
+        cfg_private.bulk_summary(op) || jsonb_build_object('busy', claim.busy), '{items}',
+        cfg_private.bulk_items(op.id, true)
+    );
 end
 $$;
 revoke execute on function cfg.bulk_continue(uuid) from public, anon;
@@ -380,7 +384,7 @@ begin
         raise exception 'bulk operation not found'
             using errcode = 'PT404', detail = jsonb_build_object('operation_id', operation_id)::text;
     end if;
-    return cfg_private.bulk_summary(op) || jsonb_build_object('items', cfg_private.bulk_items(op.id, false));
+    return jsonb_set(cfg_private.bulk_summary(op), '{items}', cfg_private.bulk_items(op.id, false));
 end
 $$;
 revoke execute on function cfg.get_bulk_operation(uuid) from public, anon;

@@ -102,6 +102,30 @@ def test_a_row_the_statement_refuses_fails_alone(conn, world):
     assert answer["items"][1]["code"] == "23514" and "automations_tags_limit" in answer["items"][1]["message"]
 
 
+def test_each_answer_lists_its_batch_as_the_record_does(conn, world):
+    """The items an answer builds for its batch are those get_bulk_operation reads back, for
+    every kind of result, whichever batch they came in."""
+    a1, a2, a3 = automations(conn, world, "one", "two", "three")
+    conn.execute("update cfg.automations set tags = '{new}' where id = %s", (a2,))
+    conn.execute("update cfg.automations set tags = (select array_agg('t' || n) from generate_series(1, 50) n) "
+                 "where id = %s", (a3,))
+    conn.commit()
+    selection = {"ids": [str(a1), str(uuid.uuid4()), str(a2), str(a3), str(world.automation_b)]}
+    answer = bulk(conn, world["editor"], world.org_a, selection, "tag", tags=["new"], batch_size=2)
+    answers = [answer]
+    while answers[-1]["status"] == "running":
+        answers.append(call(conn, world["editor"], "select cfg.bulk_continue(%s)", (answer["id"],)))
+    record = call(conn, world["viewer"], "select cfg.get_bulk_operation(%s)", (answer["id"],))
+    given = sorted((item for a in answers for item in a["items"]), key=lambda item: item["position"])
+    assert given == record["items"]
+    assert [i["result"] for i in given] == ["succeeded", "not_found", "unchanged", "failed", "not_found"]
+    assert [i["slug"] for i in given] == ["one", None, "two", "three", None]
+    assert given[0]["audit_ids"] and set(given[0]) == {
+        "position", "automation_id", "slug", "result", "code", "message", "detail", "version_id", "request_id",
+        "request_status", "audit_ids"}
+    conn.commit()
+
+
 def test_delete_is_for_admins_per_item_as_the_single_call_says(conn, world):
     a1, a2 = automations(conn, world, "one", "two")
     selection = {"ids": [str(a1), str(a2)]}

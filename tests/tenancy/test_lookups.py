@@ -184,6 +184,10 @@ def test_a_selection_by_ids_reports_foreign_and_unknown_ids_alike_as_not_found(s
     # In the order given, the first mention of a repeated id counts, no slug for what is not found.
     assert [(r["automation_id"], r["slug"], r["found"]) for r in got] == [
         (theirs, None, False), (mine, "billing", True), (unknown, None, False)]
+    # Capital hex digits spell the same id.
+    with conn.transaction(force_rollback=True):
+        got = rows(select(conn, world["viewer"], world.org_a, {"ids": [str(unknown), str(mine).upper()]}))
+    assert [(r["automation_id"], r["found"], r["ord"]) for r in got] == [(unknown, False, 1), (mine, True, 2)]
 
 
 def test_a_selection_by_filter_matches_type_status_tags_environment_and_text(shared):
@@ -211,6 +215,7 @@ def test_a_selection_by_filter_matches_type_status_tags_environment_and_text(sha
 
 @pytest.mark.parametrize("selection", [
     None, [], {}, {"ids": "x"}, {"ids": ["not-a-uuid"]}, {"ids": [1]}, {"ids": [], "where": {}},
+    {"ids": [None]}, {"ids": [uuid.uuid4().hex]}, {"ids": [f"{{{uuid.uuid4()}}}"]},
     {"where": {"colour": "red"}}, {"where": {"status": "gone"}}, {"where": {"tags": "edge"}},
     {"where": {"tags_match": "some"}}, {"where": {"text": "x" * 201}}, {"where": {"deployed_in": "moon"}},
     {"ids": [str(uuid.uuid4())] * 50001},
