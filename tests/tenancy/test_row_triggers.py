@@ -1,9 +1,9 @@
-"""Row stamps (cfg_private.register_table): updated_at on every write, org_id frozen,
-created_by/updated_by from the JWT, whatever the client writes. touch_row and stamp_author
-fire only for a row they would change (their WHEN clauses), so each case here writes what
-a clause could mistake for "nothing to do": a value the trigger itself would set, a
-second write in the same transaction (now() unchanged) by another user. One world,
-every case rolled back."""
+"""The row triggers every write of cfg.automations pays. Stamps (cfg_private.register_table):
+updated_at on every write, org_id frozen, created_by/updated_by from the JWT, whatever the
+client writes. touch_row and stamp_author fire only for a row they would change (their WHEN
+clauses), so each case writes what a clause could mistake for "nothing to do": a value the
+trigger itself would set, a second write in the same transaction (now() unchanged) by
+another user. Events: the row as to_jsonb gives it. One world, every case rolled back."""
 
 from __future__ import annotations
 
@@ -106,3 +106,25 @@ def test_tables_without_authors_and_versioned_tables_stamp_updated_at(shared, ta
         conn.execute(f"update cfg.{table} set updated_at = %s where id = %s", (PAST, target))  # noqa: S608
         assert superuser_value(conn, f"select updated_at = now() from cfg.{table} where id = %s",  # noqa: S608
                                (target,))
+
+
+def test_automation_events_carry_the_row_as_written(shared):
+    # automation.created/updated/deleted: {"automation": the row}, as to_jsonb gives it,
+    # for one row and for a statement of many.
+    conn, world = shared
+    with conn.transaction(force_rollback=True):
+        mark = superuser_value(conn, "select max(id) from cfg_private.events")
+        ids = [r["id"] for r in write(
+            conn, world["editor"], "insert into cfg.automations (org_id, name, slug, tags) select %s, 'E' || n, "
+            "'e-' || n, '{a}' from generate_series(1, 3) as n returning id", (world.org_a,)).rows]
+        write(conn, world["editor"], "update cfg.automations set status = 'paused' where id = any(%s)", (ids,))
+        rows = {r["id"]: r["row"] for r in conn.execute(
+            "select id, to_jsonb(a) as row from cfg.automations as a where id = any(%s)", (ids,))}
+        write(conn, world["admin"], "delete from cfg.automations where id = %s", (ids[0],))
+        events = conn.execute("select type, subject_id, payload from cfg_private.events "
+                              "where id > %s and type like 'automation.%%' order by id", (mark,)).fetchall()
+    assert [e["type"] for e in events] == ["automation.created"] * 3 + ["automation.updated"] * 3 + [
+        "automation.deleted"]
+    assert all(e["payload"] == {"automation": rows[e["subject_id"]]} for e in events[3:])
+    # One transaction: the same updated_at; created before the update.
+    assert all(e["payload"]["automation"] | {"status": "paused"} == rows[e["subject_id"]] for e in events[:3])
