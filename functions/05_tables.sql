@@ -144,10 +144,10 @@ begin
     if versioned not in ('no', 'audit', 'touch_and_audit') then
         raise exception 'versioned is no, audit or touch_and_audit, not %', versioned using errcode = 'PT422';
     end if;
-    -- touch_row and stamp_author run only for a row they would change or must refuse (a
-    -- plpgsql call per written row was a tenth of a bulk update's triggers): the WHEN
-    -- clauses are the functions' own tests. WHEN on an INSERT cannot name OLD, hence a
-    -- trigger per event; the names keep stamp_author before touch_row.
+    -- touch_row and stamp_author run only for a row they would change or must refuse: the
+    -- WHEN clauses are the functions' own tests (their plpgsql calls cost a 5,000-row bulk
+    -- tag about 40 ms of CPU, and 27 ms for its items). WHEN on an INSERT cannot name OLD,
+    -- hence a trigger per event; the names keep stamp_author before touch_row.
     execute format('drop trigger if exists touch_row on %s', tbl);
     foreach event in array array['insert', 'update'] loop
         execute format(
