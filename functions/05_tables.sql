@@ -38,6 +38,7 @@ revoke execute on function cfg_private.touch_updated_at() from public, anon, aut
 
 -- created_by/updated_by come from the JWT, never from the client. The sources of
 -- auth.uid(), read inline: a call per written row cost a tenth of a bulk update.
+-- register_table's WHEN clauses read the same sources (its `actor`).
 create or replace function cfg_private.stamp_author()
 returns trigger
 language plpgsql
@@ -129,7 +130,11 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-    skip_versioned text := format('when (%s) ', cfg_private.versioned_write_condition());
+    versioned_condition text := cfg_private.versioned_write_condition();
+    skip_versioned text := format('when (%s) ', versioned_condition);
+    -- The user stamp_author reads from the JWT, the same text (see there).
+    actor text := 'coalesce(nullif(current_setting(''request.jwt.claim.sub'', true), ''''), '
+        || 'nullif(current_setting(''request.jwt.claims'', true), '''')::jsonb ->> ''sub'')::uuid';
     has_org_id boolean := exists (
         select 1 from pg_attribute as a
         where a.attrelid = tbl and a.attname = 'org_id' and not a.attisdropped
@@ -139,16 +144,36 @@ begin
     if versioned not in ('no', 'audit', 'touch_and_audit') then
         raise exception 'versioned is no, audit or touch_and_audit, not %', versioned using errcode = 'PT422';
     end if;
-    execute format(
-        'create or replace trigger touch_row before insert or update on %s for each row %s'
-        'execute function cfg_private.%s()',
-        tbl, case when versioned = 'touch_and_audit' then skip_versioned else '' end,
-        case when has_org_id then 'touch_row' else 'touch_updated_at' end
-    );
+    -- touch_row and stamp_author run only for a row they would change or must refuse: the
+    -- WHEN clauses are the functions' own tests (their plpgsql calls cost a 5,000-row bulk
+    -- tag about 40 ms of CPU, and 27 ms for its items). WHEN on an INSERT cannot name OLD,
+    -- hence a trigger per event; the names keep stamp_author before touch_row.
+    execute format('drop trigger if exists touch_row on %s', tbl);
+    foreach event in array array['insert', 'update'] loop
+        execute format(
+            'create or replace trigger touch_row_%s before %1$s on %s for each row when (%s(%s)) '
+            'execute function cfg_private.%s()',
+            event, tbl, case when versioned = 'touch_and_audit' then format('(%s) and ', versioned_condition) else '' end,
+            case when event = 'update' and has_org_id
+                then 'new.updated_at is distinct from now() or new.org_id is distinct from old.org_id'
+                else 'new.updated_at is distinct from now()'
+            end,
+            case when has_org_id then 'touch_row' else 'touch_updated_at' end
+        );
+    end loop;
+    execute format('drop trigger if exists stamp_author on %s', tbl);
     if stamp_author then
         execute format(
-            'create or replace trigger stamp_author before insert or update on %s '
-            'for each row execute function cfg_private.stamp_author()', tbl
+            'create or replace trigger stamp_author_insert before insert on %s for each row '
+            'when (new.created_by is distinct from coalesce(%s, new.created_by) '
+            'or new.updated_by is distinct from coalesce(%2$s, new.updated_by)) '
+            'execute function cfg_private.stamp_author()', tbl, actor
+        );
+        execute format(
+            'create or replace trigger stamp_author_update before update on %s for each row '
+            'when (new.created_by is distinct from old.created_by '
+            'or new.updated_by is distinct from coalesce(%s, new.updated_by)) '
+            'execute function cfg_private.stamp_author()', tbl, actor
         );
     end if;
     -- The row-level trigger these replaced (cfg_private.audit_row, dropped).

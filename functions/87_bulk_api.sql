@@ -64,6 +64,7 @@ begin
     changed as (
         update cfg.automations as a
         set status = case when action = 'status' then wanted_status else a.status end,
+            updated_at = now(), updated_by = coalesce((select auth.uid()), a.updated_by), -- as the row triggers would: they skip
             tags = case action
                 when 'tag' then a.tags || array(select t from unnest(wanted_tags) as t where t <> all(a.tags))
                 when 'untag' then array(select t from unnest(a.tags) as t where t <> all(wanted_tags))
