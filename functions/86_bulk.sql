@@ -530,6 +530,9 @@ $$;
 revoke execute on function cfg_private.fail_bulk_operation(uuid, jsonb) from public, anon, authenticated;
 grant execute on function cfg_private.fail_bulk_operation(uuid, jsonb) to service_role;
 
+-- Operations: audited when created and when they end (status, cancelled_by, error); a
+-- batch's progress (cursor, counts, heartbeat) is bookkeeping, and the selection is kept
+-- by the row, not copied into the audit (thousands of ids, re-read by every batch's audit).
 -- Items: audited, except the inserts cfgctl makes (cfg_private.bulk_items_unaudited).
-select cfg_private.register_table('cfg.bulk_operations');
+select cfg_private.register_table('cfg.bulk_operations', audit_arguments => '{-selection,+status,+cancelled_by,+error}');
 select cfg_private.register_table('cfg.bulk_operation_items', audit_arguments => '{-audit_ids}', versioned => 'audit');

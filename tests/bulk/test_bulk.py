@@ -296,6 +296,15 @@ def test_batches_progress_and_cancel_between_batches(conn, world):
     assert [e["payload"]["status"] for e in summary] == ["cancelled"]
     listed = call(conn, world["viewer"], "select jsonb_agg(l) from cfg.list_bulk_operations(%s) l", (world.org_a,))
     assert [(o["status"], o["done"], o["succeeded"]) for o in listed] == [("cancelled", 5, 4)]
+    # The operation's audit: its creation (the selection stays in the row, not copied) and
+    # its cancelling (who, then the end); the batches' progress is bookkeeping.
+    audited = conn.execute("select operation, actor_id, new_values from cfg.audit_log where "
+                           "table_name = 'bulk_operations' and row_id = %s order by id", (first["id"],)).fetchall()
+    assert [(a["operation"], a["actor_id"]) for a in audited] == [
+        ("INSERT", world["editor"].user_id), ("UPDATE", world["admin"].user_id), ("UPDATE", world["admin"].user_id)]
+    assert "selection" not in audited[0]["new_values"] and audited[0]["new_values"]["action"] == "status"
+    assert audited[1]["new_values"] == {"cancelled_by": str(world["admin"].user_id)}
+    assert audited[2]["new_values"]["status"] == "cancelled"
     conn.commit()
 
 
