@@ -63,6 +63,21 @@ create or replace trigger notify after insert on cfg_private.events
 referencing new table as new_events
 for each statement execute function cfg_private.notify_events();
 
+-- The elements of types that are not known event types (null when all are).
+-- security definer: the list lives in cfg_private; webhook endpoints (admins) and the
+-- outbox (check_event_types below) check names against it.
+create or replace function cfg_private.unknown_event_types(types text [])
+returns text []
+language sql stable security definer
+set search_path = ''
+as $$
+    select array_agg(t order by t)
+    from unnest(types) as t
+    where not exists (select 1 from cfg_private.event_types as k where k.type = t)
+$$;
+revoke execute on function cfg_private.unknown_event_types(text []) from public, anon;
+grant execute on function cfg_private.unknown_event_types(text []) to authenticated, service_role;
+
 -- Every event's type is in the catalogue (cfg_private.event_types): checked for the
 -- statement's rows at once, as a foreign key would check each row with a query of its own
 -- (migrations/20261206000100_events_type_checked_per_statement.sql).
@@ -74,15 +89,11 @@ security definer
 set search_path = ''
 as $$
 declare
-    unknown text;
+    unknown text [] := cfg_private.unknown_event_types(array(select distinct e.type from new_events as e));
 begin
-    select e.type into unknown
-    from new_events as e
-    where not exists (select 1 from cfg_private.event_types as t where t.type = e.type)
-    limit 1;
-    if found then
-        raise exception 'event type % is not in cfg_private.event_types', quote_literal(unknown)
-            using errcode = '23503', detail = jsonb_build_object('type', unknown)::text;
+    if unknown is not null then
+        raise exception 'event type % is not in cfg_private.event_types', quote_literal(unknown[1])
+            using errcode = '23503', detail = jsonb_build_object('type', unknown[1])::text;
     end if;
     return null;
 end

@@ -264,20 +264,6 @@ $$;
 revoke execute on function cfg.webhook_event_types() from public, anon;
 grant execute on function cfg.webhook_event_types() to authenticated, service_role;
 
--- The elements of types that are not known event types (null when all are).
--- security definer: the list lives in cfg_private; endpoint writes by admins check it.
-create or replace function cfg_private.unknown_event_types(types text [])
-returns text []
-language sql stable security definer
-set search_path = ''
-as $$
-    select array_agg(t order by t)
-    from unnest(types) as t
-    where not exists (select 1 from cfg_private.event_types as k where k.type = t)
-$$;
-revoke execute on function cfg_private.unknown_event_types(text []) from public, anon;
-grant execute on function cfg_private.unknown_event_types(text []) to authenticated, service_role;
-
 -- A new signing secret: whsec_ + base64 of 32 random bytes.
 create or replace function cfg_private.new_webhook_secret()
 returns text

@@ -271,8 +271,8 @@ revoke execute on function cfg_private.bulk_items_unaudited(uuid, boolean) from 
 
 -- Marks the transaction as running a batch of a status, tag or untag operation (on_ =
 -- true) until bulk_record has recorded it (on_ = false): meanwhile its automation.updated
--- changes are broadcast to each automation's topic only, and the org's topic gets one
--- automations.bulk_updated for the batch when its items are recorded
+-- changes are not broadcast, and the org's topic gets one automations.bulk_updated for
+-- the batch when its items are recorded
 -- (functions/95_realtime.sql, docs/realtime.md). A mark, not a setting: only definer code
 -- writes it, after checking the author.
 create or replace function cfg_private.bulk_batch_mark(op cfg.bulk_operations, on_ boolean)
