@@ -105,10 +105,18 @@ def test_a_follower_ends_with_exactly_the_databases_state(db_url, conn, world):
     follower = Follower(conn, world["viewer"], org)
     start = head_cursor(conn, org)
 
+    # Saves 4 to 6 wait for the tab to disconnect, the last for it to reconnect: however
+    # fast the machine, some saves are missed live and some arrive after the catch-up.
+    disconnected, reconnected = threading.Event(), threading.Event()
+
     def writer(automation) -> None:
         rng = random.Random(str(automation))
         with psycopg.connect(db_url, row_factory=dict_row, options="-c synchronous_commit=on") as own:
             for version in range(8):
+                if version == 4:
+                    disconnected.wait(10)
+                elif version == 7:
+                    reconnected.wait(10)
                 with acting_as(own, world["editor"]) as cur:
                     cur.execute("select cfg.save_config(%s, %s, %s::jsonb)", (automation, version, save_body(version)))
                     time.sleep(rng.random() * 0.03)  # commits land out of xid order
@@ -124,9 +132,12 @@ def test_a_follower_ends_with_exactly_the_databases_state(db_url, conn, world):
         while any(t.is_alive() for t in threads):
             messages = stream()
             # Rounds 3 to 5: disconnected, these broadcasts never reach the tab.
+            if rounds == 3:
+                disconnected.set()
             if rounds == 6:
                 # Reconnected: what arrives meanwhile waits until the catch-up is done.
                 follower.catch_up()
+                reconnected.set()
             if rounds not in (3, 4, 5):
                 for m in messages:
                     follower.live(m)
