@@ -8,12 +8,18 @@ Two shapes: a 50-entry config with every value changed, and with one value chang
 cheapest save, where the broadcasts weigh most). Target <= 1.1x. Alternating half-second
 rounds; the median of the per-round ratios.
 
+A bulk patch of 500 automations in one batch: the Realtime messages it writes, and how many
+a second, against the same 500 patches as single patch_config calls. Realtime drops what
+is over the project's messages per second (100 on the Free plan), every org's alike.
+Target: the batch's one message and the operation's bulk.completed, within 100 a second.
+
 Run: .venv/bin/python bench/bench_realtime.py
 """
 
 from __future__ import annotations
 
 import json
+import time
 from itertools import count
 
 import psycopg
@@ -74,6 +80,41 @@ def main() -> None:
                       f"{1000 / baseline:.2f} ms without -> ratio {ratio:.2f}x (target <= 1.1x)")
             messages = loud.execute("select count(*) as n from realtime.messages").fetchone()["n"]
             print(f"    ({messages} broadcasts written to realtime.messages)")
+            bulk_patch(loud, admin, editor, org)
+
+
+def bulk_patch(conn, admin, editor, org, size: int = 500) -> None:
+    ids = [call(conn, admin, "select id from cfg.create_automation(%s, %s, %s)", (org, f"P{i}", f"p{i}"))[0]["id"]
+           for i in range(size)]
+    for automation in ids:
+        call(conn, editor, "select cfg.save_config(%s, 0, %s::jsonb)",
+             (automation, json.dumps(entries_content(5, 0))))
+
+    def written(patch) -> tuple[int, float]:
+        """Messages written to realtime.messages by patch(), and its seconds."""
+        before = conn.execute("select count(*) as n from realtime.messages").fetchone()["n"]
+        start = time.perf_counter()
+        patch()
+        seconds = time.perf_counter() - start
+        return conn.execute("select count(*) as n from realtime.messages").fetchone()["n"] - before, seconds
+
+    def single_calls() -> None:
+        for automation in ids:
+            call(conn, editor, "select cfg.patch_config(%s, null, %s::jsonb)",
+                 (automation, json.dumps({"section0": {"key0": {"value": "single"}}})))
+
+    def one_batch() -> None:
+        op = call(conn, editor, "select cfg.bulk_apply(%s, %s::jsonb, 'patch', %s::jsonb) as r",
+                  (org, json.dumps({"ids": [str(i) for i in ids]}),
+                   json.dumps({"set": {"section0.key0": "bulk"}, "batch_size": size})))[0]["r"]
+        assert op["status"] == "completed" and op["succeeded"] == size, op["status"]
+
+    single, single_seconds = written(single_calls)
+    bulk, bulk_seconds = written(one_batch)
+    print(f"bulk patch of {size} automations, one batch: {bulk} Realtime messages ({bulk / bulk_seconds:.0f}/s "
+          f"over {bulk_seconds:.2f} s) vs as single calls {single} ({single / single_seconds:.0f}/s over "
+          f"{single_seconds:.2f} s) -> ratio {bulk / single:.4f}x "
+          "(target: the batch's message and bulk.completed, < 100/s)")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ def summary(change: dict) -> str:
     elif kind.startswith("promotion."):
         text = f"request {data.get('request_id')} for v{data.get('version')}"
     elif kind == "automations.bulk_updated":
-        text = f"{data['action']} of {len(data['automation_ids'])} automations: {json.dumps(data['changes'])}"
+        # No changes (patch, promote, delete): a dashboard reloads those automations.
+        text = f"{data['action']} of {len(data['automation_ids'])} automations"
+        text += f": {json.dumps(data['changes'])}" if data["changes"] else ""
     else:
         text = f"{data.get('from')} -> {data.get('to')}"
     return f"{change['at'][:19]} {kind:<26} {text} [{change['actor'].get('email') or 'system'}]"

@@ -269,12 +269,11 @@ end
 $$;
 revoke execute on function cfg_private.bulk_items_unaudited(uuid, boolean) from public, anon, authenticated, service_role;
 
--- Marks the transaction as running a batch of a status, tag or untag operation (on_ =
--- true) until bulk_record has recorded it (on_ = false): meanwhile its automation.updated
--- changes are not broadcast, and the org's topic gets one automations.bulk_updated for
--- the batch when its items are recorded
--- (functions/95_realtime.sql, docs/realtime.md). A mark, not a setting: only definer code
--- writes it, after checking the author.
+-- Marks the transaction as running a batch of a bulk operation (on_ = true) until
+-- bulk_record has recorded it (on_ = false): meanwhile its automations' changes are not
+-- broadcast one by one, and the org's topic gets one automations.bulk_updated for the
+-- batch when its items are recorded (functions/95_realtime.sql, docs/realtime.md). A
+-- mark, not a setting: only definer code writes it, after checking the author.
 create or replace function cfg_private.bulk_batch_mark(op cfg.bulk_operations, on_ boolean)
 returns void
 language plpgsql
@@ -282,7 +281,7 @@ security definer
 set search_path = ''
 as $$
 begin
-    if on_ and op.action in ('status', 'tag', 'untag') then
+    if on_ then
         insert into cfg_private.transaction_marks (mark, subject_id) values ('bulk_batch', op.id) on conflict do nothing;
     elsif not on_ then
         delete from cfg_private.transaction_marks as m

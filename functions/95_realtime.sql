@@ -86,15 +86,32 @@ end
 $$;
 revoke execute on function cfg_private.broadcast_changes(jsonb []) from public, anon, authenticated, service_role;
 
+-- Whether this transaction is running a batch of a bulk operation (the mark bulk_claim
+-- writes and bulk_record removes, functions/86_bulk.sql). Its automations' changes are
+-- then not broadcast one by one: the batch is one message on the org's topic
+-- (broadcast_bulk_batch). In a batch, every change about an automation is about one of
+-- the batch's: the engine runs the single calls on those only.
+-- Executable by nobody: the definer triggers below call it.
+create or replace function cfg_private.in_bulk_batch()
+returns boolean
+language sql stable
+set search_path = ''
+as $$
+    select exists (
+        select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch'
+    )
+$$;
+revoke execute on function cfg_private.in_bulk_batch() from public, anon, authenticated, service_role;
+
 -- The outbox already records, once per change and with the right type, what a
 -- dashboard shows: automations, saves and rollbacks, promotion requests and their
 -- decisions, validation status. Each becomes a broadcast of its non-secret part: no
 -- content_hash (a digest over the content, secrets included); `changes` lists keys only.
 -- Statement-level: the events one statement appended are broadcast together. In a batch
--- of a bulk operation (the mark its definer helpers write), the automation.updated are
--- not broadcast at all: the batch is one message on the org's topic, which automation
--- tabs hear too (broadcast_bulk_batch). Realtime counts every row of realtime.messages
--- against the project's messages per second, subscribed or not, and drops what is over.
+-- of a bulk operation, the changes of its automations are not broadcast at all: the
+-- batch is one message on the org's topic, which automation tabs hear too
+-- (broadcast_bulk_batch). Realtime counts every row of realtime.messages against the
+-- project's messages per second, subscribed or not, and drops what is over.
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_event()
 returns trigger
@@ -122,11 +139,7 @@ begin
         'bulk.completed'
     )
     -- The mark is looked up once per statement (an init plan).
-    and not (e.type = 'automation.updated' and (
-        select exists (
-            select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch'
-        )
-    ));
+    and not (e.automation_id is not null and (select cfg_private.in_bulk_batch()));
     perform cfg_private.broadcast_changes(changes);
     return null;
 end
@@ -138,7 +151,8 @@ referencing new table as new_events
 for each statement execute function cfg_private.broadcast_event();
 
 -- An environment now runs another version (a save lands in the first environment, a
--- promotion moves the next): the outbox has no event of its own for this.
+-- promotion moves the next): the outbox has no event of its own for this. Not in a
+-- bulk batch (its one message covers it).
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_deployment()
 returns trigger
@@ -149,7 +163,7 @@ as $$
 declare
     actor record := cfg_private.current_actor();
 begin
-    if tg_op = 'UPDATE' and old.version_id = new.version_id then
+    if (tg_op = 'UPDATE' and old.version_id = new.version_id) or cfg_private.in_bulk_batch() then
         return null;
     end if;
     perform cfg_private.broadcast_changes(array[jsonb_build_object(
@@ -172,14 +186,17 @@ revoke execute on function cfg_private.broadcast_deployment() from public, anon,
 create or replace trigger broadcast after insert or update of version_id on cfg.deployments
 for each row execute function cfg_private.broadcast_deployment();
 
--- A batch of a bulk status, tag or untag operation: one message on the org's topic for
--- the batch, when bulk_record records its items, instead of an automation.updated per
--- automation on two topics (broadcast_event). Supabase Realtime counts every broadcast
--- against the project's messages per second (500 on Pro) and drops what is over, every
--- org's alike: a batch of 5,000 would silence the project's realtime for seconds. The
--- message says which automations changed and how, so a grid applies it as it would
--- apply each of them, and a tab open on one of them, which also hears its org's topic
--- for these, applies it to that one (docs/realtime.md).
+-- A batch of a bulk operation: one message on the org's topic for the batch, when
+-- bulk_record records its items, instead of each automation's changes on two topics
+-- (broadcast_event, broadcast_deployment). Supabase Realtime counts every broadcast
+-- against the project's messages per second (100 on Free, 500 on Pro) and drops what is
+-- over, every org's alike: a batch of 5,000 would silence the project's realtime for
+-- seconds, and a bulk patch or promote (a few messages per automation, about 100
+-- automations a second) for as long as it runs. The message says which automations
+-- changed. For status, tag and untag it says how (`changes`, and the stamps every row
+-- got), so a grid applies it as it would apply each automation.updated; for patch,
+-- promote and delete `changes` is null, and a tab reloads (or drops) those it shows.
+-- A tab open on one automation also hears its org's topic for these (docs/realtime.md).
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_bulk_batch()
 returns trigger
@@ -199,10 +216,11 @@ begin
                 'changes', case o.action
                     when 'status' then jsonb_build_object('status', o.options -> 'status')
                     when 'tag' then jsonb_build_object('tags', jsonb_build_object('add', o.options -> 'tags'))
-                    else jsonb_build_object('tags', jsonb_build_object('remove', o.options -> 'tags'))
+                    when 'untag' then jsonb_build_object('tags', jsonb_build_object('remove', o.options -> 'tags'))
                 end,
                 -- What the update's row triggers stamped on each (touch_row, stamp_author).
-                'updated_at', now(), 'updated_by', actor.actor_id
+                'updated_at', case when o.action in ('status', 'tag', 'untag') then now() end,
+                'updated_by', case when o.action in ('status', 'tag', 'untag') then actor.actor_id end
             )
         )
         from (
@@ -212,7 +230,6 @@ begin
             group by n.operation_id
         ) as i
         join cfg.bulk_operations as o on o.id = i.operation_id
-        where o.action in ('status', 'tag', 'untag')
     ));
     return null;
 end

@@ -270,6 +270,7 @@ GRANTS: dict[str, str] = {
     "cfg_private.broadcast_event()": NOBODY,
     "cfg_private.broadcast_deployment()": NOBODY,
     "cfg_private.broadcast_bulk_batch()": NOBODY,
+    "cfg_private.in_bulk_batch()": NOBODY,
     "cfg_private.quick_find_names_insert()": NOBODY,
     "cfg_private.quick_find_names_rename()": NOBODY,
     "cfg_private.check_webhook_endpoint()": NOBODY,

@@ -149,6 +149,74 @@ def test_a_bulk_batch_is_one_message_on_the_org_topic_and_none_on_its_automation
         assert tab == snapshot(conn, [automation_id])
 
 
+def bulk_run(conn, who, org_id, ids, action: str, **options) -> dict:
+    """A bulk operation driven to its end, as its author's client would."""
+    with acting_as(conn, who) as cur:
+        op = cur.execute("select cfg.bulk_apply(%s, %s::jsonb, %s, %s::jsonb) as r",
+                         (org_id, json.dumps({"ids": [str(i) for i in ids]}), action,
+                          json.dumps(options))).fetchone()["r"]
+    while op["status"] == "running":
+        op = rpc(conn, who, "select cfg.bulk_continue(%s) as r", (op["id"],))["r"]
+    return op
+
+
+def test_a_bulk_patch_promote_or_delete_batch_is_one_message_too(conn, world):
+    """Each item of these runs the single call (a save, a promotion, a delete), which alone
+    broadcasts several changes on two topics; in a bulk batch, the batch is one message on
+    the org's topic (changes null: a tab reloads what it lists), at any size within
+    Realtime's rate. The webhooks still get every item's event from the outbox."""
+    org = world.org_a
+    ids = new_automations(conn, world, 3)
+    for automation_id in ids:
+        save(conn, world["editor"], automation_id, 0, content({"http": {"port": 80}}))
+    start = head_cursor(conn, org)
+    events_before = conn.execute("select count(*) as n from cfg_private.events").fetchone()["n"]
+    conn.execute("set synchronous_commit = on")
+    conn.execute("select pg_create_logical_replication_slot('bulk_item_broadcasts', 'wal2json')")
+    conn.commit()
+    try:
+        patch = bulk_run(conn, world["editor"], org, ids, "patch", set={"http.port": 81}, batch_size=2)
+        promote = bulk_run(conn, world["editor"], org, ids, "promote", from_env="dev", to_env="staging", batch_size=2)
+        delete = bulk_run(conn, world["admin"], org, ids[1:], "delete")
+        sent = wal_messages(conn, "bulk_item_broadcasts")
+    finally:
+        conn.rollback()
+        conn.execute("select pg_drop_replication_slot('bulk_item_broadcasts')")
+        conn.commit()
+    assert [(op["status"], op["succeeded"]) for op in (patch, promote, delete)] == [("completed", 3),
+                                                                                 ("completed", 3),
+                                                                                 ("completed", 2)]
+
+    # Nothing on any automation's topic; on the org's, a message per batch and each end.
+    assert {m["topic"] for m in sent} == {f"org:{org}"}
+    assert [m["event"] for m in sent] == [
+        "automations.bulk_updated", "automations.bulk_updated", "bulk.completed",
+        "automations.bulk_updated", "automations.bulk_updated", "bulk.completed",
+        "automations.bulk_updated", "bulk.completed"]
+    batches = [m["payload"]["data"] for m in sent if m["event"] == "automations.bulk_updated"]
+    names = [str(i) for i in ids]
+    assert [(b["operation_id"], b["action"], b["automation_ids"]) for b in batches] == [
+        (patch["id"], "patch", names[:2]), (patch["id"], "patch", names[2:]),
+        (promote["id"], "promote", names[:2]), (promote["id"], "promote", names[2:]),
+        (delete["id"], "delete", names[1:])]
+    assert all(b["changes"] is None and b["updated_at"] is None and b["updated_by"] is None for b in batches)
+    # The log serves what was sent; an automation's catch-up serves the batches naming it.
+    served = changes_since(conn, world["viewer"], org, start)["changes"]
+    assert served == [m["payload"] for m in sent]
+    mine = rpc(conn, world["viewer"], "select cfg.changes_since(%s, %s, 100, %s) as r",
+               (org, start, ids[0]))["r"]["changes"]
+    assert [c["data"]["action"] for c in mine] == ["patch", "promote"]
+
+    # The outbox (webhooks) has every item's event: 3 saves, 3 promotions, 2 deletions,
+    # and each operation's end.
+    kinds = conn.execute(
+        "select type, count(*)::int as n from (select type from cfg_private.events order by id offset %s) as e "
+        "group by type", (events_before,)).fetchall()
+    conn.commit()
+    assert {k["type"]: k["n"] for k in kinds} == {
+        "config.saved": 3, "promotion.applied": 3, "automation.deleted": 2, "bulk.completed": 3}
+
+
 def test_a_broadcast_that_fails_never_fails_the_write_and_the_log_keeps_every_change(conn, world):
     org = world.org_a
     ids = new_automations(conn, world, 3)

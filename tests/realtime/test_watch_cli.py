@@ -32,9 +32,14 @@ def test_watch_prints_a_bulk_batch_as_one_line(cfgctl, conn, world):
     conn.commit()
     run = cfgctl("bulk", "tag", "org-a", "eu-west", "--ids", ",".join(map(str, ids)), "--as", world["editor"].email)
     assert run.code == 0, run.output
-    people = cfgctl("watch", "org-a", "--as", world["viewer"].email, "--after", start, "--count", "2")
+    run = cfgctl("bulk", "patch", "org-a", "--set", "http.port=8443", "--ids", str(world.automation_a),
+                 "--as", world["editor"].email)
+    assert run.code == 0, run.output
+    people = cfgctl("watch", "org-a", "--as", world["viewer"].email, "--after", start, "--count", "4")
     assert people.code == 0, people.output
-    assert f'automations.bulk_updated   tag of {len(ids)} automations: {{"tags": {{"add": ["eu-west"]}}}}' in people.out
+    lines = [line for line in people.out.splitlines() if "automations.bulk_updated" in line]
+    assert [line.split(" automations.bulk_updated ", 1)[1].strip().rsplit(" [", 1)[0] for line in lines] == [
+        f'tag of {len(ids)} automations: {{"tags": {{"add": ["eu-west"]}}}}', "patch of 1 automations"]
 
 
 def test_watch_locally_from_now_stops_at_its_timeout(cfgctl, world):
