@@ -244,54 +244,6 @@ end
 $$;
 revoke execute on function cfg_private.bulk_finish(uuid, text) from public, anon, authenticated, service_role;
 
--- Items are the record of an operation and link the audit rows their automations wrote:
--- their own inserts are not audited again, which would double the audit trail of every
--- bulk change. The versioned-write flag skips them (register_table, versioned => 'audit');
--- the mark is what makes the flag count (cfg_private.guard_versioned_write), and only
--- definer code writes it. on = false turns both off again.
-create or replace function cfg_private.bulk_items_unaudited(operation_id uuid, on_ boolean)
-returns void
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-    if on_ then
-        insert into cfg_private.transaction_marks (mark, subject_id)
-        values ('versioned_write', operation_id)
-        on conflict do nothing;
-    else
-        delete from cfg_private.transaction_marks as m
-        where m.txid = txid_current() and m.mark = 'versioned_write' and m.subject_id = operation_id;
-    end if;
-    perform set_config('cfgctl.versioned_write', case when on_ then 'on' else 'off' end, true);
-end
-$$;
-revoke execute on function cfg_private.bulk_items_unaudited(uuid, boolean) from public, anon, authenticated, service_role;
-
--- Marks the transaction as running a batch of a bulk operation (on_ = true) until
--- bulk_record has recorded it (on_ = false): meanwhile its automations' changes are not
--- broadcast one by one, and the org's topic gets one automations.bulk_updated for the
--- batch when its items are recorded (functions/95_realtime.sql, docs/realtime.md). A
--- mark, not a setting: only definer code writes it, after checking the author.
-create or replace function cfg_private.bulk_batch_mark(op cfg.bulk_operations, on_ boolean)
-returns void
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-    if on_ then
-        insert into cfg_private.transaction_marks (mark, subject_id) values ('bulk_batch', op.id) on conflict do nothing;
-    elsif not on_ then
-        delete from cfg_private.transaction_marks as m
-        where m.txid = txid_current() and m.mark = 'bulk_batch' and m.subject_id = op.id;
-    end if;
-end
-$$;
-revoke execute on function cfg_private.bulk_batch_mark(cfg.bulk_operations, boolean)
-from public, anon, authenticated, service_role;
-
 -- Records a new operation: the selection resolved once (select_automations, as the
 -- caller) into its targets (cfg_private.bulk_targets), the items not found recorded at
 -- once. Editors and up.
@@ -368,9 +320,7 @@ begin
     if busy then
         op := cfg_private.bulk_operation_for(operation_id, false);
     elsif op.status = 'running' then
-        select t.target_ids[op.cursor + 1:case when op.atomic then cardinality(t.target_ids) else op.cursor + op.batch_size end]
-        into ids
-        from cfg_private.bulk_targets as t where t.operation_id = op.id;
+        ids := cfg_private.bulk_batch_ids(op);
         perform cfg_private.bulk_batch_mark(op, true);
     end if;
 end

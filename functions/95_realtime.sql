@@ -86,23 +86,6 @@ end
 $$;
 revoke execute on function cfg_private.broadcast_changes(jsonb []) from public, anon, authenticated, service_role;
 
--- Whether this transaction is running a batch of a bulk operation (the mark bulk_claim
--- writes and bulk_record removes, functions/86_bulk.sql). Its automations' changes are
--- then not broadcast one by one: the batch is one message on the org's topic
--- (broadcast_bulk_batch). In a batch, every change about an automation is about one of
--- the batch's: the engine runs the single calls on those only.
--- Executable by nobody: the definer triggers below call it.
-create or replace function cfg_private.in_bulk_batch()
-returns boolean
-language sql stable
-set search_path = ''
-as $$
-    select exists (
-        select 1 from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch'
-    )
-$$;
-revoke execute on function cfg_private.in_bulk_batch() from public, anon, authenticated, service_role;
-
 -- The outbox already records, once per change and with the right type, what a
 -- dashboard shows: automations, saves and rollbacks, promotion requests and their
 -- decisions, validation status. Each becomes a broadcast of its non-secret part: no
@@ -110,7 +93,8 @@ revoke execute on function cfg_private.in_bulk_batch() from public, anon, authen
 -- Statement-level: the events one statement appended are broadcast together. In a batch
 -- of a bulk operation, the changes of its automations are not broadcast at all: the
 -- batch is one message on the org's topic, which automation tabs hear too
--- (broadcast_bulk_batch). Realtime counts every row of realtime.messages against the
+-- (broadcast_bulk_batch). Which automations a batch covers: a mark each, written by
+-- definer code after checking the caller (bulk_batch_mark, bulk_decision_mark). Realtime counts every row of realtime.messages against the
 -- project's messages per second, subscribed or not, and drops what is over.
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_event()
@@ -121,6 +105,14 @@ set search_path = ''
 as $$
 declare
     changes jsonb [];
+    -- The automations of this transaction's bulk batch or decision, as the keys of an
+    -- object: a lookup is a binary search whatever the plan (the planner takes a
+    -- transition table for one row, and an anti-join on the marks for a nested loop).
+    covered jsonb := (
+        select coalesce(jsonb_object_agg(m.subject_id, true), '{}')
+        from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark in ('bulk_batch', 'bulk_decision')
+    );
 begin
     select coalesce(array_agg(jsonb_build_object(
         'type', e.type, 'org_id', e.org_id, 'automation_id', e.automation_id,
@@ -138,8 +130,7 @@ begin
         -- The end of a bulk operation, for the dashboard's progress bar (a summary: counts).
         'bulk.completed'
     )
-    -- The mark is looked up once per statement (an init plan).
-    and not (e.automation_id is not null and (select cfg_private.in_bulk_batch()));
+    and not coalesce(covered ? e.automation_id::text, false);
     perform cfg_private.broadcast_changes(changes);
     return null;
 end
@@ -152,7 +143,7 @@ for each statement execute function cfg_private.broadcast_event();
 
 -- An environment now runs another version (a save lands in the first environment, a
 -- promotion moves the next): the outbox has no event of its own for this. Not in a
--- bulk batch (its one message covers it).
+-- bulk batch or decision (its one message covers it).
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_deployment()
 returns trigger
@@ -163,7 +154,10 @@ as $$
 declare
     actor record := cfg_private.current_actor();
 begin
-    if (tg_op = 'UPDATE' and old.version_id = new.version_id) or cfg_private.in_bulk_batch() then
+    if (tg_op = 'UPDATE' and old.version_id = new.version_id) or exists (
+        select 1 from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark in ('bulk_batch', 'bulk_decision') and m.subject_id = new.automation_id
+    ) then
         return null;
     end if;
     perform cfg_private.broadcast_changes(array[jsonb_build_object(
@@ -197,6 +191,36 @@ for each row execute function cfg_private.broadcast_deployment();
 -- got), so a grid applies it as it would apply each automation.updated; for patch,
 -- promote and delete `changes` is null, and a tab reloads (or drops) those it shows.
 -- A tab open on one automation also hears its org's topic for these (docs/realtime.md).
+-- Executable by nobody: the trigger below and bulk_decision_mark (definer) call it.
+create or replace function cfg_private.bulk_batch_change(op cfg.bulk_operations, automation_ids jsonb)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    actor record := cfg_private.current_actor();
+    row_change boolean := op.action in ('status', 'tag', 'untag');
+begin
+    return jsonb_build_object(
+        'type', 'automations.bulk_updated', 'org_id', op.org_id, 'automation_id', null,
+        'actor', jsonb_build_object('id', actor.actor_id, 'email', actor.actor_email),
+        'data', jsonb_build_object(
+            'operation_id', op.id, 'action', op.action, 'automation_ids', automation_ids,
+            'changes', case op.action
+                when 'status' then jsonb_build_object('status', op.options -> 'status')
+                when 'tag' then jsonb_build_object('tags', jsonb_build_object('add', op.options -> 'tags'))
+                when 'untag' then jsonb_build_object('tags', jsonb_build_object('remove', op.options -> 'tags'))
+            end,
+            -- What the update's row triggers stamped on each (touch_row, stamp_author).
+            'updated_at', case when row_change then now() end,
+            'updated_by', case when row_change then actor.actor_id end
+        )
+    );
+end
+$$;
+revoke execute on function cfg_private.bulk_batch_change(cfg.bulk_operations, jsonb)
+from public, anon, authenticated, service_role;
+
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_bulk_batch()
 returns trigger
@@ -204,25 +228,9 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-    actor record := cfg_private.current_actor();
 begin
     perform cfg_private.broadcast_changes(array(
-        select jsonb_build_object(
-            'type', 'automations.bulk_updated', 'org_id', o.org_id, 'automation_id', null,
-            'actor', jsonb_build_object('id', actor.actor_id, 'email', actor.actor_email),
-            'data', jsonb_build_object(
-                'operation_id', o.id, 'action', o.action, 'automation_ids', i.ids,
-                'changes', case o.action
-                    when 'status' then jsonb_build_object('status', o.options -> 'status')
-                    when 'tag' then jsonb_build_object('tags', jsonb_build_object('add', o.options -> 'tags'))
-                    when 'untag' then jsonb_build_object('tags', jsonb_build_object('remove', o.options -> 'tags'))
-                end,
-                -- What the update's row triggers stamped on each (touch_row, stamp_author).
-                'updated_at', case when o.action in ('status', 'tag', 'untag') then now() end,
-                'updated_by', case when o.action in ('status', 'tag', 'untag') then actor.actor_id end
-            )
-        )
+        select cfg_private.bulk_batch_change(o, i.ids)
         from (
             select n.operation_id, jsonb_agg(n.automation_id order by n.position) as ids
             from new_items as n

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from sync_service.db import acting_as
+from tests.support.act import attempt
 from tests.support.realtime import head_cursor, messages, wal_messages
 from tests.support.versioning import content, rpc, save
 
@@ -215,6 +216,73 @@ def test_a_bulk_patch_promote_or_delete_batch_is_one_message_too(conn, world):
     conn.commit()
     assert {k["type"]: k["n"] for k in kinds} == {
         "config.saved": 3, "promotion.applied": 3, "automation.deleted": 2, "bulk.completed": 3}
+
+
+def test_an_admins_decision_on_a_bulk_promotion_is_one_message(conn, world):
+    org = world.org_a
+    ids = new_automations(conn, world, 3)
+    for automation_id in ids:
+        save(conn, world["editor"], automation_id, 0, content({"http": {"port": 80}}))
+    bulk_run(conn, world["editor"], org, ids, "promote", from_env="dev", to_env="staging")
+    prod = bulk_run(conn, world["editor"], org, ids, "promote", from_env="staging", to_env="prod")
+    assert [i["request_status"] for i in prod["items"]] == ["pending"] * 3
+    rpc(conn, world["admin"], "select cfg.reject_promotion(%s, 'not this one') as r", (prod["items"][0]["request_id"],))
+    start = head_cursor(conn, org)
+    conn.execute("set synchronous_commit = on")
+    conn.execute("select pg_create_logical_replication_slot('bulk_decision', 'wal2json')")
+    conn.commit()
+    try:
+        decided = rpc(conn, world["admin"], "select cfg.decide_bulk_promotions(%s, true, 'ship') as r",
+                      (prod["id"],))["r"]
+        sent = wal_messages(conn, "bulk_decision")
+    finally:
+        conn.rollback()
+        conn.execute("select pg_drop_replication_slot('bulk_decision')")
+        conn.commit()
+    assert decided["decided"] == 2
+    # Two promotions applied (approved, deployed): one message on the org's topic.
+    assert [(m["topic"], m["event"]) for m in sent] == [(f"org:{org}", "automations.bulk_updated")]
+    data = sent[0]["payload"]["data"]
+    assert (data["operation_id"], data["action"], data["automation_ids"], data["changes"]) == (
+        prod["id"], "promote", [str(i) for i in ids[1:]], None)
+    assert sent[0]["payload"]["actor"]["email"] == world["admin"].email
+    assert changes_since(conn, world["viewer"], org, start)["changes"] == [sent[0]["payload"]]
+    assert len(conn.execute("select 1 from cfg_private.events where type = 'promotion.approved' "
+                            "and automation_id = any(%s)", (ids,)).fetchall()) == 2  # the webhooks' events
+    conn.commit()
+
+
+def test_a_bulk_mark_silences_only_its_own_automations(conn, world):
+    """A caller with plain SQL may set the marks themselves (bulk_claim, bulk_decision_mark):
+    only admins mark a decision, and neither mark keeps any other automation's change off
+    Realtime."""
+    org = world.org_a
+    ids = new_automations(conn, world, 2)
+    for automation_id in ids:
+        save(conn, world["editor"], automation_id, 0, content({"http": {"port": 80}}))
+    bulk_run(conn, world["editor"], org, ids, "promote", from_env="dev", to_env="staging")
+    prod = bulk_run(conn, world["editor"], org, ids[:1], "promote", from_env="staging", to_env="prod")
+    for who in ("editor", "viewer", "outsider"):
+        refused = attempt(conn, world[who], "select cfg_private.bulk_decision_mark(%s, true)", (prod["id"],))
+        assert refused.code in ("PT403", "PT404"), (who, refused)
+    start = head_cursor(conn, org)
+    with acting_as(conn, world["admin"]) as cur:
+        cur.execute("select cfg_private.bulk_decision_mark(%s, true)", (prod["id"],))
+        cur.execute("select cfg.save_config(%s, 1, %s::jsonb)", (ids[1], json.dumps(content({"http": {"port": 81}}))))
+        cur.execute("select cfg.save_config(%s, 1, %s::jsonb)", (ids[0], json.dumps(content({"http": {"port": 82}}))))
+    with acting_as(conn, world["editor"]) as cur:
+        running = cur.execute("select cfg.bulk_apply(%s, %s::jsonb, 'tag', '{\"tags\": [\"x\"], \"batch_size\": 1}') "
+                              "as r", (org, json.dumps({"ids": [str(ids[0]), str(ids[1])]}))).fetchone()["r"]
+    assert running["status"] == "running"  # the first batch (ids[0]) done, ids[1] next
+    with acting_as(conn, world["editor"]) as cur:
+        cur.execute("select * from cfg_private.bulk_claim(%s)", (running["id"],))
+        cur.execute("select cfg.save_config(%s, 2, %s::jsonb)", (ids[0], json.dumps(content({"http": {"port": 83}}))))
+        cur.execute("select cfg.save_config(%s, 2, %s::jsonb)", (ids[1], json.dumps(content({"http": {"port": 84}}))))
+    saved = [(c["type"], c["automation_id"], c["data"].get("version"))
+             for c in changes_since(conn, world["viewer"], org, start)["changes"] if c["type"] == "config.saved"]
+    # ids[0] has a request of the marked decision, ids[1] is the claimed batch: only those
+    # saves went unbroadcast.
+    assert saved == [("config.saved", str(ids[1]), 2), ("config.saved", str(ids[0]), 3)]
 
 
 def test_a_broadcast_that_fails_never_fails_the_write_and_the_log_keeps_every_change(conn, world):

@@ -1,0 +1,70 @@
+-- =============================================================================
+-- Bulk operations, the marks a batch's transaction carries (issue 12): its item rows
+-- are not audited again, and its automations' changes reach Realtime as one message
+-- per batch (functions/95_realtime.sql). Marks, not settings: only definer code writes
+-- them (86_bulk.sql, after checking the author), and each covers only its operation's
+-- automations. An admin's decision on a bulk promotion: bulk_decision_mark, 95_realtime.sql.
+-- =============================================================================
+
+-- Items are the record of an operation and link the audit rows their automations wrote:
+-- their own inserts are not audited again, which would double the audit trail of every
+-- bulk change. The versioned-write flag skips them (register_table, versioned => 'audit');
+-- the mark is what makes the flag count (cfg_private.guard_versioned_write), and only
+-- definer code writes it. on = false turns both off again.
+create or replace function cfg_private.bulk_items_unaudited(operation_id uuid, on_ boolean)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if on_ then
+        insert into cfg_private.transaction_marks (mark, subject_id)
+        values ('versioned_write', operation_id)
+        on conflict do nothing;
+    else
+        delete from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark = 'versioned_write' and m.subject_id = operation_id;
+    end if;
+    perform set_config('cfgctl.versioned_write', case when on_ then 'on' else 'off' end, true);
+end
+$$;
+revoke execute on function cfg_private.bulk_items_unaudited(uuid, boolean) from public, anon, authenticated, service_role;
+
+-- The next batch of a running operation: the batch_size targets after its cursor (an
+-- atomic operation's: all of them).
+create or replace function cfg_private.bulk_batch_ids(op cfg.bulk_operations)
+returns uuid []
+language sql stable
+set search_path = ''
+as $$
+    select t.target_ids[op.cursor + 1:case when op.atomic then cardinality(t.target_ids) else op.cursor + op.batch_size end]
+    from cfg_private.bulk_targets as t where t.operation_id = op.id
+$$;
+revoke execute on function cfg_private.bulk_batch_ids(cfg.bulk_operations) from public, anon, authenticated, service_role;
+
+-- Marks the transaction as running the next batch of a bulk operation (on_ = true) until
+-- bulk_record has recorded it (on_ = false): meanwhile the changes of the batch's
+-- automations are not broadcast one by one, and the org's topic gets one
+-- automations.bulk_updated for the batch when its items are recorded
+-- (functions/95_realtime.sql, docs/realtime.md). A mark per automation of the batch
+-- (subject_id), so it silences nothing else and the broadcast triggers look each up by
+-- key. A mark, not a setting: only definer code writes it, after checking the author.
+create or replace function cfg_private.bulk_batch_mark(op cfg.bulk_operations, on_ boolean)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if on_ then
+        insert into cfg_private.transaction_marks (mark, subject_id)
+        select 'bulk_batch', b.id from unnest(cfg_private.bulk_batch_ids(op)) as b (id)
+        on conflict do nothing;
+    else
+        delete from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch';
+    end if;
+end
+$$;
+revoke execute on function cfg_private.bulk_batch_mark(cfg.bulk_operations, boolean)
+from public, anon, authenticated, service_role;
