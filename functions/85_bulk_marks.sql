@@ -3,7 +3,7 @@
 -- are not audited again, and its automations' changes reach Realtime as one message
 -- per batch (functions/95_realtime.sql). Marks, not settings: only definer code writes
 -- them (86_bulk.sql, after checking the author), and each covers only its operation's
--- automations. An admin's decision on a bulk promotion: bulk_decision_mark, 95_realtime.sql.
+-- automations. An admin's decision on a bulk promotion: 99_bulk_decisions.sql.
 -- =============================================================================
 
 -- Items are the record of an operation and link the audit rows their automations wrote:

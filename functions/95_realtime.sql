@@ -94,8 +94,9 @@ revoke execute on function cfg_private.broadcast_changes(jsonb []) from public, 
 -- of a bulk operation, the changes of its automations are not broadcast at all: the
 -- batch is one message on the org's topic, which automation tabs hear too
 -- (broadcast_bulk_batch). Which automations a batch covers: a mark each, written by
--- definer code after checking the caller (bulk_batch_mark, bulk_decision_mark). Realtime counts every row of realtime.messages against the
--- project's messages per second, subscribed or not, and drops what is over.
+-- definer code after checking the caller (bulk_batch_mark, bulk_decision_mark).
+-- Realtime counts every row of realtime.messages against the project's messages per
+-- second, subscribed or not, and drops what is over.
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_event()
 returns trigger
