@@ -106,14 +106,6 @@ set search_path = ''
 as $$
 declare
     changes jsonb [];
-    -- The automations of this transaction's bulk batch or decision, as the keys of an
-    -- object: a lookup is a binary search whatever the plan (the planner takes a
-    -- transition table for one row, and an anti-join on the marks for a nested loop).
-    covered jsonb := (
-        select coalesce(jsonb_object_agg(m.subject_id, true), '{}')
-        from cfg_private.transaction_marks as m
-        where m.txid = txid_current() and m.mark in ('bulk_batch', 'bulk_decision')
-    );
 begin
     select coalesce(array_agg(jsonb_build_object(
         'type', e.type, 'org_id', e.org_id, 'automation_id', e.automation_id,
@@ -131,7 +123,13 @@ begin
         -- The end of a bulk operation, for the dashboard's progress bar (a summary: counts).
         'bulk.completed'
     )
-    and not coalesce(covered ? e.automation_id::text, false);
+    -- Not an automation of this transaction's bulk batch or decision: a key lookup per
+    -- event, as a subquery. (As an anti-join, the planner takes the transition table for
+    -- one row and reads every mark for each event: 5,000 x 5,000 for a bulk tag.)
+    and not (select exists (
+        select 1 from cfg_private.transaction_marks as m
+        where m.txid = txid_current() and m.mark = 'bulk_batch' and m.subject_id = e.automation_id
+    ));
     perform cfg_private.broadcast_changes(changes);
     return null;
 end
@@ -157,7 +155,7 @@ declare
 begin
     if (tg_op = 'UPDATE' and old.version_id = new.version_id) or exists (
         select 1 from cfg_private.transaction_marks as m
-        where m.txid = txid_current() and m.mark in ('bulk_batch', 'bulk_decision') and m.subject_id = new.automation_id
+        where m.txid = txid_current() and m.mark = 'bulk_batch' and m.subject_id = new.automation_id
     ) then
         return null;
     end if;
