@@ -57,12 +57,12 @@ security definer
 set search_path = ''
 as $$
 begin
+    delete from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch';
     if on_ then
+        -- A plain insert (the targets are distinct, and no mark is left): an ON CONFLICT
+        -- check per row would double its cost.
         insert into cfg_private.transaction_marks (mark, subject_id)
-        select 'bulk_batch', b.id from unnest(cfg_private.bulk_batch_ids(op)) as b (id)
-        on conflict do nothing;
-    else
-        delete from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch';
+        select 'bulk_batch', b.id from unnest(cfg_private.bulk_batch_ids(op)) as b (id);
     end if;
 end
 $$;
