@@ -26,14 +26,19 @@ def new_automations(conn, world, count: int) -> list:
             "from generate_series(1, %s) as n returning id", (world.org_a, count))]
 
 
-def bulk_tag(conn, who, org_id, ids, batch_size: int, action: str = "tag") -> dict:
+def bulk_run(conn, who, org_id, ids, action: str, **options) -> dict:
+    """A bulk operation driven to its end, as its author's client would."""
     with acting_as(conn, who) as cur:
         op = cur.execute("select cfg.bulk_apply(%s, %s::jsonb, %s, %s::jsonb) as r",
                          (org_id, json.dumps({"ids": [str(i) for i in ids]}), action,
-                          json.dumps({"tags": ["bulk"], "batch_size": batch_size}))).fetchone()["r"]
+                          json.dumps(options))).fetchone()["r"]
     while op["status"] == "running":
         op = rpc(conn, who, "select cfg.bulk_continue(%s) as r", (op["id"],))["r"]
     return op
+
+
+def bulk_tag(conn, who, org_id, ids, batch_size: int, action: str = "tag") -> dict:
+    return bulk_run(conn, who, org_id, ids, action, tags=["bulk"], batch_size=batch_size)
 
 
 def on_topics(changes: list[dict]) -> list[tuple[str, dict]]:
@@ -150,17 +155,6 @@ def test_a_bulk_batch_is_one_message_on_the_org_topic_and_none_on_its_automation
         assert tab == snapshot(conn, [automation_id])
 
 
-def bulk_run(conn, who, org_id, ids, action: str, **options) -> dict:
-    """A bulk operation driven to its end, as its author's client would."""
-    with acting_as(conn, who) as cur:
-        op = cur.execute("select cfg.bulk_apply(%s, %s::jsonb, %s, %s::jsonb) as r",
-                         (org_id, json.dumps({"ids": [str(i) for i in ids]}), action,
-                          json.dumps(options))).fetchone()["r"]
-    while op["status"] == "running":
-        op = rpc(conn, who, "select cfg.bulk_continue(%s) as r", (op["id"],))["r"]
-    return op
-
-
 def test_a_bulk_patch_promote_or_delete_batch_is_one_message_too(conn, world):
     """Each item of these runs the single call (a save, a promotion, a delete), which alone
     broadcasts several changes on two topics; in a bulk batch, the batch is one message on
@@ -184,9 +178,8 @@ def test_a_bulk_patch_promote_or_delete_batch_is_one_message_too(conn, world):
         conn.rollback()
         conn.execute("select pg_drop_replication_slot('bulk_item_broadcasts')")
         conn.commit()
-    assert [(op["status"], op["succeeded"]) for op in (patch, promote, delete)] == [("completed", 3),
-                                                                                 ("completed", 3),
-                                                                                 ("completed", 2)]
+    assert [(op["status"], op["succeeded"]) for op in (patch, promote, delete)] == [
+        ("completed", 3), ("completed", 3), ("completed", 2)]
 
     # Nothing on any automation's topic; on the org's, a message per batch and each end.
     assert {m["topic"] for m in sent} == {f"org:{org}"}
@@ -270,9 +263,8 @@ def test_a_bulk_mark_silences_only_its_own_automations(conn, world):
         cur.execute("select cfg_private.bulk_decision_mark(%s, true)", (prod["id"],))
         cur.execute("select cfg.save_config(%s, 1, %s::jsonb)", (ids[1], json.dumps(content({"http": {"port": 81}}))))
         cur.execute("select cfg.save_config(%s, 1, %s::jsonb)", (ids[0], json.dumps(content({"http": {"port": 82}}))))
-    with acting_as(conn, world["editor"]) as cur:
-        running = cur.execute("select cfg.bulk_apply(%s, %s::jsonb, 'tag', '{\"tags\": [\"x\"], \"batch_size\": 1}') "
-                              "as r", (org, json.dumps({"ids": [str(ids[0]), str(ids[1])]}))).fetchone()["r"]
+    running = rpc(conn, world["editor"], "select cfg.bulk_apply(%s, %s::jsonb, 'tag', %s::jsonb) as r",
+                  (org, json.dumps({"ids": [str(i) for i in ids]}), json.dumps({"tags": ["x"], "batch_size": 1})))["r"]
     assert running["status"] == "running"  # the first batch (ids[0]) done, ids[1] next
     with acting_as(conn, world["editor"]) as cur:
         cur.execute("select * from cfg_private.bulk_claim(%s)", (running["id"],))
