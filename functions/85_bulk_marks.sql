@@ -31,26 +31,14 @@ end
 $$;
 revoke execute on function cfg_private.bulk_items_unaudited(uuid, boolean) from public, anon, authenticated, service_role;
 
--- The next batch of a running operation: the batch_size targets after its cursor (an
--- atomic operation's: all of them).
-create or replace function cfg_private.bulk_batch_ids(op cfg.bulk_operations)
-returns uuid []
-language sql stable
-set search_path = ''
-as $$
-    select t.target_ids[op.cursor + 1:case when op.atomic then cardinality(t.target_ids) else op.cursor + op.batch_size end]
-    from cfg_private.bulk_targets as t where t.operation_id = op.id
-$$;
-revoke execute on function cfg_private.bulk_batch_ids(cfg.bulk_operations) from public, anon, authenticated, service_role;
-
--- Marks the transaction as running the next batch of a bulk operation (on_ = true) until
--- bulk_record has recorded it (on_ = false): meanwhile the changes of the batch's
--- automations are not broadcast one by one, and the org's topic gets one
--- automations.bulk_updated for the batch when its items are recorded
--- (functions/95_realtime.sql, docs/realtime.md). A mark per automation of the batch
--- (subject_id), so it silences nothing else and the broadcast triggers look each up by
--- key. A mark, not a setting: only definer code writes it, after checking the author.
-create or replace function cfg_private.bulk_batch_mark(op cfg.bulk_operations, on_ boolean)
+-- Marks the transaction's automations whose changes a bulk message covers: the batch it
+-- runs (bulk_claim, until bulk_record marks none) or the requests an admin decides
+-- (bulk_decision_mark). Meanwhile the broadcast triggers send nothing about them, and
+-- the org's topic gets one automations.bulk_updated instead (functions/95_realtime.sql,
+-- docs/realtime.md). A mark per automation (subject_id), so it silences nothing else and
+-- the triggers look each up by key. Replaces the transaction's earlier marks. A mark, not
+-- a setting: only definer code writes it, after checking the caller.
+create or replace function cfg_private.bulk_batch_mark(automation_ids uuid [])
 returns void
 language plpgsql
 security definer
@@ -58,13 +46,10 @@ set search_path = ''
 as $$
 begin
     delete from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch';
-    if on_ then
-        -- A plain insert (the targets are distinct, and no mark is left): an ON CONFLICT
-        -- check per row would double its cost.
-        insert into cfg_private.transaction_marks (mark, subject_id)
-        select 'bulk_batch', b.id from unnest(cfg_private.bulk_batch_ids(op)) as b (id);
-    end if;
+    -- A plain insert (the ids are distinct, and no mark is left): an ON CONFLICT check per
+    -- row would double its cost.
+    insert into cfg_private.transaction_marks (mark, subject_id)
+    select 'bulk_batch', a.id from unnest(automation_ids) as a (id);
 end
 $$;
-revoke execute on function cfg_private.bulk_batch_mark(cfg.bulk_operations, boolean)
-from public, anon, authenticated, service_role;
+revoke execute on function cfg_private.bulk_batch_mark(uuid []) from public, anon, authenticated, service_role;

@@ -320,8 +320,10 @@ begin
     if busy then
         op := cfg_private.bulk_operation_for(operation_id, false);
     elsif op.status = 'running' then
-        ids := cfg_private.bulk_batch_ids(op);
-        perform cfg_private.bulk_batch_mark(op, true);
+        select t.target_ids[op.cursor + 1:case when op.atomic then cardinality(t.target_ids) else op.cursor + op.batch_size end]
+        into ids
+        from cfg_private.bulk_targets as t where t.operation_id = op.id;
+        perform cfg_private.bulk_batch_mark(ids);
     end if;
 end
 $$;
@@ -390,7 +392,7 @@ begin
     from jsonb_array_elements(results) with ordinality as r (item, i)
     left join audited as a on a.automation_id = (r.item ->> 'automation_id')::uuid;
     perform cfg_private.bulk_items_unaudited(op.id, false);
-    perform cfg_private.bulk_batch_mark(op, false);
+    perform cfg_private.bulk_batch_mark('{}');
 
     update cfg.bulk_operations as o
     set cursor = o.cursor + n, done = o.done + n, heartbeat_at = now(),

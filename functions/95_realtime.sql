@@ -142,7 +142,8 @@ for each statement execute function cfg_private.broadcast_event();
 
 -- An environment now runs another version (a save lands in the first environment, a
 -- promotion moves the next): the outbox has no event of its own for this. Not in a
--- bulk batch or decision (its one message covers it).
+-- bulk batch or decision (its one message covers it; the same mark lookup as
+-- broadcast_event's).
 -- security definer: it calls broadcast_changes. Executable by nobody.
 create or replace function cfg_private.broadcast_deployment()
 returns trigger

@@ -6,9 +6,9 @@
 
 -- Marks the transaction as an admin's decision on a bulk promotion's pending requests
 -- (cfg.decide_bulk_promotions; on_ = true): meanwhile the changes of their automations
--- are not broadcast one by one (the batch mark, one per automation, as bulk_batch_mark
--- writes). on_ = false removes the marks and broadcasts one automations.bulk_updated
--- listing `decided` (those of the operation's requests), as a batch would be.
+-- are not broadcast one by one (bulk_batch_mark). on_ = false removes the marks and
+-- broadcasts one automations.bulk_updated listing `decided` (those of the operation's
+-- requests), as a batch would be.
 -- security definer: it writes the mark, for admins of the operation's org only.
 create or replace function cfg_private.bulk_decision_mark(operation_id uuid, on_ boolean, decided uuid [] default '{}')
 returns void
@@ -22,24 +22,22 @@ begin
     perform cfg_private.require_role_on(op.org_id, 'admin', 'deciding promotions', 'bulk operation',
                                         'operation_id', op.id);
     if on_ then
-        insert into cfg_private.transaction_marks (mark, subject_id)
-        select 'bulk_batch', i.automation_id
-        from cfg.bulk_operation_items as i
-        join cfg.promotion_requests as r on r.id = i.request_id
-        where i.operation_id = op.id and r.status = 'pending'
-        on conflict do nothing;
+        perform cfg_private.bulk_batch_mark(array(
+            select i.automation_id
+            from cfg.bulk_operation_items as i
+            join cfg.promotion_requests as r on r.id = i.request_id
+            where i.operation_id = op.id and r.status = 'pending'
+        ));
         return;
     end if;
-    delete from cfg_private.transaction_marks as m where m.txid = txid_current() and m.mark = 'bulk_batch';
-    if found then
-        perform cfg_private.broadcast_changes(array(
-            select cfg_private.bulk_batch_change(op, jsonb_agg(i.automation_id order by i.position))
-            from cfg.bulk_operation_items as i
-            join unnest(decided) as d (automation_id) on d.automation_id = i.automation_id
-            where i.operation_id = op.id and i.request_id is not null
-            having count(*) > 0
-        ));
-    end if;
+    perform cfg_private.bulk_batch_mark('{}');
+    perform cfg_private.broadcast_changes(array(
+        select cfg_private.bulk_batch_change(op, jsonb_agg(i.automation_id order by i.position))
+        from cfg.bulk_operation_items as i
+        join unnest(decided) as d (automation_id) on d.automation_id = i.automation_id
+        where i.operation_id = op.id and i.request_id is not null
+        having count(*) > 0
+    ));
 end
 $$;
 revoke execute on function cfg_private.bulk_decision_mark(uuid, boolean, uuid []) from public, anon;
